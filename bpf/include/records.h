@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Record layouts shared by the kernel programs and user space.
+ *
+ * Every ring-buffer record starts with struct osprey_hdr. The TypeScript
+ * mirror lives in src/sensors/process/layout.ts; test/unit/layout.test.ts
+ * compiles this header and checks that sizes and offsets agree.
+ */
+#ifndef OSPREY_RECORDS_H
+#define OSPREY_RECORDS_H
+
+#ifndef __OSPREY_KERNEL_TYPES
+#include <stdint.h>
+typedef uint8_t __u8;
+typedef uint16_t __u16;
+typedef uint32_t __u32;
+typedef uint64_t __u64;
+#endif
+
+enum osprey_record_type {
+	OSPREY_REC_EXEC = 1,
+	OSPREY_REC_FORK = 2,
+	OSPREY_REC_EXIT = 3,
+};
+
+/* osprey_exec.flags */
+enum osprey_exec_flags {
+	OSPREY_EXEC_ARGS_TRUNCATED = 1 << 0,
+	OSPREY_EXEC_PATH_TRUNCATED = 1 << 1,
+	OSPREY_EXEC_CWD_TRUNCATED = 1 << 2,
+	OSPREY_EXEC_SETUID = 1 << 3,      /* file is setuid and changed the euid */
+	OSPREY_EXEC_SETGID = 1 << 4,      /* file is setgid and changed the egid */
+	OSPREY_EXEC_FILENAME_TRUNCATED = 1 << 5,
+	OSPREY_EXEC_ARGS_FAULT = 1 << 6,  /* argv could not be read */
+	OSPREY_EXEC_CWD_UNREACHABLE = 1 << 7, /* cwd outside the process root */
+};
+
+enum osprey_ns_index {
+	OSPREY_NS_UTS = 0,
+	OSPREY_NS_IPC,
+	OSPREY_NS_MNT,
+	OSPREY_NS_PID,
+	OSPREY_NS_PID_FOR_CHILDREN,
+	OSPREY_NS_NET,
+	OSPREY_NS_TIME,
+	OSPREY_NS_TIME_FOR_CHILDREN,
+	OSPREY_NS_CGROUP,
+	OSPREY_NS_USER,
+	OSPREY_NS_COUNT,
+};
+
+struct osprey_hdr {
+	__u16 type;   /* enum osprey_record_type */
+	__u16 cpu;
+	__u32 size;   /* whole record, header included */
+	__u64 ktime;  /* bpf_ktime_get_ns() when the record was made */
+	__u32 pid;    /* thread-group id */
+	__u32 tid;
+};
+
+/*
+ * exec: followed by data[] = path, filename, args, cwd, each with its length
+ * below (no terminating NUL). args are argv[0..] separated by NUL.
+ */
+struct osprey_exec {
+	struct osprey_hdr hdr;
+	__u32 ppid;
+	__u32 uid;
+	__u32 euid;
+	__u32 gid;
+	__u32 egid;
+	__u32 suid;
+	__u32 sgid;
+	__u32 auid;
+	__u32 flags;       /* enum osprey_exec_flags */
+	__u32 nlink;       /* links of the executed file; 0 = deleted or memfd */
+	__u64 ino;         /* inode number of the executed file */
+	__u64 cgroup_id;
+	__u64 start_time;  /* task->start_time (monotonic ns) */
+	__u64 parent_start_time;
+	__u64 cap_permitted;
+	__u64 cap_effective;
+	__u64 cap_inheritable;
+	__u32 ns[OSPREY_NS_COUNT];
+	__u32 file_uid;
+	__u32 file_gid;
+	__u32 file_mode;
+	__u16 path_len;
+	__u16 filename_len;
+	__u32 args_len;
+	__u16 cwd_len;
+	__u16 pad;
+	__u32 argc;
+};
+
+/* fork: a new thread group (not a thread) */
+struct osprey_fork {
+	struct osprey_hdr hdr;  /* pid/tid = the child */
+	__u32 ppid;
+	__u32 pad;
+	__u64 start_time;        /* child's task->start_time */
+	__u64 parent_start_time;
+	__u64 cgroup_id;
+};
+
+/* exit: once per thread group, when its last thread exits */
+struct osprey_exit {
+	struct osprey_hdr hdr;
+	__u32 ppid;
+	__u32 exit_code;         /* wait status: (status << 8) | signal */
+	__u64 start_time;
+	__u64 cgroup_id;
+};
+
+/* limits of the variable parts of an exec record */
+#define OSPREY_PATH_MAX 4096
+#define OSPREY_ARGS_MAX 32768
+#define OSPREY_PATH_DEPTH 64
+
+/* index of the per-CPU drop counters in the "drops" map */
+enum osprey_drop_index {
+	OSPREY_DROP_RINGBUF = 0,   /* bpf_ringbuf reserve/output failed */
+	OSPREY_DROP_ARGS = 1,      /* argv read failed */
+	OSPREY_DROP_COUNT = 4,
+};
+
+#endif

@@ -1,0 +1,368 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Process lifecycle sensor: exec, fork (new thread groups) and exit (last
+ * thread of a group). One record per event into the shared ring buffer.
+ */
+#include "common.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define PATH_MASK (OSPREY_PATH_MAX - 1)
+#define ARGS_MASK (OSPREY_ARGS_MAX - 1)
+#define NAME_MAX_LEN 255
+
+/* Mask x in a way the compiler cannot fold away, so the verifier sees the bound. */
+#define BOUND(x, mask) asm volatile("%0 &= %1" : "+r"(x) : "i"(mask))
+
+/*
+ * Scratch space for one exec record: the header, then a data area that every
+ * write indexes through DATA_MASK (so the verifier can bound it), with room
+ * for a name's worth of overflow at the end.
+ */
+#define DATA_SIZE 65536
+#define DATA_MASK (DATA_SIZE - 1)
+
+struct exec_scratch {
+	struct osprey_exec e;
+	__u8 data[DATA_SIZE + NAME_MAX_LEN + 1];
+};
+
+/* One slot per CPU; user space sets max_entries to the number of CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_scratch);
+} exec_heap SEC(".maps");
+
+/* The path components found walking up, leaf first. */
+struct path_walk {
+	const unsigned char *name[OSPREY_PATH_DEPTH];
+	__u32 len[OSPREY_PATH_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct path_walk);
+} walk_heap SEC(".maps");
+
+struct walk_up_ctx {
+	struct dentry *dentry;
+	struct mount *mnt;
+	struct dentry *root_dentry;
+	struct vfsmount *root_mnt;
+	__u32 n;
+	bool done;
+};
+
+static long walk_up(__u32 i, void *arg)
+{
+	struct walk_up_ctx *c = arg;
+	struct dentry *dentry = c->dentry;
+	struct mount *mnt = c->mnt;
+	__u32 zero = 0, n = c->n;
+	struct path_walk *w = bpf_map_lookup_elem(&walk_heap, &zero);
+	struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+
+	if (!w || (dentry == c->root_dentry && &mnt->mnt == c->root_mnt)) {
+		c->done = true;
+		return 1;
+	}
+	if (dentry == mnt_root || dentry == parent) {
+		struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+
+		if (dentry != mnt_root || mnt_parent == mnt) {
+			c->done = true; /* global root, or a detached mount */
+			return 1;
+		}
+		c->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		c->mnt = mnt_parent;
+		return 0;
+	}
+	if (n >= OSPREY_PATH_DEPTH)
+		return 1;
+	w->name[n] = BPF_CORE_READ(dentry, d_name.name);
+	w->len[n] = BPF_CORE_READ(dentry, d_name.len);
+	c->n = n + 1;
+	c->dentry = parent;
+	return 0;
+}
+
+struct write_down_ctx {
+	__u32 slot;   /* exec_heap slot */
+	__u32 base;   /* where in data[] the path starts */
+	__u32 n;      /* components */
+	__u32 off;    /* bytes written so far */
+	bool truncated;
+};
+
+static long write_down(__u32 i, void *arg)
+{
+	struct write_down_ctx *c = arg;
+	__u32 zero = 0;
+	struct path_walk *w = bpf_map_lookup_elem(&walk_heap, &zero);
+	struct exec_scratch *s = bpf_map_lookup_elem(&exec_heap, &c->slot);
+	__u32 k, len, at;
+
+	if (!w || !s || i >= c->n)
+		return 1;
+	k = (c->n - 1 - i) & (OSPREY_PATH_DEPTH - 1);
+	len = w->len[k];
+	if (len > NAME_MAX_LEN)
+		len = NAME_MAX_LEN;
+	if (c->off + 1 + len > OSPREY_PATH_MAX - 1) {
+		c->truncated = true;
+		return 1;
+	}
+	at = (c->base + c->off) & DATA_MASK;
+	s->data[at] = '/';
+	at = (at + 1) & DATA_MASK;
+	bpf_probe_read_kernel(&s->data[at], len & NAME_MAX_LEN, w->name[k]);
+	c->off += 1 + len;
+	return 0;
+}
+
+static __always_inline struct mount *real_mount(struct vfsmount *mnt)
+{
+	return container_of(mnt, struct mount, mnt);
+}
+
+/*
+ * Write the absolute path of (dentry, vfsmnt) as seen from the task's root
+ * into the slot's data[] at base (at most OSPREY_PATH_MAX - 1 bytes, no NUL).
+ * Returns the length, with *truncated set when the path was deeper or longer
+ * than we copy.
+ */
+static __always_inline __u32 d_path_walk(struct dentry *dentry, struct vfsmount *vfsmnt,
+					 const struct path *root, __u32 slot, __u32 base,
+					 bool *truncated)
+{
+	struct walk_up_ctx up = {
+		.dentry = dentry,
+		.mnt = real_mount(vfsmnt),
+		.root_dentry = root->dentry,
+		.root_mnt = root->mnt,
+	};
+	struct write_down_ctx down = { .slot = slot, .base = base };
+	struct exec_scratch *s;
+
+	bpf_loop(OSPREY_PATH_DEPTH * 2, walk_up, &up, 0);
+	*truncated = !up.done;
+	if (up.n == 0) {
+		s = bpf_map_lookup_elem(&exec_heap, &slot);
+		if (s)
+			s->data[base & DATA_MASK] = '/';
+		return 1;
+	}
+	down.n = up.n;
+	bpf_loop(OSPREY_PATH_DEPTH, write_down, &down, 0);
+	if (down.truncated)
+		*truncated = true;
+	return down.off;
+}
+
+static __always_inline void read_namespaces(struct task_struct *task, __u32 *ns)
+{
+	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
+
+	if (nsp) {
+		ns[OSPREY_NS_UTS] = BPF_CORE_READ(nsp, uts_ns, ns.inum);
+		ns[OSPREY_NS_IPC] = BPF_CORE_READ(nsp, ipc_ns, ns.inum);
+		ns[OSPREY_NS_MNT] = BPF_CORE_READ(nsp, mnt_ns, ns.inum);
+		ns[OSPREY_NS_PID_FOR_CHILDREN] = BPF_CORE_READ(nsp, pid_ns_for_children, ns.inum);
+		ns[OSPREY_NS_NET] = BPF_CORE_READ(nsp, net_ns, ns.inum);
+		ns[OSPREY_NS_TIME] = BPF_CORE_READ(nsp, time_ns, ns.inum);
+		ns[OSPREY_NS_TIME_FOR_CHILDREN] = BPF_CORE_READ(nsp, time_ns_for_children, ns.inum);
+		ns[OSPREY_NS_CGROUP] = BPF_CORE_READ(nsp, cgroup_ns, ns.inum);
+	}
+	/* the task's own pid namespace: the one at its pid's level */
+	{
+		struct pid *pid = BPF_CORE_READ(task, thread_pid);
+		unsigned int level = BPF_CORE_READ(pid, level);
+		ns[OSPREY_NS_PID] = BPF_CORE_READ(pid, numbers[level & 31].ns, ns.inum);
+	}
+	ns[OSPREY_NS_USER] = BPF_CORE_READ(task, cred, user_ns, ns.inum);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(osprey_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct osprey_config *cfg = osprey_config();
+	__u32 slot = bpf_get_smp_processor_id();
+	struct exec_scratch *s;
+	struct osprey_exec *e;
+	const struct cred *cred;
+	struct file *file;
+	struct inode *inode;
+	struct path root, pwd;
+	struct mm_struct *mm;
+	__u32 off, len, args_max;
+	bool trunc;
+
+	if (!in_scope(cfg))
+		return 0;
+	s = bpf_map_lookup_elem(&exec_heap, &slot);
+	if (!s)
+		return 0;
+	e = &s->e;
+
+	__builtin_memset(e, 0, sizeof(*e));
+	e->hdr.type = OSPREY_REC_EXEC;
+	e->hdr.cpu = slot;
+	e->hdr.ktime = bpf_ktime_get_ns();
+	e->hdr.pid = BPF_CORE_READ(task, tgid);
+	e->hdr.tid = BPF_CORE_READ(task, pid);
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->start_time = BPF_CORE_READ(task, start_time);
+	e->parent_start_time = BPF_CORE_READ(task, real_parent, group_leader, start_time);
+	e->cgroup_id = bpf_get_current_cgroup_id();
+
+	cred = BPF_CORE_READ(task, cred);
+	e->uid = BPF_CORE_READ(cred, uid.val);
+	e->euid = BPF_CORE_READ(cred, euid.val);
+	e->gid = BPF_CORE_READ(cred, gid.val);
+	e->egid = BPF_CORE_READ(cred, egid.val);
+	e->suid = BPF_CORE_READ(cred, suid.val);
+	e->sgid = BPF_CORE_READ(cred, sgid.val);
+	e->cap_permitted = BPF_CORE_READ(cred, cap_permitted.val);
+	e->cap_effective = BPF_CORE_READ(cred, cap_effective.val);
+	e->cap_inheritable = BPF_CORE_READ(cred, cap_inheritable.val);
+	if (bpf_core_field_exists(task->loginuid))
+		e->auid = BPF_CORE_READ(task, loginuid.val);
+	else
+		e->auid = (__u32)-1;
+	e->argc = BPF_CORE_READ(bprm, argc);
+	read_namespaces(task, e->ns);
+
+	file = BPF_CORE_READ(bprm, file);
+	inode = BPF_CORE_READ(file, f_inode);
+	e->ino = BPF_CORE_READ(inode, i_ino);
+	e->nlink = BPF_CORE_READ(inode, __i_nlink);
+	e->file_uid = BPF_CORE_READ(inode, i_uid.val);
+	e->file_gid = BPF_CORE_READ(inode, i_gid.val);
+	e->file_mode = BPF_CORE_READ(inode, i_mode);
+	/* S_ISUID / S_ISGID that took effect: the new euid/egid is the file's */
+	if ((e->file_mode & 04000) && e->euid == e->file_uid && e->uid != e->euid)
+		e->flags |= OSPREY_EXEC_SETUID;
+	if ((e->file_mode & 02000) && e->egid == e->file_gid && e->gid != e->egid)
+		e->flags |= OSPREY_EXEC_SETGID;
+
+	BPF_CORE_READ_INTO(&root, task, fs, root);
+	BPF_CORE_READ_INTO(&pwd, task, fs, pwd);
+
+	/* 1. the executed file, resolved by the kernel */
+	len = d_path_walk(BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
+			  &root, slot, 0, &trunc);
+	if (trunc)
+		e->flags |= OSPREY_EXEC_PATH_TRUNCATED;
+	e->path_len = len & PATH_MASK;
+	off = e->path_len;
+
+	/* 2. the filename as passed to execve */
+	{
+		long n = bpf_probe_read_kernel_str(&s->data[off & PATH_MASK], OSPREY_PATH_MAX,
+						   BPF_CORE_READ(bprm, filename));
+		if (n > 0) {
+			if (n == OSPREY_PATH_MAX)
+				e->flags |= OSPREY_EXEC_FILENAME_TRUNCATED;
+			e->filename_len = (n - 1) & PATH_MASK;
+		}
+		off += e->filename_len;
+	}
+
+	/* 3. argv, as the new program sees it */
+	args_max = cfg ? cfg->args_max : 4096;
+	if (args_max > OSPREY_ARGS_MAX - 1)
+		args_max = OSPREY_ARGS_MAX - 1;
+	mm = BPF_CORE_READ(task, mm);
+	{
+		unsigned long as = BPF_CORE_READ(mm, arg_start);
+		unsigned long ae = BPF_CORE_READ(mm, arg_end);
+
+		len = ae > as ? ae - as : 0;
+		if (len > args_max) {
+			len = args_max;
+			e->flags |= OSPREY_EXEC_ARGS_TRUNCATED;
+		}
+		len &= ARGS_MASK;
+		/* path and filename are each < OSPREY_PATH_MAX, so the mask keeps off */
+		off &= 2 * OSPREY_PATH_MAX - 1;
+		BOUND(len, ARGS_MASK);
+		if (len && bpf_probe_read_user(&s->data[off], len, (void *)as) < 0) {
+			e->flags |= OSPREY_EXEC_ARGS_FAULT;
+			count_drop(OSPREY_DROP_ARGS);
+			len = 0;
+		}
+		e->args_len = len;
+	}
+
+	/* 4. the working directory */
+	off = (off & (2 * OSPREY_PATH_MAX - 1)) + (len & ARGS_MASK);
+	len = d_path_walk(pwd.dentry, pwd.mnt, &root, slot, off, &trunc);
+	if (trunc)
+		e->flags |= OSPREY_EXEC_CWD_TRUNCATED;
+	e->cwd_len = len & PATH_MASK;
+	off += e->cwd_len;
+
+	e->hdr.size = sizeof(*e) + off;
+	if (e->hdr.size > sizeof(*s))
+		return 0;
+	emit(s, e->hdr.size & 0x1ffff);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(osprey_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct osprey_config *cfg = osprey_config();
+	struct osprey_fork f = {};
+
+	/* threads share the group's process record */
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0;
+	if (!in_scope(cfg))
+		return 0;
+	f.hdr.type = OSPREY_REC_FORK;
+	f.hdr.cpu = bpf_get_smp_processor_id();
+	f.hdr.size = sizeof(f);
+	f.hdr.ktime = bpf_ktime_get_ns();
+	f.hdr.pid = BPF_CORE_READ(child, tgid);
+	f.hdr.tid = BPF_CORE_READ(child, pid);
+	f.ppid = BPF_CORE_READ(parent, tgid);
+	f.start_time = BPF_CORE_READ(child, start_time);
+	f.parent_start_time = BPF_CORE_READ(parent, group_leader, start_time);
+	f.cgroup_id = bpf_get_current_cgroup_id();
+	emit(&f, sizeof(f));
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(osprey_exit, struct task_struct *task, bool group_dead)
+{
+	struct osprey_config *cfg = osprey_config();
+	struct osprey_exit x = {};
+
+	if (!group_dead)
+		return 0;
+	if (!in_scope(cfg))
+		return 0;
+	x.hdr.type = OSPREY_REC_EXIT;
+	x.hdr.cpu = bpf_get_smp_processor_id();
+	x.hdr.size = sizeof(x);
+	x.hdr.ktime = bpf_ktime_get_ns();
+	x.hdr.pid = BPF_CORE_READ(task, tgid);
+	x.hdr.tid = BPF_CORE_READ(task, pid);
+	x.ppid = BPF_CORE_READ(task, real_parent, tgid);
+	x.start_time = BPF_CORE_READ(task, group_leader, start_time);
+	/* a group exit (exit_group, fatal signal) records its code on the signal struct */
+	if (BPF_CORE_READ(task, signal, flags) & 0x00000004 /* SIGNAL_GROUP_EXIT */)
+		x.exit_code = BPF_CORE_READ(task, signal, group_exit_code);
+	else
+		x.exit_code = BPF_CORE_READ(task, exit_code);
+	x.cgroup_id = bpf_get_current_cgroup_id();
+	emit(&x, sizeof(x));
+	return 0;
+}

@@ -1,0 +1,631 @@
+// Thin N-API layer over libbpf: objects, programs, maps, links, ring buffers
+// and feature probes. Policy and convenience live in TypeScript above it.
+#include <napi.h>
+#include <uv.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/pkt_cls.h>
+#include <net/if.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cstdarg>
+#include <string>
+#include <vector>
+
+namespace {
+
+// libbpf's messages during the current call, so that errors can carry the
+// verifier log instead of printing it to stderr.
+std::string g_log;
+bool g_capture = false;
+
+int PrintFn(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (!g_capture) {
+    if (level == LIBBPF_DEBUG || getenv("OSPREY_LIBBPF_QUIET") != nullptr) return 0;
+    if (getenv("OSPREY_LIBBPF_VERBOSE") == nullptr) return 0;
+    return vfprintf(stderr, fmt, args);
+  }
+  char buf[4096];
+  int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  if (n > 0) g_log.append(buf, std::min<size_t>(n, sizeof(buf) - 1));
+  // keep the tail: the verifier's verdict is at the end
+  if (g_log.size() > (1 << 20)) g_log.erase(0, g_log.size() - (1 << 19));
+  return n;
+}
+
+struct LogCapture {
+  LogCapture() {
+    g_log.clear();
+    g_capture = true;
+  }
+  ~LogCapture() { g_capture = false; }
+};
+
+Napi::Error ErrnoError(Napi::Env env, const std::string& what, int err) {
+  if (err < 0) err = -err;
+  auto e = Napi::Error::New(env, what + ": " + strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  return e;
+}
+
+void Throw(Napi::Env env, const std::string& what, int err) {
+  ErrnoError(env, what, err).ThrowAsJavaScriptException();
+}
+
+// ---------------------------------------------------------------- Link
+
+class Link : public Napi::ObjectWrap<Link> {
+ public:
+  static Napi::FunctionReference ctor;
+  static void Init(Napi::Env env, Napi::Object exports) {
+    auto fn = DefineClass(env, "Link",
+                          {InstanceMethod("destroy", &Link::Destroy), InstanceMethod("pin", &Link::Pin),
+                           InstanceMethod("fd", &Link::Fd)});
+    ctor = Napi::Persistent(fn);
+    exports.Set("Link", fn);
+  }
+  static Napi::Object Wrap(Napi::Env env, bpf_link* link) {
+    auto obj = ctor.New({});
+    Unwrap(obj)->link_ = link;
+    return obj;
+  }
+  static Napi::Object WrapTc(Napi::Env env, const bpf_tc_hook& hook, const bpf_tc_opts& opts) {
+    auto obj = ctor.New({});
+    auto* l = Unwrap(obj);
+    l->tc_ = true;
+    l->tc_hook_ = hook;
+    l->tc_opts_ = opts;
+    return obj;
+  }
+  explicit Link(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Link>(info) {}
+  ~Link() { Release(); }
+
+ private:
+  void Release() {
+    if (link_) {
+      bpf_link__destroy(link_);
+      link_ = nullptr;
+    }
+    if (tc_) {
+      tc_opts_.flags = tc_opts_.prog_fd = tc_opts_.prog_id = 0;
+      bpf_tc_detach(&tc_hook_, &tc_opts_);
+      tc_ = false;
+    }
+  }
+  Napi::Value Destroy(const Napi::CallbackInfo& info) {
+    Release();
+    return info.Env().Undefined();
+  }
+  Napi::Value Pin(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    if (!link_) {
+      Napi::Error::New(env, "pin link: link is destroyed or not pinnable").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::string path = info[0].As<Napi::String>();
+    int err = bpf_link__pin(link_, path.c_str());
+    if (err) Throw(env, "pin link at " + path, err);
+    return env.Undefined();
+  }
+  Napi::Value Fd(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), link_ ? bpf_link__fd(link_) : -1);
+  }
+  bpf_link* link_ = nullptr;
+  bool tc_ = false;
+  bpf_tc_hook tc_hook_{};
+  bpf_tc_opts tc_opts_{};
+};
+Napi::FunctionReference Link::ctor;
+
+// ---------------------------------------------------------------- Object
+
+class Object : public Napi::ObjectWrap<Object> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    auto fn = DefineClass(env, "Object",
+                          {
+                              InstanceMethod("setMaxEntries", &Object::SetMaxEntries),
+                              InstanceMethod("load", &Object::Load),
+                              InstanceMethod("programs", &Object::Programs),
+                              InstanceMethod("maps", &Object::Maps),
+                              InstanceMethod("attach", &Object::Attach),
+                              InstanceMethod("attachTracepoint", &Object::AttachTracepoint),
+                              InstanceMethod("attachRawTracepoint", &Object::AttachRawTracepoint),
+                              InstanceMethod("attachCgroup", &Object::AttachCgroup),
+                              InstanceMethod("attachUprobe", &Object::AttachUprobe),
+                              InstanceMethod("attachTc", &Object::AttachTc),
+                              InstanceMethod("pinMap", &Object::PinMap),
+                              InstanceMethod("close", &Object::Close),
+                          });
+    exports.Set("Object", fn);
+  }
+
+  // new Object(path)
+  explicit Object(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Object>(info) {
+    auto env = info.Env();
+    std::string path = info[0].As<Napi::String>();
+    LogCapture cap;
+    obj_ = bpf_object__open_file(path.c_str(), nullptr);
+    int err = libbpf_get_error(obj_);
+    if (err) {
+      obj_ = nullptr;
+      auto e = ErrnoError(env, "open BPF object " + path, err);
+      e.Set("log", Napi::String::New(env, g_log));
+      e.ThrowAsJavaScriptException();
+    }
+  }
+  ~Object() { Release(); }
+
+ private:
+  void Release() {
+    if (obj_) {
+      bpf_object__close(obj_);
+      obj_ = nullptr;
+    }
+  }
+  bool Check(Napi::Env env) {
+    if (!obj_) {
+      Napi::Error::New(env, "BPF object is closed").ThrowAsJavaScriptException();
+      return false;
+    }
+    return true;
+  }
+  bpf_program* Prog(Napi::Env env, const Napi::Value& name) {
+    if (!Check(env)) return nullptr;
+    std::string n = name.As<Napi::String>();
+    auto* p = bpf_object__find_program_by_name(obj_, n.c_str());
+    if (!p) Napi::Error::New(env, "no program named " + n).ThrowAsJavaScriptException();
+    return p;
+  }
+
+  Napi::Value SetMaxEntries(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    if (!Check(env)) return env.Undefined();
+    std::string n = info[0].As<Napi::String>();
+    auto* m = bpf_object__find_map_by_name(obj_, n.c_str());
+    if (!m) {
+      Napi::Error::New(env, "no map named " + n).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    int err = bpf_map__set_max_entries(m, info[1].As<Napi::Number>().Uint32Value());
+    if (err) Throw(env, "set max_entries of map " + n, err);
+    return env.Undefined();
+  }
+
+  // load(): on failure the error has .program (the rejected program) and .log
+  Napi::Value Load(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    if (!Check(env)) return env.Undefined();
+    LogCapture cap;
+    int err = bpf_object__load(obj_);
+    if (err) {
+      std::string prog;
+      // libbpf names the program it failed on: "prog 'NAME': failed to load"
+      auto pos = g_log.rfind("prog '");
+      if (pos != std::string::npos) {
+        auto end = g_log.find('\'', pos + 6);
+        if (end != std::string::npos) prog = g_log.substr(pos + 6, end - pos - 6);
+      }
+      auto e = ErrnoError(env, prog.empty() ? "load BPF object" : "load program " + prog, err);
+      e.Set("program", Napi::String::New(env, prog));
+      e.Set("log", Napi::String::New(env, g_log));
+      e.ThrowAsJavaScriptException();
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value Programs(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto arr = Napi::Array::New(env);
+    if (!Check(env)) return arr;
+    bpf_program* p;
+    uint32_t i = 0;
+    bpf_object__for_each_program(p, obj_) {
+      auto o = Napi::Object::New(env);
+      o.Set("name", bpf_program__name(p));
+      o.Set("section", bpf_program__section_name(p));
+      o.Set("type", Napi::Number::New(env, bpf_program__type(p)));
+      o.Set("fd", Napi::Number::New(env, bpf_program__fd(p)));
+      arr.Set(i++, o);
+    }
+    return arr;
+  }
+
+  Napi::Value Maps(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto arr = Napi::Array::New(env);
+    if (!Check(env)) return arr;
+    bpf_map* m;
+    uint32_t i = 0;
+    bpf_object__for_each_map(m, obj_) {
+      auto o = Napi::Object::New(env);
+      o.Set("name", bpf_map__name(m));
+      o.Set("type", Napi::Number::New(env, bpf_map__type(m)));
+      o.Set("fd", Napi::Number::New(env, bpf_map__fd(m)));
+      o.Set("keySize", Napi::Number::New(env, bpf_map__key_size(m)));
+      o.Set("valueSize", Napi::Number::New(env, bpf_map__value_size(m)));
+      o.Set("maxEntries", Napi::Number::New(env, bpf_map__max_entries(m)));
+      arr.Set(i++, o);
+    }
+    return arr;
+  }
+
+  Napi::Value Finish(Napi::Env env, bpf_link* link, const std::string& what) {
+    int err = libbpf_get_error(link);
+    if (err) {
+      Throw(env, what, err);
+      return env.Undefined();
+    }
+    return Link::Wrap(env, link);
+  }
+
+  // attach(prog): by section name (tp_btf/..., raw_tp/..., tracepoint/...)
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto* p = Prog(env, info[0]);
+    if (!p) return env.Undefined();
+    return Finish(env, bpf_program__attach(p), std::string("attach program ") + bpf_program__name(p));
+  }
+  Napi::Value AttachTracepoint(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto* p = Prog(env, info[0]);
+    if (!p) return env.Undefined();
+    std::string cat = info[1].As<Napi::String>(), name = info[2].As<Napi::String>();
+    return Finish(env, bpf_program__attach_tracepoint(p, cat.c_str(), name.c_str()),
+                  "attach " + std::string(bpf_program__name(p)) + " to tracepoint " + cat + "/" + name);
+  }
+  Napi::Value AttachRawTracepoint(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto* p = Prog(env, info[0]);
+    if (!p) return env.Undefined();
+    std::string name = info[1].As<Napi::String>();
+    return Finish(env, bpf_program__attach_raw_tracepoint(p, name.c_str()),
+                  "attach " + std::string(bpf_program__name(p)) + " to raw tracepoint " + name);
+  }
+  // attachCgroup(prog, cgroupPath)
+  Napi::Value AttachCgroup(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto* p = Prog(env, info[0]);
+    if (!p) return env.Undefined();
+    std::string path = info[1].As<Napi::String>();
+    int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+      Throw(env, "open cgroup " + path, errno);
+      return env.Undefined();
+    }
+    auto* link = bpf_program__attach_cgroup(p, fd);
+    close(fd);
+    return Finish(env, link, "attach " + std::string(bpf_program__name(p)) + " to cgroup " + path);
+  }
+  // attachUprobe(prog, binaryPath, funcName, retprobe, pid)
+  Napi::Value AttachUprobe(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto* p = Prog(env, info[0]);
+    if (!p) return env.Undefined();
+    std::string bin = info[1].As<Napi::String>(), func = info[2].As<Napi::String>();
+    LIBBPF_OPTS(bpf_uprobe_opts, opts);
+    opts.func_name = func.c_str();
+    opts.retprobe = info[3].ToBoolean();
+    int pid = info[4].IsNumber() ? info[4].As<Napi::Number>().Int32Value() : -1;
+    return Finish(env, bpf_program__attach_uprobe_opts(p, pid, bin.c_str(), 0, &opts),
+                  "attach " + std::string(bpf_program__name(p)) + " to uprobe " + bin + ":" + func);
+  }
+  // attachTc(prog, ifname, "ingress"|"egress")
+  Napi::Value AttachTc(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto* p = Prog(env, info[0]);
+    if (!p) return env.Undefined();
+    std::string ifname = info[1].As<Napi::String>(), dir = info[2].As<Napi::String>();
+    unsigned idx = if_nametoindex(ifname.c_str());
+    if (!idx) {
+      Throw(env, "attach tc: interface " + ifname, errno);
+      return env.Undefined();
+    }
+    LIBBPF_OPTS(bpf_tc_hook, hook);
+    hook.ifindex = idx;
+    hook.attach_point = dir == "egress" ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+    int err = bpf_tc_hook_create(&hook);
+    if (err && err != -EEXIST) {
+      Throw(env, "create clsact qdisc on " + ifname, err);
+      return env.Undefined();
+    }
+    LIBBPF_OPTS(bpf_tc_opts, opts);
+    opts.prog_fd = bpf_program__fd(p);
+    err = bpf_tc_attach(&hook, &opts);
+    if (err) {
+      Throw(env, "attach " + std::string(bpf_program__name(p)) + " to tc " + dir + " of " + ifname, err);
+      return env.Undefined();
+    }
+    return Link::WrapTc(env, hook, opts);
+  }
+  Napi::Value PinMap(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    if (!Check(env)) return env.Undefined();
+    std::string n = info[0].As<Napi::String>(), path = info[1].As<Napi::String>();
+    auto* m = bpf_object__find_map_by_name(obj_, n.c_str());
+    if (!m) {
+      Napi::Error::New(env, "no map named " + n).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    int err = bpf_map__pin(m, path.c_str());
+    if (err) Throw(env, "pin map " + n + " at " + path, err);
+    return env.Undefined();
+  }
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Release();
+    return info.Env().Undefined();
+  }
+
+  bpf_object* obj_ = nullptr;
+};
+
+// ---------------------------------------------------------------- maps (by fd)
+
+// mapLookup(fd, key, valueOut) -> boolean
+Napi::Value MapLookup(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto key = info[1].As<Napi::Buffer<uint8_t>>();
+  auto val = info[2].As<Napi::Buffer<uint8_t>>();
+  if (bpf_map_lookup_elem(fd, key.Data(), val.Data()) == 0) return Napi::Boolean::New(env, true);
+  if (errno == ENOENT) return Napi::Boolean::New(env, false);
+  Throw(env, "map lookup", errno);
+  return env.Undefined();
+}
+
+// mapUpdate(fd, key, value, flags)
+Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto key = info[1].As<Napi::Buffer<uint8_t>>();
+  auto val = info[2].As<Napi::Buffer<uint8_t>>();
+  uint64_t flags = info[3].IsNumber() ? static_cast<uint64_t>(info[3].As<Napi::Number>().Int64Value()) : uint64_t(BPF_ANY);
+  if (bpf_map_update_elem(fd, key.Data(), val.Data(), flags)) Throw(env, "map update", errno);
+  return env.Undefined();
+}
+
+// mapDelete(fd, key) -> boolean (false when absent)
+Napi::Value MapDelete(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto key = info[1].As<Napi::Buffer<uint8_t>>();
+  if (bpf_map_delete_elem(fd, key.Data()) == 0) return Napi::Boolean::New(env, true);
+  if (errno == ENOENT) return Napi::Boolean::New(env, false);
+  Throw(env, "map delete", errno);
+  return env.Undefined();
+}
+
+// mapNextKey(fd, key|null, nextOut) -> boolean (false at the end)
+Napi::Value MapNextKey(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  const void* key = info[1].IsBuffer() ? info[1].As<Napi::Buffer<uint8_t>>().Data() : nullptr;
+  auto next = info[2].As<Napi::Buffer<uint8_t>>();
+  if (bpf_map_get_next_key(fd, key, next.Data()) == 0) return Napi::Boolean::New(env, true);
+  if (errno == ENOENT) return Napi::Boolean::New(env, false);
+  Throw(env, "map next key", errno);
+  return env.Undefined();
+}
+
+// mapLookupBatch(fd, inBatch|null, outBatch, keys, values, count) -> {count, done}
+Napi::Value MapLookupBatch(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  void* in = info[1].IsBuffer() ? info[1].As<Napi::Buffer<uint8_t>>().Data() : nullptr;
+  auto out = info[2].As<Napi::Buffer<uint8_t>>();
+  auto keys = info[3].As<Napi::Buffer<uint8_t>>();
+  auto vals = info[4].As<Napi::Buffer<uint8_t>>();
+  uint32_t count = info[5].As<Napi::Number>().Uint32Value();
+  int err = bpf_map_lookup_batch(fd, in, out.Data(), keys.Data(), vals.Data(), &count, nullptr);
+  bool done = false;
+  if (err) {
+    if (errno == ENOENT)
+      done = true;
+    else {
+      Throw(env, "map lookup batch", errno);
+      return env.Undefined();
+    }
+  }
+  auto r = Napi::Object::New(env);
+  r.Set("count", Napi::Number::New(env, count));
+  r.Set("done", Napi::Boolean::New(env, done));
+  return r;
+}
+
+// mapInfo(fd) -> {id, name, type, keySize, valueSize, maxEntries}
+Napi::Value MapInfo(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  bpf_map_info mi{};
+  uint32_t len = sizeof(mi);
+  if (bpf_obj_get_info_by_fd(fd, &mi, &len)) {
+    Throw(env, "map info", errno);
+    return env.Undefined();
+  }
+  auto o = Napi::Object::New(env);
+  o.Set("id", mi.id);
+  o.Set("name", mi.name);
+  o.Set("type", mi.type);
+  o.Set("keySize", mi.key_size);
+  o.Set("valueSize", mi.value_size);
+  o.Set("maxEntries", mi.max_entries);
+  return o;
+}
+
+// progInfo(fd) -> {id, name, type, runCount, runTimeNs, verifiedInsns}
+Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  bpf_prog_info pi{};
+  uint32_t len = sizeof(pi);
+  if (bpf_obj_get_info_by_fd(fd, &pi, &len)) {
+    Throw(env, "program info", errno);
+    return env.Undefined();
+  }
+  auto o = Napi::Object::New(env);
+  o.Set("id", pi.id);
+  o.Set("name", pi.name);
+  o.Set("type", pi.type);
+  o.Set("runCount", Napi::Number::New(env, static_cast<double>(pi.run_cnt)));
+  o.Set("runTimeNs", Napi::Number::New(env, static_cast<double>(pi.run_time_ns)));
+  o.Set("verifiedInsns", pi.verified_insns);
+  return o;
+}
+
+// enableStats() -> fd; run-time statistics stay on while the fd is open
+Napi::Value EnableStats(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  if (fd < 0) {
+    Throw(env, "enable BPF run-time statistics", errno);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  close(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------- probes
+
+Napi::Value ProbeProgType(const Napi::CallbackInfo& info) {
+  int r = libbpf_probe_bpf_prog_type(static_cast<bpf_prog_type>(info[0].As<Napi::Number>().Int32Value()), nullptr);
+  return Napi::Boolean::New(info.Env(), r == 1);
+}
+Napi::Value ProbeMapType(const Napi::CallbackInfo& info) {
+  int r = libbpf_probe_bpf_map_type(static_cast<bpf_map_type>(info[0].As<Napi::Number>().Int32Value()), nullptr);
+  return Napi::Boolean::New(info.Env(), r == 1);
+}
+Napi::Value ProbeHelper(const Napi::CallbackInfo& info) {
+  int r = libbpf_probe_bpf_helper(static_cast<bpf_prog_type>(info[0].As<Napi::Number>().Int32Value()),
+                                  static_cast<bpf_func_id>(info[1].As<Napi::Number>().Int32Value()), nullptr);
+  return Napi::Boolean::New(info.Env(), r == 1);
+}
+
+// ---------------------------------------------------------------- ring buffer
+
+// Reads a BPF ring buffer on the libuv loop. On each wake-up it drains every
+// ready record into one Buffer laid out as [u32 len][u32 pad][record, padded
+// to 8] ... and calls the JS callback once with (buffer, count).
+class RingReader : public Napi::ObjectWrap<RingReader> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    auto fn = DefineClass(env, "RingReader",
+                          {InstanceMethod("close", &RingReader::Close), InstanceMethod("drain", &RingReader::Drain)});
+    exports.Set("RingReader", fn);
+  }
+  // new RingReader(mapFd, callback)
+  explicit RingReader(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingReader>(info) {
+    auto env = info.Env();
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    cb_ = Napi::Persistent(info[1].As<Napi::Function>());
+    rb_ = ring_buffer__new(fd, &RingReader::OnRecord, this, nullptr);
+    int err = libbpf_get_error(rb_);
+    if (err) {
+      rb_ = nullptr;
+      Throw(env, "open ring buffer", err);
+      return;
+    }
+    poll_ = new uv_poll_t;
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    uv_poll_init(loop, poll_, ring_buffer__epoll_fd(rb_));
+    poll_->data = this;
+    uv_poll_start(poll_, UV_READABLE, &RingReader::OnReadable);
+    Ref();  // alive while polling
+  }
+  ~RingReader() { Stop(); }
+
+ private:
+  static int OnRecord(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<RingReader*>(ctx);
+    uint32_t hdr[2] = {static_cast<uint32_t>(size), 0};
+    auto& b = self->batch_;
+    size_t at = b.size();
+    size_t padded = (size + 7) & ~size_t(7);
+    b.resize(at + sizeof(hdr) + padded);
+    memcpy(b.data() + at, hdr, sizeof(hdr));
+    memcpy(b.data() + at + sizeof(hdr), data, size);
+    self->count_++;
+    return 0;
+  }
+  static void OnReadable(uv_poll_t* h, int status, int events) {
+    auto* self = static_cast<RingReader*>(h->data);
+    if (!self->rb_) return;
+    Napi::HandleScope scope(self->Env());
+    self->Deliver();
+  }
+  // Consume whatever is ready and hand it to JS; returns the count.
+  uint32_t Deliver() {
+    batch_.clear();
+    count_ = 0;
+    ring_buffer__consume(rb_);
+    uint32_t n = count_;
+    if (n == 0) return 0;
+    auto env = Env();
+    auto buf = Napi::Buffer<uint8_t>::Copy(env, batch_.data(), batch_.size());
+    // keep the scratch vector from growing without bound after a burst
+    if (batch_.capacity() > (8u << 20)) std::vector<uint8_t>().swap(batch_);
+    cb_.Call({buf, Napi::Number::New(env, n)});
+    return n;
+  }
+  void Stop() {
+    if (poll_) {
+      uv_poll_stop(poll_);
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+    if (rb_) {
+      ring_buffer__free(rb_);
+      rb_ = nullptr;
+    }
+  }
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    bool was = rb_ != nullptr;
+    Stop();
+    if (was) Unref();
+    return info.Env().Undefined();
+  }
+  // drain(): deliver what is ready now, synchronously (used on shutdown)
+  Napi::Value Drain(const Napi::CallbackInfo& info) {
+    uint32_t n = rb_ ? Deliver() : 0;
+    return Napi::Number::New(info.Env(), n);
+  }
+
+  ring_buffer* rb_ = nullptr;
+  uv_poll_t* poll_ = nullptr;
+  Napi::FunctionReference cb_;
+  std::vector<uint8_t> batch_;
+  uint32_t count_ = 0;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  libbpf_set_print(PrintFn);
+  libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
+  Link::Init(env, exports);
+  Object::Init(env, exports);
+  RingReader::Init(env, exports);
+  exports.Set("mapLookup", Napi::Function::New(env, MapLookup));
+  exports.Set("mapUpdate", Napi::Function::New(env, MapUpdate));
+  exports.Set("mapDelete", Napi::Function::New(env, MapDelete));
+  exports.Set("mapNextKey", Napi::Function::New(env, MapNextKey));
+  exports.Set("mapLookupBatch", Napi::Function::New(env, MapLookupBatch));
+  exports.Set("mapInfo", Napi::Function::New(env, MapInfo));
+  exports.Set("progInfo", Napi::Function::New(env, ProgInfo));
+  exports.Set("enableStats", Napi::Function::New(env, EnableStats));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("probeProgType", Napi::Function::New(env, ProbeProgType));
+  exports.Set("probeMapType", Napi::Function::New(env, ProbeMapType));
+  exports.Set("probeHelper", Napi::Function::New(env, ProbeHelper));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(osprey, Init)

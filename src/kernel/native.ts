@@ -1,0 +1,112 @@
+/**
+ * The native addon (native/osprey.cc) and its types. Only src/kernel imports
+ * this; everything else goes through Collection, BpfMap, RingReader.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeLink {
+  destroy(): void;
+  pin(path: string): void;
+  fd(): number;
+}
+
+export interface NativeProgramInfo {
+  name: string;
+  section: string;
+  type: number;
+  fd: number;
+}
+
+export interface NativeMapInfo {
+  name: string;
+  type: number;
+  fd: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+}
+
+export interface NativeObject {
+  setMaxEntries(map: string, n: number): void;
+  load(): void;
+  programs(): NativeProgramInfo[];
+  maps(): NativeMapInfo[];
+  attach(prog: string): NativeLink;
+  attachTracepoint(prog: string, category: string, name: string): NativeLink;
+  attachRawTracepoint(prog: string, name: string): NativeLink;
+  attachCgroup(prog: string, cgroupPath: string): NativeLink;
+  attachUprobe(prog: string, binary: string, func: string, retprobe: boolean, pid: number): NativeLink;
+  attachTc(prog: string, ifname: string, direction: 'ingress' | 'egress'): NativeLink;
+  pinMap(map: string, path: string): void;
+  close(): void;
+}
+
+export interface NativeRingReader {
+  close(): void;
+  drain(): number;
+}
+
+export interface Native {
+  Object: new (path: string) => NativeObject;
+  RingReader: new (mapFd: number, onBatch: (batch: Buffer, count: number) => void) => NativeRingReader;
+  mapLookup(fd: number, key: Buffer, valueOut: Buffer): boolean;
+  mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
+  mapDelete(fd: number, key: Buffer): boolean;
+  mapNextKey(fd: number, key: Buffer | null, nextOut: Buffer): boolean;
+  mapLookupBatch(
+    fd: number,
+    inBatch: Buffer | null,
+    outBatch: Buffer,
+    keys: Buffer,
+    values: Buffer,
+    count: number,
+  ): { count: number; done: boolean };
+  mapInfo(fd: number): {
+    id: number;
+    name: string;
+    type: number;
+    keySize: number;
+    valueSize: number;
+    maxEntries: number;
+  };
+  progInfo(fd: number): {
+    id: number;
+    name: string;
+    type: number;
+    runCount: number;
+    runTimeNs: number;
+    verifiedInsns: number;
+  };
+  enableStats(): number;
+  closeFd(fd: number): void;
+  probeProgType(type: number): boolean;
+  probeMapType(type: number): boolean;
+  probeHelper(progType: number, helper: number): boolean;
+}
+
+/** The repository root (dist/src/kernel -> ../../..). */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+let loaded: Native | undefined;
+
+export function native(): Native {
+  if (!loaded) {
+    const require = createRequire(import.meta.url);
+    const addon = path.join(repoRoot, 'build/Release/osprey.node');
+    try {
+      loaded = require(addon) as Native;
+    } catch (err) {
+      throw new Error(
+        `load native addon ${addon}: ${(err as Error).message}; run the set-up (./setup.sh) to build it`,
+      );
+    }
+  }
+  return loaded;
+}
+
+/** Where the compiled kernel programs live. */
+export function bpfObjectPath(name: string): string {
+  return path.join(repoRoot, 'bpf/.output', `${name}.bpf.o`);
+}

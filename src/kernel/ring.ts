@@ -1,0 +1,51 @@
+import { KernelError } from './errors.js';
+import type { NativeRingReader } from './native.js';
+import { native } from './native.js';
+
+/** Called once per record of a batch: the record is buf[off, off+len). */
+export type RecordHandler = (buf: Buffer, off: number, len: number) => void;
+
+/**
+ * Reads a BPF ring buffer on the libuv loop: the native side wakes on the
+ * ring's epoll fd, drains every ready record into one Buffer and crosses
+ * into JS once per wake-up, never per record and never on a timer.
+ */
+export class RingReader {
+  private reader: NativeRingReader | undefined;
+  /** records delivered so far */
+  records = 0;
+  batches = 0;
+
+  constructor(
+    readonly mapFd: number,
+    private readonly onRecord: RecordHandler,
+  ) {
+    try {
+      this.reader = new (native().RingReader)(mapFd, (batch) => this.deliver(batch));
+    } catch (err) {
+      throw new KernelError('open ring buffer reader', err);
+    }
+  }
+
+  /** Deliver what is ready now, synchronously. Returns the count. */
+  drain(): number {
+    return this.reader?.drain() ?? 0;
+  }
+
+  /** Stop reading. Records still in the ring stay there. */
+  close(): void {
+    this.reader?.close();
+    this.reader = undefined;
+  }
+
+  private deliver(batch: Buffer): void {
+    this.batches++;
+    let off = 0;
+    while (off + 8 <= batch.length) {
+      const len = batch.readUInt32LE(off);
+      this.onRecord(batch, off + 8, len);
+      this.records++;
+      off += 8 + ((len + 7) & ~7);
+    }
+  }
+}

@@ -1,0 +1,34 @@
+import { native } from './native.js';
+
+export interface ProgramStats {
+  id: number;
+  name: string;
+  runCount: number;
+  runTimeNs: number;
+  verifiedInsns: number;
+}
+
+/** Kernel-side counters of a loaded program (non-zero once run-time stats are on). */
+export function programStats(fd: number): ProgramStats {
+  const i = native().progInfo(fd);
+  return {
+    id: i.id,
+    name: i.name,
+    runCount: i.runCount,
+    runTimeNs: i.runTimeNs,
+    verifiedInsns: i.verifiedInsns,
+  };
+}
+
+let statsFd: number | undefined;
+
+/** Turn on BPF run-time statistics for as long as this process lives. */
+export function enableRunTimeStats(): boolean {
+  if (statsFd !== undefined) return true;
+  try {
+    statsFd = native().enableStats();
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,157 @@
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { closeSync, constants, openSync, statSync } from 'node:fs';
+import {
+  type BpfMap,
+  Collection,
+  type Codec,
+  RingReader,
+  bpfObjectPath,
+  bytes,
+  native,
+  possibleCpus,
+  u32,
+  u64,
+} from '../../kernel/index.js';
+import { decodeRecord } from './decode.js';
+import { CONFIG, DROP } from './layout.js';
+import type { ProcessRecord } from './records.js';
+
+export interface ProcessSensorOptions {
+  /** bytes of argv captured per exec (default 4096, at most 32767) */
+  argsMax?: number;
+  /** watch only tasks in this cgroup v2 directory and below */
+  scopeCgroup?: string;
+  /** called with each batch's records, in ring order */
+  onRecords: (records: ProcessRecord[]) => void;
+}
+
+export interface SensorCounters {
+  records: number;
+  batches: number;
+  /** records the decoder did not know or could not read */
+  decodeErrors: number;
+  /** kernel-side drops, by reason */
+  kernelDrops: { ringbuf: number; args: number };
+}
+
+const PROGRAMS = ['osprey_exec', 'osprey_fork', 'osprey_exit'] as const;
+
+/**
+ * The process lifecycle sensor: loads bpf/process.bpf.c, attaches exec, fork
+ * and exit, and hands decoded records to its consumer batch by batch.
+ */
+export class ProcessSensor {
+  private readonly coll: Collection;
+  private readonly reader: RingReader;
+  private readonly drops: BpfMap<number, bigint>;
+  private decodeErrors = 0;
+  private pending: ProcessRecord[] = [];
+
+  private constructor(
+    coll: Collection,
+    private readonly opts: ProcessSensorOptions,
+  ) {
+    this.coll = coll;
+    this.drops = coll.map('drops', u32, u64);
+    this.reader = new RingReader(coll.mapInfo('events').fd, (buf, off, len) => this.onRecord(buf, off, len));
+  }
+
+  static start(opts: ProcessSensorOptions): ProcessSensor {
+    const argsMax = opts.argsMax ?? 4096;
+    if (!Number.isInteger(argsMax) || argsMax < 0 || argsMax > 32767) {
+      throw new Error(`args-max ${argsMax} is out of range: give 0..32767 bytes`);
+    }
+    const coll = Collection.load(bpfObjectPath('process'), {
+      maxEntries: { exec_heap: Math.max(possibleCpus(), availableParallelism()) },
+    });
+    try {
+      const cfg = Buffer.alloc(CONFIG.SIZE);
+      cfg.writeUInt32LE(argsMax, CONFIG.args_max);
+      cfg.writeUInt32LE(process.pid, CONFIG.agent_pid);
+      if (opts.scopeCgroup) {
+        const dir = path.resolve(opts.scopeCgroup);
+        if (!statSync(dir).isDirectory()) throw new Error(`scope cgroup ${dir} is not a directory`);
+        setCgroupArray(coll, 'scope_cgroups', dir);
+        cfg.writeUInt32LE(1, CONFIG.scope_cgroup);
+      }
+      coll.map('osprey_cfg', u32, bytes(CONFIG.SIZE) as Codec<Buffer>).update(0, cfg);
+      const sensor = new ProcessSensor(coll, opts);
+      for (const p of PROGRAMS) coll.attach(p);
+      return sensor;
+    } catch (err) {
+      coll.close();
+      throw err;
+    }
+  }
+
+  /** Records ready in the ring now, delivered synchronously. */
+  drain(): void {
+    this.reader.drain();
+    this.flush();
+  }
+
+  counters(): SensorCounters {
+    const sum = (idx: number) => (this.drops.lookupPerCpu(idx) ?? []).reduce((a, b) => a + b, 0n);
+    return {
+      records: this.reader.records,
+      batches: this.reader.batches,
+      decodeErrors: this.decodeErrors,
+      kernelDrops: { ringbuf: Number(sum(DROP.RINGBUF)), args: Number(sum(DROP.ARGS)) },
+    };
+  }
+
+  /** Programs with their hooks, for status. */
+  programs(): { name: string; hook: string; fd: number }[] {
+    const fds = new Map(this.coll.programs().map((p) => [p.name, p.fd]));
+    return this.coll.attached().map((l) => ({ name: l.program, hook: l.hook, fd: fds.get(l.program) ?? -1 }));
+  }
+
+  maps(): { name: string; type: number; maxEntries: number; keySize: number; valueSize: number }[] {
+    return this.coll.maps();
+  }
+
+  stop(): void {
+    // hand over what is already in the ring before detaching
+    try {
+      this.drain();
+    } finally {
+      this.reader.close();
+      this.coll.close();
+    }
+  }
+
+  private onRecord(buf: Buffer, off: number, len: number): void {
+    try {
+      const r = decodeRecord(buf, off, len);
+      if (r) this.pending.push(r);
+      else this.decodeErrors++;
+    } catch {
+      this.decodeErrors++;
+    }
+    // the native reader calls us for every record of a batch in one go; we
+    // hand the batch on at the end of the current tick
+    if (this.pending.length === 1) queueMicrotask(() => this.flush());
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.opts.onRecords(batch);
+  }
+}
+
+/** Put the cgroup directory's fd in slot 0 of a BPF_MAP_TYPE_CGROUP_ARRAY. */
+function setCgroupArray(coll: Collection, map: string, dir: string): void {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    const info = coll.mapInfo(map);
+    const key = Buffer.alloc(4);
+    const val = Buffer.alloc(4);
+    val.writeUInt32LE(fd, 0);
+    native().mapUpdate(info.fd, key, val, 0);
+  } finally {
+    closeSync(fd);
+  }
+}
