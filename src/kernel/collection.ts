@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { KernelError } from './errors.js';
-import { type Codec, BpfMap } from './map.js';
+import { BpfMap, type Codec } from './map.js';
 import {
   type NativeLink,
   type NativeMapInfo,

@@ -1,9 +1,9 @@
 /** The kernel bridge: load BPF objects, attach programs, read maps and ring buffers, probe features. */
-export { Collection, closeAll, type Link, type CollectionOptions } from './collection.js';
+export { Collection, type CollectionOptions, closeAll, type Link } from './collection.js';
 export { KernelError, logTail } from './errors.js';
-export { BpfMap, type Codec, u32, u64, bytes, BPF_ANY, BPF_EXIST, BPF_NOEXIST, possibleCpus } from './map.js';
-export { RingReader, type RecordHandler } from './ring.js';
-export { probeFeatures, requireBaseline, type Features, ProgType, MapType, Helper } from './features.js';
-export { ensureMounts, cgroup2Root, tracefsRoot, mounts } from './mounts.js';
+export { type Features, Helper, MapType, ProgType, probeFeatures, requireBaseline } from './features.js';
+export { BPF_ANY, BPF_EXIST, BPF_NOEXIST, BpfMap, bytes, type Codec, possibleCpus, u32, u64 } from './map.js';
+export { cgroup2Root, ensureMounts, mounts, tracefsRoot } from './mounts.js';
 export { bpfObjectPath, native, repoRoot } from './native.js';
-export { programStats, enableRunTimeStats, type ProgramStats } from './stats.js';
+export { type RecordHandler, RingReader } from './ring.js';
+export { enableRunTimeStats, type ProgramStats, programStats } from './stats.js';

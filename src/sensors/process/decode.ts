@@ -3,8 +3,8 @@ import {
   type ExecRecord,
   type ExitRecord,
   type ForkRecord,
-  NS_NAMES,
   type NamespaceName,
+  NS_NAMES,
   type ProcessRecord,
 } from './records.js';
 

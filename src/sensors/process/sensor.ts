@@ -1,15 +1,15 @@
+import { closeSync, constants, openSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { closeSync, constants, openSync, statSync } from 'node:fs';
 import {
   type BpfMap,
-  Collection,
-  type Codec,
-  RingReader,
   bpfObjectPath,
   bytes,
+  type Codec,
+  Collection,
   native,
   possibleCpus,
+  RingReader,
   u32,
   u64,
 } from '../../kernel/index.js';
