@@ -11,14 +11,6 @@
 #define __OSPREY_KERNEL_TYPES
 #include "records.h"
 
-/* Set by user space after load; read on every event so it can change live. */
-struct osprey_config {
-	__u32 args_max;      /* bytes of argv to capture, < OSPREY_ARGS_MAX */
-	__u32 scope_cgroup;  /* 1: only tasks under the cgroup in scope_cgroups[0] */
-	__u32 agent_pid;
-	__u32 pad;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);

@@ -112,6 +112,15 @@ struct osprey_exit {
 	__u64 cgroup_id;
 };
 
+/* Sensor settings, in the one-entry "osprey_cfg" array map. User space sets
+ * them after load; programs read them on every event, so they can change live. */
+struct osprey_config {
+	__u32 args_max;      /* bytes of argv to capture, < OSPREY_ARGS_MAX */
+	__u32 scope_cgroup;  /* 1: only tasks under the cgroup in scope_cgroups[0] */
+	__u32 agent_pid;
+	__u32 pad;
+};
+
 /* limits of the variable parts of an exec record */
 #define OSPREY_PATH_MAX 4096
 #define OSPREY_ARGS_MAX 32768

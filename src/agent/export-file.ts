@@ -1,0 +1,227 @@
+/**
+ * JSON-lines file export with size-based rotation: when the next batch would
+ * push the file past its size limit, file.N-1 -> file.N ... file -> file.1,
+ * keeping at most maxBackups old files, and writing continues in a fresh file.
+ * Each batch is one write(2) per file it lands in, never one per event.
+ */
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, unlinkSync, write } from 'node:fs';
+import path from 'node:path';
+import { describeFsError, UserError } from './fs-error.js';
+
+export interface FileExporterOptions {
+  path: string;
+  /** rotate before the file would exceed this many bytes */
+  maxBytes: number;
+  /** old files kept: file.1 .. file.N; 0 keeps none */
+  maxBackups: number;
+  /** a write or rotation failed; the exporter keeps going */
+  onError?: (err: Error) => void;
+}
+
+export interface FileExporterStats {
+  path: string;
+  size_bytes: number;
+  max_size_bytes: number;
+  max_backups: number;
+  events_written: number;
+  bytes_written: number;
+  rotations: number;
+  write_errors: number;
+  /** events in batches that could not be written */
+  events_lost: number;
+  last_error?: string;
+}
+
+export class FileExporter {
+  readonly path: string;
+  private fd: number | undefined;
+  private size = 0;
+  private eventsWritten = 0;
+  private bytesWritten = 0;
+  private rotations = 0;
+  private writeErrors = 0;
+  private eventsLost = 0;
+  private lastError: string | undefined;
+  private writing: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly opts: FileExporterOptions) {
+    this.path = path.resolve(opts.path);
+  }
+
+  /**
+   * Create missing parent directories and open the file for appending, so
+   * that an unwritable path is reported at start-up, not at the first event.
+   */
+  static open(opts: FileExporterOptions): FileExporter {
+    if (!(opts.maxBytes > 0)) throw new Error(`export file size limit ${opts.maxBytes} must be > 0 bytes`);
+    if (!Number.isInteger(opts.maxBackups) || opts.maxBackups < 0) {
+      throw new Error(`export file backups ${opts.maxBackups} must be an integer >= 0`);
+    }
+    const ex = new FileExporter(opts);
+    const dir = path.dirname(ex.path);
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      throw new UserError(
+        `cannot create directory ${dir} for export file ${ex.path}: ${describeFsError(err)}; ` +
+          'choose a writable path with --export-file',
+      );
+    }
+    try {
+      ex.reopen();
+    } catch (err) {
+      throw new UserError(
+        `cannot write export file ${ex.path}: ${describeFsError(err)}; choose a writable path with --export-file`,
+      );
+    }
+    return ex;
+  }
+
+  /**
+   * Append lines (without their newlines). Batches are written in call order;
+   * the promise settles when this batch is on its way to the kernel. Errors
+   * are counted and reported through onError, never thrown.
+   */
+  write(lines: readonly string[]): Promise<void> {
+    const next = this.writing.then(() => this.writeNow(lines));
+    this.writing = next;
+    return next;
+  }
+
+  /** Resolves when every batch written so far has been handed to the kernel. */
+  flush(): Promise<void> {
+    return this.writing;
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    if (this.fd !== undefined) {
+      try {
+        closeSync(this.fd);
+      } catch {
+        // nothing useful to do: the data is written
+      }
+      this.fd = undefined;
+    }
+  }
+
+  stats(): FileExporterStats {
+    const s: FileExporterStats = {
+      path: this.path,
+      size_bytes: this.size,
+      max_size_bytes: this.opts.maxBytes,
+      max_backups: this.opts.maxBackups,
+      events_written: this.eventsWritten,
+      bytes_written: this.bytesWritten,
+      rotations: this.rotations,
+      write_errors: this.writeErrors,
+      events_lost: this.eventsLost,
+    };
+    if (this.lastError) s.last_error = this.lastError;
+    return s;
+  }
+
+  private async writeNow(lines: readonly string[]): Promise<void> {
+    let i = 0;
+    while (i < lines.length) {
+      // take as many lines as fit in what is left of the current file
+      const room = this.opts.maxBytes - this.size;
+      const chunk: string[] = [];
+      let bytes = 0;
+      for (; i < lines.length; i++) {
+        const n = Buffer.byteLength(lines[i]!) + 1;
+        if (bytes + n > room && !(chunk.length === 0 && this.size === 0)) break;
+        chunk.push(lines[i]!);
+        bytes += n;
+        // a line larger than the limit goes alone into a fresh file
+        if (bytes > room) {
+          i++;
+          break;
+        }
+      }
+      if (chunk.length === 0) {
+        if (this.rotate()) continue;
+        // better a file over its limit than lost events: write the rest here
+        const rest = lines.slice(i);
+        i = lines.length;
+        await this.appendLines(rest, rest.reduce((a, l) => a + Buffer.byteLength(l) + 1, 0));
+        continue;
+      }
+      await this.appendLines(chunk, bytes);
+    }
+  }
+
+  private async appendLines(chunk: readonly string[], bytes: number): Promise<void> {
+    const ok = await this.append(`${chunk.join('\n')}\n`, bytes);
+    if (ok) this.eventsWritten += chunk.length;
+    else this.eventsLost += chunk.length;
+  }
+
+  private async append(text: string, bytes: number): Promise<boolean> {
+    if (this.fd === undefined) {
+      try {
+        this.reopen();
+      } catch (err) {
+        this.fail(`reopen ${this.path}`, err);
+        return false;
+      }
+    }
+    const buf = Buffer.from(text);
+    let off = 0;
+    try {
+      while (off < buf.length) {
+        off += await writeAsync(this.fd!, buf, off);
+      }
+    } catch (err) {
+      this.fail(`write ${this.path}`, err);
+      this.size += off;
+      this.bytesWritten += off;
+      return false;
+    }
+    this.size += bytes;
+    this.bytesWritten += bytes;
+    return true;
+  }
+
+  /** Shift the backups and start an empty file. */
+  private rotate(): boolean {
+    try {
+      if (this.fd !== undefined) closeSync(this.fd);
+      this.fd = undefined;
+      const n = this.opts.maxBackups;
+      if (n === 0) {
+        unlinkSync(this.path);
+      } else {
+        for (let k = n - 1; k >= 1; k--) {
+          const from = `${this.path}.${k}`;
+          if (existsSync(from)) renameSync(from, `${this.path}.${k + 1}`);
+        }
+        renameSync(this.path, `${this.path}.1`);
+      }
+      this.rotations++;
+      this.reopen();
+      return true;
+    } catch (err) {
+      this.fail(`rotate ${this.path}`, err);
+      return false;
+    }
+  }
+
+  private reopen(): void {
+    const fd = openSync(this.path, 'a', 0o640);
+    this.fd = fd;
+    this.size = fstatSync(fd).size;
+  }
+
+  private fail(what: string, err: unknown): void {
+    this.writeErrors++;
+    this.lastError = `${what}: ${describeFsError(err)}`;
+    this.opts.onError?.(new Error(this.lastError));
+  }
+}
+
+function writeAsync(fd: number, buf: Buffer, off: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    write(fd, buf, off, buf.length - off, null, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}

@@ -1,0 +1,56 @@
+/**
+ * Kernel timestamps to wall-clock RFC 3339 strings.
+ *
+ * The kernel stamps records with CLOCK_MONOTONIC (bpf_ktime_get_ns, and
+ * task->start_time). process.hrtime reads the same clock on Linux, so the
+ * offset to wall time is measured by reading both clocks back to back.
+ */
+
+/** Re-measure the offset this often, so NTP slews and clock steps are followed. */
+const RECALIBRATE_MS = 60_000;
+
+let offsetNs = 0n;
+let calibratedAt = 0;
+let calls = 0;
+
+/** Wall-clock ns minus CLOCK_MONOTONIC ns, as measured now. */
+export function measureRealtimeOffsetNs(): bigint {
+  // performance.timeOrigin + now() keeps sub-microsecond precision that Date.now() lacks
+  const mono = process.hrtime.bigint();
+  const wallNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+  return wallNs - mono;
+}
+
+function calibrate(): void {
+  offsetNs = measureRealtimeOffsetNs();
+  calibratedAt = Date.now();
+}
+calibrate();
+
+/** Wall-clock ns at CLOCK_MONOTONIC ktimeNs. */
+export function ktimeToWallNs(ktimeNs: bigint): bigint {
+  // checking the clock on every call would cost more than the conversion itself
+  if ((++calls & 1023) === 0 && Date.now() - calibratedAt > RECALIBRATE_MS) calibrate();
+  return ktimeNs + offsetNs;
+}
+
+/** CLOCK_MONOTONIC ns to RFC 3339 UTC with nanoseconds, e.g. "2026-11-25T08:13:22.123456789Z". */
+export function ktimeToTime(ktimeNs: bigint): string {
+  return wallNsToTime(ktimeToWallNs(ktimeNs));
+}
+
+let lastSecond = -1n;
+let lastPrefix = '';
+
+/** Wall-clock ns since the epoch to RFC 3339 UTC with nanoseconds. */
+export function wallNsToTime(wallNs: bigint): string {
+  const ns = wallNs < 0n ? 0n : wallNs;
+  const second = ns / 1_000_000_000n;
+  // events come in bursts within the same second: format the date part once
+  if (second !== lastSecond) {
+    lastPrefix = new Date(Number(second) * 1000).toISOString().slice(0, 19);
+    lastSecond = second;
+  }
+  const frac = (ns % 1_000_000_000n).toString();
+  return `${lastPrefix}.${'000000000'.slice(frac.length)}${frac}Z`;
+}

@@ -1,0 +1,216 @@
+// The kernel bridge against the real kernel: load, verifier errors, every
+// attach type, typed maps, pinning, the ring-buffer reader, feature probes,
+// and detaching on close and on process death.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, unlinkSync } from 'node:fs';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  Collection,
+  KernelError,
+  bpfObjectPath,
+  probeFeatures,
+  programStats,
+  repoRoot,
+  u32,
+  u64,
+} from '../../src/kernel/index.js';
+import { countPrograms, makeTestCgroup, programLoaded } from '../lib/bpf.js';
+
+const BRIDGE = bpfObjectPath('test/bridge');
+const BAD = bpfObjectPath('test/bad');
+const opened: Collection[] = [];
+
+function load(): Collection {
+  const c = Collection.load(BRIDGE);
+  opened.push(c);
+  c.map('target', u32, u32).update(0, process.pid);
+  return c;
+}
+
+after(() => {
+  for (const c of opened) c.close();
+});
+
+test('a verifier rejection names the program and carries the log tail', () => {
+  assert.throws(
+    () => Collection.load(BAD),
+    (err: unknown) => {
+      assert.ok(err instanceof KernelError);
+      assert.equal(err.program, 'rejected_by_verifier');
+      assert.match(err.message, /rejected_by_verifier/);
+      // the verifier's verdict on the unchecked map value
+      assert.match(err.message, /invalid mem access|map_value_or_null/);
+      return true;
+    },
+  );
+  assert.equal(countPrograms('rejected_by_ver'), 0);
+});
+
+test('a missing object file says how to build it', () => {
+  assert.throws(() => Collection.load('/nonexistent/x.bpf.o'), /does not exist; run the set-up/);
+});
+
+test('tracepoint program counts into a hash map and a per-CPU map, and the ring delivers batches', async () => {
+  const c = load();
+  const records: { kind: number; pid: number }[] = [];
+  const { RingReader } = await import('../../src/kernel/ring.js');
+  const reader = new RingReader(c.mapInfo('ring').fd, (buf, off) => {
+    records.push({ kind: buf.readUInt32LE(off), pid: buf.readUInt32LE(off + 4) });
+  });
+  try {
+    const link = c.attachTracepoint('tp_getppid', 'syscalls', 'sys_enter_getppid');
+    for (let i = 0; i < 50; i++) void process.ppid; // getppid(2) each time
+    await sleep(50);
+    reader.drain();
+    const hits = c.map('hits', u32, u64);
+    assert.equal(hits.lookup(1), 50n);
+    const perCpu = c.map('counters', u32, u64).lookupPerCpu(1)!;
+    assert.equal(
+      perCpu.reduce((a, b) => a + b, 0n),
+      50n,
+    );
+    assert.equal(records.filter((r) => r.kind === 1 && r.pid === process.pid).length, 50);
+    // one crossing per wake-up, not per record
+    assert.ok(reader.batches <= reader.records);
+    link.destroy();
+    for (let i = 0; i < 10; i++) void process.ppid;
+    assert.equal(hits.lookup(1), 50n, 'no hits after detach');
+  } finally {
+    reader.close();
+  }
+});
+
+test('typed map access: update, lookup, delete, iterate, batch lookup', () => {
+  const c = load();
+  const hits = c.map('hits', u32, u64);
+  for (let k = 100; k < 400; k++) hits.update(k, BigInt(k * 2));
+  assert.equal(hits.lookup(123), 246n);
+  assert.equal(hits.delete(123), true);
+  assert.equal(hits.delete(123), false);
+  assert.equal(hits.lookup(123), undefined);
+  const keys = [...hits.keys()].filter((k) => k >= 100);
+  assert.equal(keys.length, 299);
+  const all = hits.lookupAll(64).filter(([k]) => k >= 100);
+  assert.equal(all.length, 299);
+  assert.ok(all.every(([k, v]) => v === BigInt(k * 2)));
+  assert.throws(() => c.map('hits', u64, u64), /key codec is 8 bytes, map key is 4/);
+});
+
+test('raw_tp and tp_btf attach and fire', async () => {
+  const c = load();
+  c.attach('raw_sys_enter');
+  c.attach('btf_sys_enter');
+  void process.ppid;
+  await sleep(10);
+  const hits = c.map('hits', u32, u64);
+  assert.ok((hits.lookup(2) ?? 0n) > 0n, 'raw_tp fired');
+  assert.ok((hits.lookup(3) ?? 0n) > 0n, 'tp_btf fired');
+  const prog = c.programs().find((p) => p.name === 'btf_sys_enter')!;
+  assert.equal(programStats(prog.fd).name, 'btf_sys_enter');
+});
+
+test('uprobe on a libc function fires for this process', () => {
+  const c = load();
+  const libc = ['/lib/x86_64-linux-gnu/libc.so.6', '/usr/lib/x86_64-linux-gnu/libc.so.6', '/lib64/libc.so.6'].find(
+    existsSync,
+  );
+  assert.ok(libc, 'libc found');
+  c.attachUprobe('uprobe_fn', libc, 'getppid', { pid: process.pid });
+  for (let i = 0; i < 5; i++) void process.ppid;
+  assert.ok((c.map('hits', u32, u64).lookup(4) ?? 0n) >= 5n);
+});
+
+test('cgroup attach shows on the cgroup and goes away on destroy', () => {
+  const c = load();
+  const cg = makeTestCgroup('bridge');
+  try {
+    const link = c.attachCgroup('cg_sock', cg.path);
+    const shown = execFileSync('bpftool', ['cgroup', 'show', cg.path], { encoding: 'utf8' });
+    assert.match(shown, /cg_sock/);
+    link.destroy();
+    assert.doesNotMatch(execFileSync('bpftool', ['cgroup', 'show', cg.path], { encoding: 'utf8' }), /cg_sock/);
+  } finally {
+    cg.remove();
+  }
+});
+
+test('tc attach on a veth interface, removed on destroy', () => {
+  const c = load();
+  const ifname = `ospt${process.pid % 100000}`;
+  execFileSync('ip', ['link', 'add', ifname, 'type', 'veth', 'peer', 'name', `${ifname}p`]);
+  try {
+    const link = c.attachTc('tc_pass', ifname, 'ingress');
+    assert.match(execFileSync('tc', ['filter', 'show', 'dev', ifname, 'ingress'], { encoding: 'utf8' }), /tc_pass/);
+    link.destroy();
+    assert.doesNotMatch(
+      execFileSync('tc', ['filter', 'show', 'dev', ifname, 'ingress'], { encoding: 'utf8' }),
+      /tc_pass/,
+    );
+  } finally {
+    execFileSync('ip', ['link', 'del', ifname]);
+  }
+});
+
+test('pin a map to bpffs and unpin it', () => {
+  const c = load();
+  const pin = `/sys/fs/bpf/osprey-test-${process.pid}`;
+  try {
+    c.pinMap('hits', pin);
+    assert.ok(existsSync(pin));
+    const shown = execFileSync('bpftool', ['-j', 'map', 'show', 'pinned', pin], { encoding: 'utf8' });
+    assert.equal(JSON.parse(shown).name, 'hits');
+  } finally {
+    if (existsSync(pin)) unlinkSync(pin);
+  }
+  assert.ok(!existsSync(pin));
+});
+
+test('close detaches every program of the collection', () => {
+  const c = Collection.load(BRIDGE);
+  c.attachTracepoint('tp_getppid', 'syscalls', 'sys_enter_getppid');
+  const id = programStats(c.programs().find((p) => p.name === 'tp_getppid')!.fd).id;
+  assert.ok(programLoaded(id));
+  c.close();
+  c.close(); // twice is harmless
+  assert.ok(!programLoaded(id));
+});
+
+test('programs are detached when the process that loaded them is killed', async () => {
+  const script = `
+    import { Collection, bpfObjectPath, programStats } from ${JSON.stringify(path.join(repoRoot, 'dist/src/kernel/index.js'))};
+    const c = Collection.load(bpfObjectPath('test/bridge'));
+    c.attach('raw_sys_enter');
+    console.log(programStats(c.programs().find((p) => p.name === 'raw_sys_enter').fd).id);
+    setInterval(() => {}, 1000);
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const id = await new Promise<number>((resolve, reject) => {
+      child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+      child.once('exit', (code) => reject(new Error(`child exited ${code}`)));
+    });
+    assert.ok(programLoaded(id), 'attached while the child lives');
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    for (let i = 0; i < 40 && programLoaded(id); i++) await sleep(50);
+    assert.ok(!programLoaded(id), 'gone after SIGKILL');
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+test('feature probe reports what this kernel supports', () => {
+  const f = probeFeatures();
+  assert.equal(f.btf, true);
+  assert.equal(f.mapTypes.ringbuf, true);
+  assert.equal(f.mapTypes.lpm_trie, true);
+  assert.equal(f.progTypes.tracepoint, true);
+  assert.equal(f.progTypes.cgroup_sock_addr, true);
+  assert.equal(f.helpers.send_signal, true);
+  assert.equal(f.kprobes, existsSync('/sys/bus/event_source/devices/kprobe'));
+  assert.match(f.kernel, /^\d+\.\d+/);
+  assert.ok(repoRoot.length > 0);
+});
