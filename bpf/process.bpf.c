@@ -74,8 +74,19 @@ static long walk_up(__u32 i, void *arg)
 	if (dentry == mnt_root || dentry == parent) {
 		struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
 
-		if (dentry != mnt_root || mnt_parent == mnt) {
-			c->done = true; /* global root, or a detached mount */
+		if (dentry != mnt_root) {
+			/* a pseudo file (memfd, pipe, anon inode): its own name is
+			 * the whole path, as d_path shows it */
+			if (n < OSPREY_PATH_DEPTH) {
+				w->name[n] = BPF_CORE_READ(dentry, d_name.name);
+				w->len[n] = BPF_CORE_READ(dentry, d_name.len);
+				c->n = n + 1;
+			}
+			c->done = true;
+			return 1;
+		}
+		if (mnt_parent == mnt) {
+			c->done = true; /* the global root, or a detached mount */
 			return 1;
 		}
 		c->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);

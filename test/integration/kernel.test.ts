@@ -8,9 +8,9 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  bpfObjectPath,
   Collection,
   KernelError,
-  bpfObjectPath,
   probeFeatures,
   programStats,
   repoRoot,
@@ -114,9 +114,11 @@ test('raw_tp and tp_btf attach and fire', async () => {
 
 test('uprobe on a libc function fires for this process', () => {
   const c = load();
-  const libc = ['/lib/x86_64-linux-gnu/libc.so.6', '/usr/lib/x86_64-linux-gnu/libc.so.6', '/lib64/libc.so.6'].find(
-    existsSync,
-  );
+  const libc = [
+    '/lib/x86_64-linux-gnu/libc.so.6',
+    '/usr/lib/x86_64-linux-gnu/libc.so.6',
+    '/lib64/libc.so.6',
+  ].find(existsSync);
   assert.ok(libc, 'libc found');
   c.attachUprobe('uprobe_fn', libc, 'getppid', { pid: process.pid });
   for (let i = 0; i < 5; i++) void process.ppid;
@@ -131,7 +133,10 @@ test('cgroup attach shows on the cgroup and goes away on destroy', () => {
     const shown = execFileSync('bpftool', ['cgroup', 'show', cg.path], { encoding: 'utf8' });
     assert.match(shown, /cg_sock/);
     link.destroy();
-    assert.doesNotMatch(execFileSync('bpftool', ['cgroup', 'show', cg.path], { encoding: 'utf8' }), /cg_sock/);
+    assert.doesNotMatch(
+      execFileSync('bpftool', ['cgroup', 'show', cg.path], { encoding: 'utf8' }),
+      /cg_sock/,
+    );
   } finally {
     cg.remove();
   }
@@ -143,7 +148,10 @@ test('tc attach on a veth interface, removed on destroy', () => {
   execFileSync('ip', ['link', 'add', ifname, 'type', 'veth', 'peer', 'name', `${ifname}p`]);
   try {
     const link = c.attachTc('tc_pass', ifname, 'ingress');
-    assert.match(execFileSync('tc', ['filter', 'show', 'dev', ifname, 'ingress'], { encoding: 'utf8' }), /tc_pass/);
+    assert.match(
+      execFileSync('tc', ['filter', 'show', 'dev', ifname, 'ingress'], { encoding: 'utf8' }),
+      /tc_pass/,
+    );
     link.destroy();
     assert.doesNotMatch(
       execFileSync('tc', ['filter', 'show', 'dev', ifname, 'ingress'], { encoding: 'utf8' }),
@@ -186,7 +194,9 @@ test('programs are detached when the process that loaded them is killed', async 
     console.log(programStats(c.programs().find((p) => p.name === 'raw_sys_enter').fd).id);
     setInterval(() => {}, 1000);
   `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     const id = await new Promise<number>((resolve, reject) => {
       child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
