@@ -35,6 +35,22 @@ struct {
 	__type(value, struct exec_scratch);
 } exec_heap SEC(".maps");
 
+/* pid -> live process; other objects share it (bpf_map__reuse_fd) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory follows the live processes */
+	__type(key, __u32);
+	__type(value, struct osprey_proc);
+} osprey_procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct osprey_proc);
+} proc_heap SEC(".maps");
+
 /* The path components found walking up, leaf first. */
 struct path_walk {
 	const unsigned char *name[OSPREY_PATH_DEPTH];
@@ -198,6 +214,28 @@ static __always_inline void read_namespaces(struct task_struct *task, __u32 *ns)
 	ns[OSPREY_NS_USER] = BPF_CORE_READ(task, cred, user_ns, ns.inum);
 }
 
+/* Keep the kernel's process table in step with an exec. */
+static __always_inline void remember_exec(const struct osprey_exec *e, const __u8 *path)
+{
+	__u32 zero = 0, pid = e->hdr.pid, len = e->path_len;
+	struct osprey_proc *p = bpf_map_lookup_elem(&proc_heap, &zero);
+	struct osprey_proc *old = bpf_map_lookup_elem(&osprey_procs, &pid);
+
+	if (!p)
+		return;
+	p->exec_ktime = e->hdr.ktime;
+	p->ppid = e->ppid;
+	p->flags = OSPREY_PROC_EXEC;
+	p->bin_len = len;
+	/* followChildren marks survive an exec, as they do in the forked child */
+	p->follow = old ? old->follow : 0;
+	if (len > OSPREY_BINARY_MAX - 1)
+		len = OSPREY_BINARY_MAX - 1;
+	__builtin_memset(p->binary, 0, sizeof(p->binary));
+	bpf_probe_read_kernel(p->binary, len & (OSPREY_BINARY_MAX - 1), path);
+	bpf_map_update_elem(&osprey_procs, &pid, p, BPF_ANY);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(osprey_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -319,9 +357,12 @@ int BPF_PROG(osprey_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	off += e->cwd_len;
 
 	e->hdr.size = sizeof(*e) + off;
-	if (e->hdr.size > sizeof(*s))
+	remember_exec(e, s->data);
+	len = e->hdr.size;
+	asm volatile("" : "+r"(len)); /* check the value we pass, not a reload */
+	if (len > sizeof(*s))
 		return 0;
-	emit(s, e->hdr.size & 0x1ffff);
+	emit(s, len);
 	return 0;
 }
 
@@ -346,6 +387,20 @@ int BPF_PROG(osprey_fork, struct task_struct *parent, struct task_struct *child)
 	f.start_time = BPF_CORE_READ(child, start_time);
 	f.parent_start_time = BPF_CORE_READ(parent, group_leader, start_time);
 	f.cgroup_id = bpf_get_current_cgroup_id();
+	{
+		/* the child runs its parent's binary until it execs */
+		__u32 ppid = f.ppid, cpid = f.hdr.pid;
+		struct osprey_proc *pp = bpf_map_lookup_elem(&osprey_procs, &ppid);
+		if (pp) {
+			bpf_map_update_elem(&osprey_procs, &cpid, pp, BPF_ANY);
+			pp = bpf_map_lookup_elem(&osprey_procs, &cpid);
+			if (pp) {
+				pp->exec_ktime = f.hdr.ktime;
+				pp->ppid = ppid;
+				pp->flags = OSPREY_PROC_CLONE;
+			}
+		}
+	}
 	emit(&f, sizeof(f));
 	return 0;
 }
@@ -374,6 +429,10 @@ int BPF_PROG(osprey_exit, struct task_struct *task, bool group_dead)
 	else
 		x.exit_code = BPF_CORE_READ(task, exit_code);
 	x.cgroup_id = bpf_get_current_cgroup_id();
+	{
+		__u32 pid = x.hdr.pid;
+		bpf_map_delete_elem(&osprey_procs, &pid);
+	}
 	emit(&x, sizeof(x));
 	return 0;
 }

@@ -139,6 +139,7 @@ class Object : public Napi::ObjectWrap<Object> {
                               InstanceMethod("attachUprobe", &Object::AttachUprobe),
                               InstanceMethod("attachTc", &Object::AttachTc),
                               InstanceMethod("pinMap", &Object::PinMap),
+                              InstanceMethod("reuseMap", &Object::ReuseMap),
                               InstanceMethod("close", &Object::Close),
                           });
     exports.Set("Object", fn);
@@ -275,7 +276,13 @@ class Object : public Napi::ObjectWrap<Object> {
     auto* p = Prog(env, info[0]);
     if (!p) return env.Undefined();
     std::string cat = info[1].As<Napi::String>(), name = info[2].As<Napi::String>();
-    return Finish(env, bpf_program__attach_tracepoint(p, cat.c_str(), name.c_str()),
+    LIBBPF_OPTS(bpf_tracepoint_opts, opts);
+    // the cookie tells a generic program which hook of its policy fired
+    if (info.Length() > 3 && info[3].IsBigInt()) {
+      bool lossless;
+      opts.bpf_cookie = info[3].As<Napi::BigInt>().Uint64Value(&lossless);
+    }
+    return Finish(env, bpf_program__attach_tracepoint_opts(p, cat.c_str(), name.c_str(), &opts),
                   "attach " + std::string(bpf_program__name(p)) + " to tracepoint " + cat + "/" + name);
   }
   Napi::Value AttachRawTracepoint(const Napi::CallbackInfo& info) {
@@ -353,6 +360,21 @@ class Object : public Napi::ObjectWrap<Object> {
     }
     int err = bpf_map__pin(m, path.c_str());
     if (err) Throw(env, "pin map " + n + " at " + path, err);
+    return env.Undefined();
+  }
+  // reuseMap(name, fd): before load, make the object use an existing map
+  // (shared between objects, e.g. the process table)
+  Napi::Value ReuseMap(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    if (!Check(env)) return env.Undefined();
+    std::string n = info[0].As<Napi::String>();
+    auto* m = bpf_object__find_map_by_name(obj_, n.c_str());
+    if (!m) {
+      Napi::Error::New(env, "no map named " + n).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    int err = bpf_map__reuse_fd(m, info[1].As<Napi::Number>().Int32Value());
+    if (err) Throw(env, "reuse map " + n, err);
     return env.Undefined();
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {

@@ -121,6 +121,27 @@ struct osprey_config {
 	__u32 pad;
 };
 
+/*
+ * The kernel's own table of live processes ("osprey_procs", pid -> entry),
+ * kept by the process sensor and read by policy programs (matchBinaries).
+ */
+#define OSPREY_BINARY_MAX 256
+
+struct osprey_proc {
+	__u64 exec_ktime;  /* hdr.ktime of the exec (or fork) that made the entry */
+	__u32 ppid;
+	__u32 flags;       /* OSPREY_PROC_* */
+	__u32 bin_len;     /* length of the full path; binary[] holds its first bytes */
+	__u32 pad;
+	__u64 follow;      /* bits set by policies with followChildren, inherited at fork */
+	char binary[OSPREY_BINARY_MAX];
+};
+
+enum osprey_proc_flags {
+	OSPREY_PROC_EXEC = 1 << 0,   /* made by an exec */
+	OSPREY_PROC_CLONE = 1 << 1,  /* made by a fork, no exec yet */
+};
+
 /* limits of the variable parts of an exec record */
 #define OSPREY_PATH_MAX 4096
 #define OSPREY_ARGS_MAX 32768

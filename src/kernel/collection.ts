@@ -20,6 +20,8 @@ export interface Link {
 export interface CollectionOptions {
   /** map name -> max_entries, applied before load */
   maxEntries?: Record<string, number>;
+  /** map name -> fd of an existing map the object should use instead of making its own */
+  reuseMaps?: Record<string, number>;
 }
 
 const open = new Set<Collection>();
@@ -54,6 +56,7 @@ export class Collection {
     }
     try {
       for (const [map, n] of Object.entries(opts.maxEntries ?? {})) obj.setMaxEntries(map, n);
+      for (const [map, fd] of Object.entries(opts.reuseMaps ?? {})) obj.reuseMap(map, fd);
       obj.load();
     } catch (err) {
       obj.close();
@@ -90,9 +93,10 @@ export class Collection {
     return this.track(prog, this.section(prog), (o) => o.attach(prog));
   }
 
-  attachTracepoint(prog: string, category: string, name: string): Link {
+  /** Attach to tracefs tracepoint category/name; the program reads `cookie` with bpf_get_attach_cookie(). */
+  attachTracepoint(prog: string, category: string, name: string, cookie?: bigint): Link {
     return this.track(prog, `tracepoint/${category}/${name}`, (o) =>
-      o.attachTracepoint(prog, category, name),
+      o.attachTracepoint(prog, category, name, cookie),
     );
   }
 

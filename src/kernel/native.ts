@@ -34,12 +34,13 @@ export interface NativeObject {
   programs(): NativeProgramInfo[];
   maps(): NativeMapInfo[];
   attach(prog: string): NativeLink;
-  attachTracepoint(prog: string, category: string, name: string): NativeLink;
+  attachTracepoint(prog: string, category: string, name: string, cookie?: bigint): NativeLink;
   attachRawTracepoint(prog: string, name: string): NativeLink;
   attachCgroup(prog: string, cgroupPath: string): NativeLink;
   attachUprobe(prog: string, binary: string, func: string, retprobe: boolean, pid: number): NativeLink;
   attachTc(prog: string, ifname: string, direction: 'ingress' | 'egress'): NativeLink;
   pinMap(map: string, path: string): void;
+  reuseMap(map: string, fd: number): void;
   close(): void;
 }
 
