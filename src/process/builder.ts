@@ -1,0 +1,212 @@
+import { capNames } from '../events/caps.js';
+import type { BinaryProperties, Capabilities, Process, Workload } from '../events/types.js';
+import { ExecFlags, type ExecRecord, type ExitRecord, type ForkRecord } from '../sensors/process/records.js';
+import { execFlagsString, joinArguments } from './arguments.js';
+import { resolveExecBinary } from './binary.js';
+import type { CgroupPaths } from './cgroups.js';
+import { ktimeToTime, wallNsToTime } from './clock.js';
+import { makeExecId } from './execid.js';
+import type { NamespaceTable } from './namespaces.js';
+import type { ProcSnapshot } from './procfs.js';
+
+const DELETED = ' (deleted)';
+const AUID_UNSET = 4294967295;
+const MAX_INTERNED_CAPS = 1024;
+
+/**
+ * Makes the exported Process objects from kernel records and /proc
+ * snapshots. Parts that many processes share (capability name lists,
+ * namespace sets) are shared objects: every Process is read-only once built.
+ */
+export class ProcessBuilder {
+  private readonly capLists = new Map<bigint, string[]>();
+
+  constructor(
+    readonly nodeName: string,
+    private readonly cgroups: CgroupPaths,
+    private readonly namespaces: NamespaceTable,
+    /** realpath for script detection; replaceable so tests need no files */
+    private readonly realpath?: (p: string) => string,
+  ) {}
+
+  execId(ktimeNs: bigint, pid: number): string {
+    return makeExecId(this.nodeName, ktimeNs, pid);
+  }
+
+  /** The Process an exec record describes; `time` is the RFC 3339 of its ktime, computed once by the caller. */
+  fromExec(rec: ExecRecord, parentExecId: string | undefined, time: string): Process {
+    const deleted = rec.nlink === 0;
+    const exe = resolveExecBinary(rec.path, rec.filename, rec.argv, rec.cwd, this.realpath);
+    let binary = exe.binary;
+    let interpreter = exe.interpreter;
+    // /proc/PID/exe shows a deleted (or memfd) file this way; do the same so both sources agree
+    if (deleted) {
+      if (interpreter !== undefined) interpreter += DELETED;
+      else binary += DELETED;
+    }
+    const setuid = (rec.flags & ExecFlags.SETUID) !== 0;
+    const setgid = (rec.flags & ExecFlags.SETGID) !== 0;
+    let props: BinaryProperties | undefined;
+    if (setuid || setgid || deleted) {
+      const changed: string[] = [];
+      if (setuid) changed.push('PRIVILEGES_RAISED_EXEC_FILE_SETUID');
+      if (setgid) changed.push('PRIVILEGES_RAISED_EXEC_FILE_SETGID');
+      props = {
+        setuid: setuid ? rec.euid : undefined,
+        setgid: setgid ? rec.egid : undefined,
+        privileges_changed: changed.length > 0 ? changed : undefined,
+        file: deleted ? { inode: { number: rec.ino.toString(), links: rec.nlink } } : undefined,
+      };
+    }
+    return {
+      exec_id: this.execId(rec.ktime, rec.pid),
+      pid: rec.pid,
+      uid: rec.uid,
+      cwd: rec.cwd,
+      binary,
+      arguments: joinArguments(rec.argv, exe.argsFrom),
+      flags: execFlagsString(rec.flags),
+      start_time: time,
+      auid: rec.auid,
+      parent_exec_id: parentExecId,
+      cap: this.caps(rec.capPermitted, rec.capEffective, rec.capInheritable),
+      ns: this.namespaces.get(rec.ns),
+      tid: rec.tid,
+      process_credentials: {
+        uid: rec.uid,
+        gid: rec.gid,
+        euid: rec.euid,
+        egid: rec.egid,
+        suid: rec.suid,
+        sgid: rec.sgid,
+      },
+      binary_properties: props,
+      interpreter,
+      ppid: rec.ppid,
+      workload: this.workload(rec.cgroupId),
+    };
+  }
+
+  /**
+   * A child that forked and has not exec'd runs its parent's program: it
+   * gets the parent's binary, arguments, cwd and credentials, flags "clone"
+   * and an exec_id of its own (from its start time).
+   */
+  fromFork(rec: ForkRecord, parent: Process | undefined, parentExecId: string | undefined): Process {
+    return {
+      exec_id: this.execId(rec.startTime, rec.pid),
+      pid: rec.pid,
+      uid: parent?.uid ?? AUID_UNSET,
+      cwd: parent?.cwd ?? '',
+      binary: parent?.binary ?? '',
+      arguments: parent?.arguments ?? '',
+      flags: 'clone',
+      start_time: ktimeToTime(rec.startTime),
+      auid: parent?.auid ?? AUID_UNSET,
+      parent_exec_id: parentExecId,
+      cap: parent?.cap,
+      ns: parent?.ns,
+      tid: rec.tid,
+      process_credentials: parent?.process_credentials,
+      binary_properties: parent?.binary_properties,
+      interpreter: parent?.interpreter,
+      ppid: rec.ppid,
+      workload: this.workload(rec.cgroupId),
+    };
+  }
+
+  /**
+   * An exit of a process the cache never saw (started before the agent and
+   * missed by the seed, or its records were dropped): only what the exit
+   * record carries, with flags "miss" and uid 4294967295 (unknown).
+   */
+  forUnknownExit(rec: ExitRecord, parentExecId: string | undefined): Process {
+    return {
+      exec_id: this.execId(rec.startTime, rec.pid),
+      pid: rec.pid,
+      uid: AUID_UNSET,
+      cwd: '',
+      binary: '',
+      arguments: '',
+      flags: 'miss',
+      start_time: ktimeToTime(rec.startTime),
+      auid: AUID_UNSET,
+      parent_exec_id: parentExecId,
+      cap: undefined,
+      ns: undefined,
+      tid: rec.tid,
+      process_credentials: undefined,
+      binary_properties: undefined,
+      interpreter: undefined,
+      ppid: rec.ppid,
+      workload: this.workload(rec.cgroupId),
+    };
+  }
+
+  /**
+   * A process that was running before the agent, from /proc. Its exec_id
+   * uses the start time /proc gives (clock ticks since boot, in ns), the
+   * only start time there is for it. bootWallNs: wall-clock ns at boot.
+   */
+  fromProc(snap: ProcSnapshot, parentExecId: string | undefined, bootWallNs: bigint): Process {
+    const binary = snap.exe !== '' ? snap.exe : (snap.argv[0] ?? '');
+    return {
+      exec_id: this.execId(snap.startBootNs, snap.pid),
+      pid: snap.pid,
+      uid: snap.uid,
+      cwd: snap.cwd,
+      binary,
+      arguments: joinArguments(snap.argv, 1),
+      flags: 'procFS',
+      start_time: wallNsToTime(bootWallNs + snap.startBootNs),
+      auid: snap.auid,
+      parent_exec_id: parentExecId,
+      cap: this.caps(snap.capPermitted, snap.capEffective, snap.capInheritable),
+      ns: this.namespaces.get(snap.ns),
+      tid: snap.pid,
+      process_credentials: {
+        uid: snap.uid,
+        gid: snap.gid,
+        euid: snap.euid,
+        egid: snap.egid,
+        suid: snap.suid,
+        sgid: snap.sgid,
+      },
+      binary_properties: snap.exeInode
+        ? { file: { inode: { number: snap.exeInode.number.toString(), links: snap.exeInode.links } } }
+        : undefined,
+      interpreter: undefined,
+      ppid: snap.ppid,
+      workload: this.workloadOfPath(snap.cgroupPath),
+    };
+  }
+
+  workload(cgroupId: bigint): Workload {
+    return { cgroup_id: cgroupId.toString(), cgroup_path: this.cgroups.path(cgroupId) };
+  }
+
+  private workloadOfPath(rel: string | undefined): Workload | undefined {
+    if (rel === undefined) return undefined;
+    return { cgroup_id: this.cgroups.idOf(rel) ?? '', cgroup_path: rel };
+  }
+
+  private caps(permitted: bigint, effective: bigint, inheritable: bigint): Capabilities {
+    return {
+      permitted: this.capList(permitted),
+      effective: this.capList(effective),
+      inheritable: this.capList(inheritable),
+    };
+  }
+
+  /** undefined for an empty set: protojson leaves empty lists out, and so do we. */
+  private capList(mask: bigint): string[] | undefined {
+    if (mask === 0n) return undefined;
+    let names = this.capLists.get(mask);
+    if (!names) {
+      names = capNames(mask);
+      if (this.capLists.size >= MAX_INTERNED_CAPS) this.capLists.clear();
+      this.capLists.set(mask, names);
+    }
+    return names;
+  }
+}

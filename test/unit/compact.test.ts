@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { type ExportEvent, type Process, renderCompact } from '../../src/events/index.js';
+
+function proc(binary: string, args: string, pid = 10): Process {
+  return {
+    exec_id: 'x',
+    pid,
+    uid: 0,
+    cwd: '/',
+    binary,
+    arguments: args,
+    flags: 'execve',
+    start_time: 't',
+    auid: 0,
+    tid: pid,
+  };
+}
+
+const base = { node_name: 'n', time: 't' };
+
+describe('renderCompact', () => {
+  test('exec', () => {
+    const ev: ExportEvent = { process_exec: { process: proc('/usr/bin/curl', '-s https://x') }, ...base };
+    assert.equal(renderCompact(ev), '🚀 process /usr/bin/curl -s https://x');
+  });
+
+  test('exec without arguments has no trailing space', () => {
+    const ev: ExportEvent = { process_exec: { process: proc('/usr/bin/true', '') }, ...base };
+    assert.equal(renderCompact(ev), '🚀 process /usr/bin/true');
+  });
+
+  test('exit with a status, with a signal, without arguments', () => {
+    const mk = (process: Process, signal?: string, status?: number): ExportEvent => ({
+      process_exit: { process, signal, status, time: 't' },
+      ...base,
+    });
+    assert.equal(
+      renderCompact(mk(proc('/usr/bin/curl', '-s x'), undefined, 0)),
+      '💥 exit    /usr/bin/curl -s x 0',
+    );
+    assert.equal(
+      renderCompact(mk(proc('/usr/bin/sleep', '100'), 'SIGKILL')),
+      '💥 exit    /usr/bin/sleep 100 SIGKILL',
+    );
+    assert.equal(renderCompact(mk(proc('/usr/bin/false', ''), undefined, 1)), '💥 exit    /usr/bin/false 1');
+  });
+
+  test('a process the cache never knew shows its pid', () => {
+    const ev: ExportEvent = { process_exit: { process: proc('', '', 77), status: 0, time: 't' }, ...base };
+    assert.equal(renderCompact(ev), '💥 exit    [pid 77] 0');
+  });
+
+  test('unknown types: the type, the process, the function when there is one', () => {
+    const k = {
+      process_kprobe: { process: proc('/usr/bin/cat', '/etc/shadow'), function_name: '__x64_sys_openat' },
+      ...base,
+    } as ExportEvent;
+    assert.equal(renderCompact(k), '❓ process_kprobe /usr/bin/cat /etc/shadow __x64_sys_openat');
+    const bare = { flow: { verdict: 'DROPPED' }, ...base } as ExportEvent;
+    assert.equal(renderCompact(bare), '❓ flow');
+  });
+});

@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { type ExportEvent, encodeEvent, type Process } from '../../src/events/index.js';
+import { CgroupPaths, NamespaceTable, ProcessBuilder } from '../../src/process/index.js';
+import { type ExecRecord, type NamespaceName, NS_NAMES } from '../../src/sensors/process/records.js';
+
+function execRecord(): ExecRecord {
+  const ns = {} as Record<NamespaceName, number>;
+  for (const n of NS_NAMES) ns[n] = 4026531830;
+  return {
+    kind: 'exec',
+    ktime: 1_000n,
+    cpu: 1,
+    pid: 4242,
+    tid: 4242,
+    ppid: 1,
+    uid: 0,
+    euid: 0,
+    gid: 0,
+    egid: 0,
+    suid: 0,
+    sgid: 0,
+    auid: 4294967295,
+    flags: 0,
+    nlink: 1,
+    ino: 1n,
+    cgroupId: 1n,
+    startTime: 900n,
+    parentStartTime: 1n,
+    capPermitted: 1n << 21n,
+    capEffective: 1n << 21n,
+    capInheritable: 0n,
+    ns,
+    fileUid: 0,
+    fileGid: 0,
+    fileMode: 0o755,
+    argc: 3,
+    path: '/usr/bin/curl',
+    filename: 'curl',
+    argv: ['curl', '-s', 'line\nbreak'],
+    cwd: '/',
+  };
+}
+
+function sampleProcess(): Process {
+  const b = new ProcessBuilder('node', new CgroupPaths(undefined), new NamespaceTable({ mnt: 4026531830 }));
+  return b.fromExec(execRecord(), 'cGFyZW50', '2026-11-25T08:13:22.123456789Z');
+}
+
+describe('encodeEvent', () => {
+  test('one line of JSON in the export shape: payload first, then node_name and time', () => {
+    const process = sampleProcess();
+    const ev: ExportEvent = {
+      process_exec: { process, parent: undefined },
+      node_name: 'node',
+      time: '2026-11-25T08:13:22.123456789Z',
+    };
+    const line = encodeEvent(ev);
+    assert.ok(!line.includes('\n'), 'a newline in an argument stays escaped');
+    assert.deepEqual(Object.keys(JSON.parse(line)), ['process_exec', 'node_name', 'time']);
+    const p = JSON.parse(line).process_exec.process;
+    assert.equal(p.exec_id, Buffer.from('node:1000:4242').toString('base64'));
+    assert.equal(p.arguments, '-s "line\nbreak"');
+    assert.equal(p.parent_exec_id, 'cGFyZW50');
+    assert.deepEqual(p.cap, { permitted: ['CAP_SYS_ADMIN'], effective: ['CAP_SYS_ADMIN'] });
+    assert.deepEqual(p.ns.mnt, { inum: 4026531830, is_host: true });
+    assert.deepEqual(p.ns.net, { inum: 4026531830 });
+    assert.deepEqual(p.workload, { cgroup_id: '1', cgroup_path: '' });
+    assert.equal(p.start_time, '2026-11-25T08:13:22.123456789Z');
+  });
+
+  test('absent optional fields are left out, not written as null', () => {
+    const line = encodeEvent({
+      process_exit: { process: sampleProcess(), parent: undefined, signal: undefined, status: 0, time: 't' },
+      node_name: 'n',
+      time: 't',
+    });
+    const x = JSON.parse(line).process_exit;
+    assert.ok(!('parent' in x));
+    assert.ok(!('signal' in x));
+    assert.equal(x.status, 0);
+    assert.ok(!('binary_properties' in x.process));
+    assert.ok(!('interpreter' in x.process));
+    assert.ok(!line.includes('null'));
+  });
+
+  test('snake_case keys only', () => {
+    const line = encodeEvent({ process_exec: { process: sampleProcess() }, node_name: 'n', time: 't' });
+    const keys: string[] = [];
+    JSON.parse(line, (k, v) => {
+      if (k !== '' && Number.isNaN(Number(k))) keys.push(k);
+      return v;
+    });
+    for (const k of keys) assert.match(k, /^[a-z0-9_]+$/, k);
+  });
+
+  test('a bigint from some sensor is written as a string instead of failing', () => {
+    const ev = { process_kprobe: { size: 12345678901234567890n }, node_name: 'n', time: 't' } as ExportEvent;
+    assert.equal(
+      encodeEvent(ev),
+      '{"process_kprobe":{"size":"12345678901234567890"},"node_name":"n","time":"t"}',
+    );
+  });
+});
