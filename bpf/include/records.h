@@ -140,6 +140,7 @@ struct osprey_proc {
 enum osprey_proc_flags {
 	OSPREY_PROC_EXEC = 1 << 0,   /* made by an exec */
 	OSPREY_PROC_CLONE = 1 << 1,  /* made by a fork, no exec yet */
+	OSPREY_PROC_PROCFS = 1 << 2, /* seeded from /proc by the agent */
 };
 
 /* limits of the variable parts of an exec record */

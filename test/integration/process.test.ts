@@ -64,6 +64,9 @@ test('relative path exec is resolved as the kernel resolved it', async () => {
     await w.run(['./true'], { cwd: '/usr/bin' });
     const ev = await w.until((evs) => execOf(evs, '/usr/bin/true'), 'exec of ./true');
     assert.equal(ev.process.cwd, '/usr/bin');
+    // the kernel's process table held it while it lived, and dropped it at exit
+    await w.until((evs) => exitOf(evs, ev.process.pid), 'exit of true');
+    assert.equal(w.sensor.processTableEntry(ev.process.pid), undefined);
   } finally {
     w.stop();
   }
@@ -181,6 +184,15 @@ test('a process that existed before the agent started is seeded with its parent'
       assert.equal(parent.process.binary, '/usr/bin/dash');
       assert.equal(seeded.process.parent_exec_id, parent.process.exec_id);
       assert.ok(w.pipeline.cache.ancestors(seeded.process.exec_id).some((a) => a.pid === child.pid));
+      // and the kernel's process table learns it too, for policy programs
+      const seededProcs = [seeded, parent].map((e) => ({
+        pid: e.process.pid,
+        ppid: e.process.ppid ?? 0,
+        binary: e.process.binary,
+        startNs: 0n,
+      }));
+      assert.equal(w.sensor.seedProcessTable(seededProcs), 2);
+      assert.equal(w.sensor.processTableEntry(sleepPid)?.binary, '/usr/bin/sleep');
     } finally {
       w.stop();
     }

@@ -9,6 +9,7 @@ import { makeTestCgroup } from './bpf.js';
 export interface Watch {
   cgroup: string;
   pipeline: ProcessPipeline;
+  sensor: ProcessSensor;
   events: ExportEvent[];
   /** Run argv inside the test cgroup; resolves with the exit code/signal of the shell wrapper. */
   run(
@@ -39,6 +40,7 @@ export async function watch(tag: string, opts: { argsMax?: number; seed?: boolea
   const w: Watch = {
     cgroup: cg.path,
     pipeline,
+    sensor,
     events,
     run(argv, runOpts = {}) {
       // the wrapper joins the cgroup, then becomes the command

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { repoRoot } from '../../src/kernel/native.js';
-import { CONFIG, EXEC, EXIT, FORK, HDR, LIMITS, RecordType } from '../../src/sensors/process/layout.js';
+import { CONFIG, EXEC, EXIT, FORK, HDR, LIMITS, PROC, RecordType } from '../../src/sensors/process/layout.js';
 
 type Layout = Record<string, number>;
 
@@ -25,6 +25,7 @@ function cProbe(structs: Record<string, Layout>): string {
 int main(void) {
 ${lines.join('\n')}
   printf("const.PATH_MAX=%d\\nconst.ARGS_MAX=%d\\n", OSPREY_PATH_MAX, OSPREY_ARGS_MAX);
+  printf("const.BINARY_MAX=%d\\n", OSPREY_BINARY_MAX);
   printf("const.EXEC=%d\\nconst.FORK=%d\\nconst.EXIT=%d\\n", OSPREY_REC_EXEC, OSPREY_REC_FORK, OSPREY_REC_EXIT);
   return 0;
 }
@@ -32,7 +33,14 @@ ${lines.join('\n')}
 }
 
 test('TypeScript record layout matches bpf/include/records.h', () => {
-  const structs = { osprey_hdr: HDR, osprey_exec: EXEC, osprey_fork: FORK, osprey_exit: EXIT };
+  const { BINARY_MAX, ...proc } = PROC;
+  const structs = {
+    osprey_hdr: HDR,
+    osprey_exec: EXEC,
+    osprey_fork: FORK,
+    osprey_exit: EXIT,
+    osprey_proc: proc,
+  };
   const dir = mkdtempSync(path.join(tmpdir(), 'osprey-layout-'));
   try {
     const src = path.join(dir, 'probe.c');
@@ -50,6 +58,7 @@ test('TypeScript record layout matches bpf/include/records.h', () => {
       }
     }
     assert.equal(LIMITS.PATH_MAX, got.get('const.PATH_MAX'));
+    assert.equal(BINARY_MAX, got.get('const.BINARY_MAX'));
     assert.equal(LIMITS.ARGS_MAX, got.get('const.ARGS_MAX'));
     assert.equal(RecordType.EXEC, got.get('const.EXEC'));
     assert.equal(RecordType.FORK, got.get('const.FORK'));

@@ -48,3 +48,18 @@ export const CONFIG = { args_max: 0, scope_cgroup: 4, agent_pid: 8, SIZE: 16 } a
 
 /** enum osprey_drop_index */
 export const DROP = { RINGBUF: 0, ARGS: 1, COUNT: 4 } as const;
+
+/** struct osprey_proc: an entry of the kernel's process table (osprey_procs) */
+export const PROC = {
+  exec_ktime: 0,
+  ppid: 8,
+  flags: 12,
+  bin_len: 16,
+  follow: 24,
+  binary: 32,
+  BINARY_MAX: 256,
+  SIZE: 288,
+} as const;
+
+/** enum osprey_proc_flags */
+export const ProcFlags = { EXEC: 1, CLONE: 2, PROCFS: 4 } as const;

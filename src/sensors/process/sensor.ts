@@ -2,6 +2,7 @@ import { closeSync, constants, openSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import {
+  BPF_NOEXIST,
   type BpfMap,
   bpfObjectPath,
   bytes,
@@ -14,7 +15,7 @@ import {
   u64,
 } from '../../kernel/index.js';
 import { decodeRecord } from './decode.js';
-import { CONFIG, DROP } from './layout.js';
+import { CONFIG, DROP, PROC, ProcFlags } from './layout.js';
 import type { ProcessRecord } from './records.js';
 
 export interface ProcessSensorOptions {
@@ -99,6 +100,55 @@ export class ProcessSensor {
       decodeErrors: this.decodeErrors,
       kernelDrops: { ringbuf: Number(sum(DROP.RINGBUF)), args: Number(sum(DROP.ARGS)) },
     };
+  }
+
+  /**
+   * Enter processes that were running before the sensor started into the
+   * kernel's process table, so policy programs know their binaries too.
+   * Entries the kernel already made (a fork or exec since start) are kept.
+   */
+  seedProcessTable(procs: Iterable<{ pid: number; ppid: number; binary: string; startNs: bigint }>): number {
+    const table = this.coll.mapInfo('osprey_procs');
+    const key = Buffer.alloc(4);
+    const val = Buffer.alloc(PROC.SIZE);
+    let n = 0;
+    for (const p of procs) {
+      if (!p.binary) continue;
+      val.fill(0);
+      val.writeBigUInt64LE(p.startNs, PROC.exec_ktime);
+      val.writeUInt32LE(p.ppid, PROC.ppid);
+      val.writeUInt32LE(ProcFlags.PROCFS, PROC.flags);
+      const bin = Buffer.from(p.binary);
+      val.writeUInt32LE(bin.length, PROC.bin_len);
+      bin.copy(val, PROC.binary, 0, Math.min(bin.length, PROC.BINARY_MAX - 1));
+      key.writeUInt32LE(p.pid);
+      try {
+        native().mapUpdate(table.fd, key, val, BPF_NOEXIST);
+        n++;
+      } catch (err) {
+        if ((err as { errno?: number }).errno !== 17 /* EEXIST */) throw err;
+      }
+    }
+    return n;
+  }
+
+  /** The kernel's process-table entry of pid, if it has one. */
+  processTableEntry(pid: number): { ppid: number; flags: number; binary: string } | undefined {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(pid);
+    const val = Buffer.alloc(PROC.SIZE);
+    if (!native().mapLookup(this.coll.mapInfo('osprey_procs').fd, key, val)) return undefined;
+    const len = Math.min(val.readUInt32LE(PROC.bin_len), PROC.BINARY_MAX - 1);
+    return {
+      ppid: val.readUInt32LE(PROC.ppid),
+      flags: val.readUInt32LE(PROC.flags),
+      binary: val.toString('utf8', PROC.binary, PROC.binary + len),
+    };
+  }
+
+  /** The fd of the kernel's process table, for policy objects to share. */
+  processTableFd(): number {
+    return this.coll.mapInfo('osprey_procs').fd;
   }
 
   /** Programs with their hooks, for status. */
