@@ -1,0 +1,341 @@
+import { closeSync, constants, openSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import {
+  type BpfMap,
+  bpfObjectPath,
+  bytes,
+  type Codec,
+  Collection,
+  native,
+  possibleCpus,
+  RingReader,
+  u32,
+  u64,
+} from '../../kernel/index.js';
+import { decodeTracingRecord, type TracingRecord } from './decode.js';
+import { CONFIG, Counter, OSP_LIMITS } from './layout.js';
+import {
+  encodeTables,
+  type KernelTables,
+  type PolicyMode,
+  type PolicyTables,
+  validateTables,
+} from './tables.js';
+
+export interface PolicyProgramOptions {
+  /** called with each batch of decoded records, in ring order */
+  onRecords: (records: TracingRecord[]) => void;
+  /**
+   * fd of the process sensor's osprey_procs map (ProcessSensor.procsMapFd()).
+   * Required when a selector has matchBinaries or matchParentBinaries.
+   */
+  procsMapFd?: number;
+  /** act only on tasks in this cgroup v2 directory and below */
+  scopeCgroup?: string;
+  /** bytes of this policy's ring buffer: a power of 2, at least 4096 (default 1 MiB) */
+  ringBytes?: number;
+  /** the object to load (tests); default bpf/.output/generic.bpf.o */
+  objectFile?: string;
+}
+
+export interface PolicyCounters {
+  /** events written to the ring */
+  posted: number;
+  /** enforcement actions taken (signal sent, enforcer notified) */
+  actionsTaken: number;
+  /** enforcement actions not taken because the policy is in monitor mode */
+  actionsMonitored: number;
+  /** enforcement actions refused: the target was PID 1, a kernel thread or the agent */
+  actionsRefused: number;
+  /** enforcement actions whose helper failed */
+  actionsFailed: number;
+  /** events not posted: a rate limit held them back */
+  rateLimited: number;
+  /** events lost: the ring buffer was full */
+  ringbufDrops: number;
+  /** enter events lost: too many threads inside the syscall at once */
+  pendingDrops: number;
+  /** records user space could not decode */
+  decodeErrors: number;
+}
+
+/** Bits of osprey_proc.follow in use by loaded policies of this process. */
+const followBitsInUse = new Set<number>();
+
+function allocFollowBit(): number {
+  for (let b = 0; b < 64; b++) {
+    if (!followBitsInUse.has(b)) {
+      followBitsInUse.add(b);
+      return b;
+    }
+  }
+  throw new Error('every followChildren bit (64) is in use: unload a policy with followChildren first');
+}
+
+const PROGRAM = 'osprey_generic';
+const ENFORCER = 'osprey_enforcer';
+const FOLLOW = 'osprey_follow_fork';
+
+/**
+ * One TracingPolicy in the kernel: one instance of bpf/generic.bpf.c whose
+ * maps hold the policy's tables, its generic program attached once per hook
+ * (cookie = hook index; hooks sharing a tracepoint ride on the first one's
+ * attachment), and the ring reader that turns its events into
+ * TracingRecords. Loading is atomic: on any failure everything loaded or
+ * attached so far is closed before the error is thrown.
+ *
+ * Events go to a ring buffer of the policy's own, so one policy's burst
+ * cannot push another's events out and unloading frees its memory.
+ */
+export class PolicyProgram {
+  private readonly coll: Collection;
+  private readonly reader: RingReader;
+  private readonly counterMap: BpfMap<number, bigint>;
+  private readonly cfg: BpfMap<number, Buffer>;
+  private pending: TracingRecord[] = [];
+  private decodeErrors = 0;
+  private closed = false;
+
+  private constructor(
+    readonly tables: PolicyTables,
+    coll: Collection,
+    private readonly kt: KernelTables,
+    private readonly opts: PolicyProgramOptions,
+  ) {
+    this.coll = coll;
+    this.counterMap = coll.map('counters', u32, u64);
+    this.cfg = coll.map('osp_cfg', u32, bytes(CONFIG.SIZE) as Codec<Buffer>);
+    this.reader = new RingReader(coll.mapInfo('events').fd, (buf, off, len) => this.onRecord(buf, off, len));
+  }
+
+  /** Validate, load, fill and attach one policy. Throws (with nothing left behind) on any failure. */
+  static load(tables: PolicyTables, opts: PolicyProgramOptions): PolicyProgram {
+    validateTables(tables);
+    const ringBytes = opts.ringBytes ?? 1 << 20;
+    if (!Number.isInteger(ringBytes) || ringBytes < 4096 || (ringBytes & (ringBytes - 1)) !== 0) {
+      throw new Error(`ringBytes ${ringBytes} is not a power of 2 of at least 4096`);
+    }
+    const bits: number[] = [];
+    let kt: KernelTables;
+    try {
+      kt = encodeTables(tables, () => {
+        const b = allocFollowBit();
+        bits.push(b);
+        return b;
+      });
+    } catch (err) {
+      for (const b of bits) followBitsInUse.delete(b);
+      throw err;
+    }
+    const release = () => {
+      for (const b of kt.followBits) followBitsInUse.delete(b);
+    };
+    if (kt.needsProcs && opts.procsMapFd === undefined) {
+      release();
+      throw new Error(
+        "this policy matches binaries: pass procsMapFd, the process sensor's osprey_procs map (start the process sensor first)",
+      );
+    }
+    if (kt.follow.length > OSP_LIMITS.MAX_FOLLOW) {
+      release();
+      throw new Error(
+        `${kt.follow.length} followChildren filters exceed the limit of ${OSP_LIMITS.MAX_FOLLOW} per policy`,
+      );
+    }
+    const sized = (n: number) => Math.max(1, n);
+    const maxEntries: Record<string, number> = {
+      heap: Math.max(possibleCpus(), availableParallelism()),
+      events: ringBytes,
+      int_set: sized(kt.intSet.length),
+      str_prefix: sized(kt.prefix.length),
+      str_postfix: sized(kt.postfix.length),
+      addr_lpm: sized(kt.addr.length),
+      substr: sized(Math.max(0, ...kt.needles.keys()) + 1),
+    };
+    kt.strEq.forEach((keys, b) => {
+      maxEntries[`str_eq_${b}`] = sized(keys.length);
+    });
+    let coll: Collection;
+    try {
+      coll = Collection.load(opts.objectFile ?? bpfObjectPath('generic'), {
+        maxEntries,
+        reuseMaps: opts.procsMapFd !== undefined ? { osprey_procs: opts.procsMapFd } : {},
+      });
+    } catch (err) {
+      release();
+      throw err;
+    }
+    let prog: PolicyProgram | undefined;
+    try {
+      fillMaps(coll, kt);
+      if (opts.scopeCgroup) {
+        setCgroupArray(coll, 'scope_cgroups', opts.scopeCgroup);
+        kt.config.writeUInt32LE(1, CONFIG.scope_cgroup);
+      }
+      prog = new PolicyProgram(tables, coll, kt, opts);
+      prog.cfg.update(0, kt.config);
+      // the enforcer and followChildren first: a hook must never act
+      // without the program that completes its action
+      if (kt.needsEnforcer) coll.attachTracepoint(ENFORCER, 'raw_syscalls', 'sys_exit');
+      if (kt.follow.length) coll.attach(FOLLOW);
+      kt.attach.forEach((i) => {
+        const h = tables.hooks[i]!;
+        try {
+          coll.attachTracepoint(PROGRAM, h.category, h.name, BigInt(i));
+        } catch (err) {
+          throw new Error(`hook ${i} (${h.category}/${h.name}): ${(err as Error).message}`, { cause: err });
+        }
+      });
+      return prog;
+    } catch (err) {
+      prog?.reader.close();
+      coll.close();
+      release();
+      throw err;
+    }
+  }
+
+  /** Switch between monitor (actions counted, not taken) and enforce, live. */
+  setMode(mode: PolicyMode): void {
+    if (mode !== 'monitor' && mode !== 'enforce')
+      throw new Error(`mode "${mode}" is neither monitor nor enforce`);
+    this.kt.config.writeUInt32LE(mode === 'monitor' ? 1 : 0, CONFIG.mode);
+    this.cfg.update(0, this.kt.config);
+  }
+
+  get mode(): PolicyMode {
+    return this.cfg.lookup(0)?.readUInt32LE(CONFIG.mode) === 1 ? 'monitor' : 'enforce';
+  }
+
+  counters(): PolicyCounters {
+    const sum = (i: number) => Number((this.counterMap.lookupPerCpu(i) ?? []).reduce((a, b) => a + b, 0n));
+    return {
+      posted: sum(Counter.POSTED),
+      actionsTaken: sum(Counter.TAKEN),
+      actionsMonitored: sum(Counter.MONITORED),
+      actionsRefused: sum(Counter.REFUSED),
+      actionsFailed: sum(Counter.ACTION_FAILED),
+      rateLimited: sum(Counter.RATE_LIMITED),
+      ringbufDrops: sum(Counter.RINGBUF_DROP),
+      pendingDrops: sum(Counter.PENDING_DROP),
+      decodeErrors: this.decodeErrors,
+    };
+  }
+
+  /** Records ready in the ring now, delivered synchronously. */
+  drain(): void {
+    if (this.closed) return;
+    this.reader.drain();
+    this.flush();
+  }
+
+  /** Programs with their hooks, for status. */
+  programs(): { name: string; hook: string; fd: number }[] {
+    const fds = new Map(this.coll.programs().map((p) => [p.name, p.fd]));
+    return this.coll.attached().map((l) => ({ name: l.program, hook: l.hook, fd: fds.get(l.program) ?? -1 }));
+  }
+
+  /** Detach everything, deliver what is in the ring, free the object. Safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    for (const l of this.coll.attached()) l.destroy();
+    try {
+      this.drain();
+    } finally {
+      this.closed = true;
+      this.reader.close();
+      if (this.kt.followBits.length && this.opts.procsMapFd !== undefined) this.clearFollowBits();
+      this.coll.close();
+      for (const b of this.kt.followBits) followBitsInUse.delete(b);
+    }
+  }
+
+  /** Take this policy's followChildren marks off every process, so the bits can be reused. */
+  private clearFollowBits(): void {
+    let mask = 0n;
+    for (const b of this.kt.followBits) mask |= 1n << BigInt(b);
+    const info = this.coll.mapInfo('osprey_procs');
+    const procs = this.coll.map('osprey_procs', u32, bytes(info.valueSize) as Codec<Buffer>);
+    const FOLLOW_OFF = 24; // struct osprey_proc.follow
+    try {
+      for (const [pid, v] of procs.entries()) {
+        const f = v.readBigUInt64LE(FOLLOW_OFF);
+        if (f & mask) {
+          v.writeBigUInt64LE(f & ~mask, FOLLOW_OFF);
+          try {
+            procs.update(pid, v, 2 /* BPF_EXIST */);
+          } catch {
+            // the process exited meanwhile
+          }
+        }
+      }
+    } catch {
+      // best effort: a stale bit only matters if the same bit is reused
+    }
+  }
+
+  private onRecord(buf: Buffer, off: number, len: number): void {
+    try {
+      const r = decodeTracingRecord(buf, off, len, this.tables.hooks);
+      if (r) this.pending.push(r);
+      else this.decodeErrors++;
+    } catch {
+      this.decodeErrors++;
+    }
+    if (this.pending.length === 1) queueMicrotask(() => this.flush());
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.opts.onRecords(batch);
+  }
+}
+
+function fillMaps(coll: Collection, kt: KernelTables): void {
+  const put = (map: string, key: Buffer, value: Buffer) => {
+    try {
+      native().mapUpdate(coll.mapInfo(map).fd, key, value, 0);
+    } catch (err) {
+      throw new Error(`fill map ${map}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const one = Buffer.from([1]);
+  const idx = (i: number) => {
+    const k = Buffer.alloc(4);
+    k.writeUInt32LE(i, 0);
+    return k;
+  };
+  kt.hooks.forEach((h, i) => {
+    put('hooks', idx(i), h);
+  });
+  for (const [k, s] of kt.selectors) put('selectors', idx(k), s);
+  for (const k of kt.intSet) put('int_set', k, one);
+  kt.strEq.forEach((keys, b) => {
+    for (const k of keys) put(`str_eq_${b}`, k, one);
+  });
+  for (const k of kt.prefix) put('str_prefix', k, one);
+  for (const k of kt.postfix) put('str_postfix', k, one);
+  for (const k of kt.addr) put('addr_lpm', k, one);
+  for (const [i, n] of kt.needles) put('substr', idx(i), n);
+  kt.follow.forEach((f, i) => {
+    put('follow_filters', idx(i), f);
+  });
+}
+
+/** Put the cgroup directory's fd in slot 0 of a BPF_MAP_TYPE_CGROUP_ARRAY. */
+function setCgroupArray(coll: Collection, map: string, dir: string): void {
+  const abs = path.resolve(dir);
+  if (!statSync(abs).isDirectory()) throw new Error(`scope cgroup ${abs} is not a directory`);
+  const fd = openSync(abs, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    const key = Buffer.alloc(4);
+    const val = Buffer.alloc(4);
+    val.writeUInt32LE(fd, 0);
+    native().mapUpdate(coll.mapInfo(map).fd, key, val, 0);
+  } finally {
+    closeSync(fd);
+  }
+}
