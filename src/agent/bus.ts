@@ -64,7 +64,8 @@ export class Subscription<T> {
     this.group = opts.group ?? 'default';
     this.maxEvents = opts.maxEvents ?? DEFAULT_MAX_EVENTS;
     this.maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
-    if (!(this.maxEvents >= 1)) throw new Error(`subscription ${this.name}: maxEvents ${this.maxEvents} must be >= 1`);
+    if (!(this.maxEvents >= 1))
+      throw new Error(`subscription ${this.name}: maxEvents ${this.maxEvents} must be >= 1`);
     if (opts.maxBytes !== undefined && !opts.sizeOf) {
       throw new Error(`subscription ${this.name}: maxBytes needs sizeOf`);
     }

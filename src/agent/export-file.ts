@@ -4,9 +4,9 @@
  * keeping at most maxBackups old files, and writing continues in a fresh file.
  * Each batch is one write(2) per file it lands in, never one per event.
  */
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, unlinkSync, write } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, renameSync, unlinkSync, write } from 'node:fs';
 import path from 'node:path';
-import { describeFsError, UserError } from './fs-error.js';
+import { describeFsError, mkdirp, UserError } from './fs-util.js';
 
 export interface FileExporterOptions {
   path: string;
@@ -60,7 +60,7 @@ export class FileExporter {
     const ex = new FileExporter(opts);
     const dir = path.dirname(ex.path);
     try {
-      mkdirSync(dir, { recursive: true });
+      mkdirp(dir);
     } catch (err) {
       throw new UserError(
         `cannot create directory ${dir} for export file ${ex.path}: ${describeFsError(err)}; ` +
@@ -144,7 +144,10 @@ export class FileExporter {
         // better a file over its limit than lost events: write the rest here
         const rest = lines.slice(i);
         i = lines.length;
-        await this.appendLines(rest, rest.reduce((a, l) => a + Buffer.byteLength(l) + 1, 0));
+        await this.appendLines(
+          rest,
+          rest.reduce((a, l) => a + Buffer.byteLength(l) + 1, 0),
+        );
         continue;
       }
       await this.appendLines(chunk, bytes);

@@ -87,5 +87,7 @@ function bucketOf(ns: number): number {
 }
 
 function upperEdge(i: number): number {
+  // the last bucket also holds everything beyond the range
+  if (i === BUCKETS - 1) return Number.POSITIVE_INFINITY;
   return 2 ** ((i + 1) / SUB_BUCKETS);
 }

@@ -1,0 +1,373 @@
+/**
+ * Agent configuration: built-in defaults, then the YAML file, then flags.
+ * Config keys are the long flag names (kebab-case); a boolean setting X has
+ * the flags --X and --no-X. Unknown keys and flags are errors that name them.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
+import { describeFsError, UserError } from './fs-util.js';
+
+export type StdoutFormat = 'json' | 'compact';
+
+export interface AgentConfig {
+  /** the file the settings came from; undefined when none was read */
+  configFile: string | undefined;
+  /** JSON-lines export file; undefined disables it */
+  exportFile: string | undefined;
+  exportFileMaxSizeMb: number;
+  exportFileMaxBackups: number;
+  exportStdout: boolean;
+  stdoutFormat: StdoutFormat;
+  apiSocket: string;
+  argsMax: number;
+  /** watch only this cgroup v2 directory and below */
+  cgroup: string | undefined;
+  nodeName: string;
+  /** build the process cache from /proc at start */
+  seed: boolean;
+}
+
+/** The repository root (dist/src/agent -> ../../..). */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const SYSTEM_CONFIG = '/etc/osprey/osprey.yaml';
+export const BUNDLED_CONFIG = path.join(repoRoot, 'config/osprey.yaml');
+export const DEFAULT_SOCKET = '/run/osprey/osprey.sock';
+
+type Kind = 'path' | 'optional-path' | 'bool' | 'string' | 'optional-string' | 'format' | 'number' | 'int';
+
+interface Setting {
+  key: string;
+  field: Exclude<keyof AgentConfig, 'configFile'>;
+  kind: Kind;
+  min?: number;
+  max?: number;
+  help: string;
+}
+
+/** Every setting, in the order `osprey agent --help` lists them. */
+export const SETTINGS: readonly Setting[] = [
+  {
+    key: 'export-file',
+    field: 'exportFile',
+    kind: 'optional-path',
+    help: 'JSON-lines export file ("" disables)',
+  },
+  {
+    key: 'export-file-max-size-mb',
+    field: 'exportFileMaxSizeMb',
+    kind: 'number',
+    min: 0,
+    help: 'rotate the export file at this size in MB',
+  },
+  {
+    key: 'export-file-max-backups',
+    field: 'exportFileMaxBackups',
+    kind: 'int',
+    min: 0,
+    max: 1000,
+    help: 'rotated export files to keep',
+  },
+  { key: 'export-stdout', field: 'exportStdout', kind: 'bool', help: 'write events to stdout' },
+  {
+    key: 'stdout-format',
+    field: 'stdoutFormat',
+    kind: 'format',
+    help: 'json | compact | auto (compact on a terminal, else json)',
+  },
+  { key: 'api-socket', field: 'apiSocket', kind: 'path', help: 'unix socket of the local API' },
+  {
+    key: 'args-max',
+    field: 'argsMax',
+    kind: 'int',
+    min: 0,
+    max: 32767,
+    help: 'bytes of argv captured per exec',
+  },
+  { key: 'cgroup', field: 'cgroup', kind: 'optional-path', help: 'watch only this cgroup v2 subtree' },
+  {
+    key: 'node-name',
+    field: 'nodeName',
+    kind: 'optional-string',
+    help: 'node_name in events and exec_id',
+  },
+  { key: 'seed', field: 'seed', kind: 'bool', help: 'build the process cache from /proc at start' },
+];
+
+export interface LoadOptions {
+  /** files tried in order when --config is not given */
+  defaultConfigFiles?: string[];
+  /** whether stdout is a terminal, for stdout-format auto */
+  stdoutIsTTY?: boolean;
+  hostname?: string;
+  cwd?: string;
+}
+
+/** Built-in defaults: the same values config/osprey.yaml documents. */
+export function defaults(hostname = os.hostname()): Omit<AgentConfig, 'stdoutFormat'> & {
+  stdoutFormat: StdoutFormat | 'auto';
+} {
+  return {
+    configFile: undefined,
+    exportFile: '/var/log/osprey/events.log',
+    exportFileMaxSizeMb: 10,
+    exportFileMaxBackups: 5,
+    exportStdout: true,
+    stdoutFormat: 'auto',
+    apiSocket: DEFAULT_SOCKET,
+    argsMax: 4096,
+    cgroup: undefined,
+    nodeName: hostname,
+    seed: true,
+  };
+}
+
+/** The parseArgs option table of `osprey agent`. */
+export function agentFlagOptions(): Record<string, { type: 'string' | 'boolean'; short?: string }> {
+  const o: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    config: { type: 'string', short: 'c' },
+    help: { type: 'boolean', short: 'h' },
+  };
+  for (const s of SETTINGS) {
+    if (s.kind === 'bool') {
+      o[s.key] = { type: 'boolean' };
+      o[`no-${s.key}`] = { type: 'boolean' };
+    } else {
+      o[s.key] = { type: 'string' };
+      if (s.kind.startsWith('optional')) o[`no-${s.key}`] = { type: 'boolean' };
+    }
+  }
+  return o;
+}
+
+export interface ParsedAgentArgs {
+  help: boolean;
+  config: AgentConfig;
+}
+
+/**
+ * Parse `osprey agent` flags and merge them over the config file over the
+ * defaults. Usage errors throw UserError with exit code 2, config file
+ * errors with exit code 1.
+ */
+export function loadAgentConfig(argv: string[], opts: LoadOptions = {}): ParsedAgentArgs {
+  const flags = parseFlags(argv, agentFlagOptions());
+  if (flags.help === true) return { help: true, config: finish(defaults(opts.hostname), opts) };
+  const cwd = opts.cwd ?? process.cwd();
+
+  const cfg = defaults(opts.hostname);
+  const explicit = typeof flags.config === 'string' ? path.resolve(cwd, flags.config) : undefined;
+  const file =
+    explicit ?? (opts.defaultConfigFiles ?? [SYSTEM_CONFIG, BUNDLED_CONFIG]).find((f) => existsSync(f));
+  if (file) {
+    applyFile(cfg, file);
+    cfg.configFile = file;
+  }
+
+  for (const s of SETTINGS) {
+    const v = flags[s.key];
+    const neg = flags[`no-${s.key}`];
+    if (v !== undefined && neg !== undefined) {
+      throw new UserError(`--${s.key} and --no-${s.key} contradict each other; give one`, 2);
+    }
+    if (neg === true) {
+      set(cfg, s, s.kind === 'bool' ? false : undefined);
+    } else if (v !== undefined) {
+      const val = s.kind === 'bool' ? v : convertFlag(s, v as string);
+      if (typeof val === 'string' && (s.kind === 'path' || s.kind === 'optional-path')) {
+        set(cfg, s, path.resolve(cwd, val));
+      } else {
+        set(cfg, s, val);
+      }
+    }
+  }
+  return { help: false, config: finish(cfg, opts) };
+}
+
+function finish(cfg: ReturnType<typeof defaults>, opts: LoadOptions): AgentConfig {
+  const tty = opts.stdoutIsTTY ?? process.stdout.isTTY === true;
+  return {
+    ...cfg,
+    nodeName: cfg.nodeName || (opts.hostname ?? os.hostname()),
+    stdoutFormat: cfg.stdoutFormat === 'auto' ? (tty ? 'compact' : 'json') : cfg.stdoutFormat,
+  };
+}
+
+function set(cfg: ReturnType<typeof defaults>, s: Setting, v: unknown): void {
+  (cfg as unknown as Record<string, unknown>)[s.field] = v;
+}
+
+/**
+ * node:util parseArgs in strict mode, with its errors rewritten to name the
+ * offending flag and exit with code 2.
+ */
+export function parseFlags(
+  argv: string[],
+  options: Record<string, { type: 'string' | 'boolean'; short?: string }>,
+): Record<string, string | boolean | undefined> {
+  try {
+    const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+    return values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const name = /'(-[^' ]+)/.exec(e.message)?.[1];
+    switch (e.code) {
+      case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+        throw new UserError(`unknown flag ${name ?? e.message}`, 2);
+      case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+        if (/argument missing/.test(e.message)) throw new UserError(`flag ${name} needs a value`, 2);
+        if (/does not take an argument/.test(e.message)) {
+          throw new UserError(`flag ${name} takes no value`, 2);
+        }
+        throw new UserError(e.message, 2);
+      case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
+        const arg = /'([^']*)'/.exec(e.message)?.[1];
+        throw new UserError(`unexpected argument ${arg !== undefined ? `"${arg}"` : ''}`.trim(), 2);
+      }
+      default:
+        throw new UserError(e.message, 2);
+    }
+  }
+}
+
+/** A flag's string value converted to the setting's type. */
+function convertFlag(s: Setting, raw: string): unknown {
+  const r = check(s, s.kind === 'number' || s.kind === 'int' ? numberOf(raw) : raw);
+  if (r.error) throw new UserError(`--${s.key}: ${r.error}`, 2);
+  return r.value;
+}
+
+function numberOf(raw: string): number | string {
+  const t = raw.trim();
+  return t !== '' && Number.isFinite(Number(t)) ? Number(t) : raw;
+}
+
+/** Validate a value for a setting; optional kinds turn "" and null into undefined. */
+function check(s: Setting, v: unknown): { value?: unknown; error?: string } {
+  const shown = v === undefined ? 'nothing' : JSON.stringify(v);
+  switch (s.kind) {
+    case 'bool':
+      return typeof v === 'boolean' ? { value: v } : { error: `expected true or false, got ${shown}` };
+    case 'path':
+    case 'string':
+      return typeof v === 'string' && v !== ''
+        ? { value: v }
+        : { error: `expected a non-empty string, got ${shown}` };
+    case 'optional-path':
+    case 'optional-string':
+      if (v === null || v === '') return { value: undefined };
+      return typeof v === 'string' ? { value: v } : { error: `expected a string, got ${shown}` };
+    case 'format':
+      return v === 'json' || v === 'compact' || v === 'auto'
+        ? { value: v }
+        : { error: `expected json, compact or auto, got ${shown}` };
+    case 'number':
+      return typeof v === 'number' && v > (s.min ?? Number.NEGATIVE_INFINITY)
+        ? { value: v }
+        : { error: `expected a number greater than ${s.min}, got ${shown}` };
+    case 'int': {
+      const ok = typeof v === 'number' && Number.isInteger(v) && v >= (s.min ?? 0) && v <= (s.max ?? 2 ** 31);
+      return ok ? { value: v } : { error: `expected an integer from ${s.min} to ${s.max}, got ${shown}` };
+    }
+  }
+}
+
+const BY_KEY = new Map(SETTINGS.map((s) => [s.key, s]));
+
+/** Read a YAML config file over cfg; errors name the file, line and column. */
+function applyFile(cfg: ReturnType<typeof defaults>, file: string): void {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UserError(
+      `cannot read config file ${file}: ${describeFsError(err)}; give an existing file with --config`,
+    );
+  }
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number | undefined) => {
+    const p = lc.linePos(offset ?? 0);
+    return `${file}:${p.line}:${p.col}`;
+  };
+  const err = doc.errors[0];
+  if (err) {
+    throw new UserError(`${at(err.pos[0])}: not valid YAML: ${err.message.split('\n')[0]}`);
+  }
+  const root = doc.contents;
+  if (root === null || (isScalar(root) && root.value === null)) return; // empty file: defaults
+  if (!isMap(root)) {
+    throw new UserError(`${at(root.range?.[0])}: expected settings as "key: value" lines`);
+  }
+  const dir = path.dirname(file);
+  for (const pair of root.items) {
+    const keyNode = pair.key as Node | null;
+    const key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+    const s = BY_KEY.get(key);
+    if (!s) {
+      const near = closest(key, [...BY_KEY.keys()]);
+      throw new UserError(
+        `${at(keyNode?.range?.[0])}: unknown key "${key}"; ` +
+          (near
+            ? `did you mean "${near}"? Fix or remove it.`
+            : `remove it, or use one of: ${[...BY_KEY.keys()].join(', ')}`),
+      );
+    }
+    const valueNode = pair.value as Node | null;
+    const raw = valueNode === null ? null : valueNode.toJSON();
+    const r = check(s, raw);
+    if (r.error)
+      throw new UserError(`${at(valueNode?.range?.[0] ?? keyNode?.range?.[0])}: ${key}: ${r.error}`);
+    const v = typeof r.value === 'string' && s.kind.endsWith('path') ? path.resolve(dir, r.value) : r.value;
+    set(cfg, s, v);
+  }
+}
+
+/** The candidate within edit distance 3 of word, if any. */
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = 4;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d < bestD) {
+      best = c;
+      bestD = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** `osprey agent --help` text for the settings. */
+export function settingsHelp(): string {
+  const d = defaults() as unknown as Record<string, unknown>;
+  const lines: string[] = [];
+  for (const s of SETTINGS) {
+    const flag = s.kind === 'bool' ? `--[no-]${s.key}` : `--${s.key} ${metavar(s)}`;
+    const def = d[s.field];
+    const shown = def === undefined ? '' : ` (default ${s.key === 'node-name' ? 'hostname' : String(def)})`;
+    lines.push(`      ${flag.padEnd(32)} ${s.help}${shown}`);
+  }
+  return lines.join('\n');
+}
+
+function metavar(s: Setting): string {
+  if (s.kind === 'format') return 'FORMAT';
+  if (s.kind === 'int' || s.kind === 'number') return 'N';
+  if (s.kind.endsWith('path')) return 'PATH';
+  return 'NAME';
+}

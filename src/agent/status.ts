@@ -1,0 +1,139 @@
+/**
+ * The shape of GET /v1/status (snake_case, like the event JSON) and its
+ * human-readable rendering for `osprey status`.
+ */
+import type { FileExporterStats } from './export-file.js';
+import type { StdoutExporterStats } from './export-stdout.js';
+import type { LatencySummary } from './latency.js';
+
+export interface ProgramStatus {
+  name: string;
+  hook: string;
+  id: number;
+  run_count: number;
+  run_time_ns: number;
+}
+
+export interface KernelFeaturesStatus {
+  release: string;
+  btf: boolean;
+  kprobes: boolean;
+  uprobes: boolean;
+  bpf_lsm: boolean;
+  prog_types: Record<string, boolean>;
+  map_types: Record<string, boolean>;
+  helpers: Record<string, boolean>;
+}
+
+export interface DropsStatus {
+  /** records the kernel could not reserve in the ring buffer */
+  kernel_ringbuf: number;
+  /** execs whose arguments could not be read */
+  kernel_args: number;
+  /** records user space could not decode */
+  decode_errors: number;
+  /** events the exporters' queues (file, stdout) had no room for */
+  bus_queue_overflow: number;
+  /** events dropped for API clients that did not keep up */
+  api_slow_client_dropped: number;
+  /** API clients disconnected for staying too far behind */
+  api_clients_disconnected: number;
+}
+
+export interface AgentStatus {
+  node_name: string;
+  version: string;
+  pid: number;
+  started_at: string;
+  uptime_s: number;
+  config_file: string | null;
+  scope_cgroup: string | null;
+  args_max: number;
+  kernel: KernelFeaturesStatus;
+  programs: ProgramStatus[];
+  records: { total: number; batches: number };
+  events: { total: number; by_type: Record<string, number> };
+  drops: DropsStatus;
+  /** records the process pipeline failed on */
+  pipeline_errors: number;
+  process_cache: { size: number; live: number; exited: number; evictions: number; seeded: number };
+  export_file: (FileExporterStats & { queued: number; dropped: number }) | null;
+  export_stdout: (StdoutExporterStats & { queued: number; dropped: number }) | null;
+  api: { socket: string; clients: number };
+  /** ms from the kernel making a record to user space receiving it (exec records) */
+  latency: LatencySummary;
+  memory: { rss_bytes: number; peak_rss_bytes: number; heap_used_bytes: number };
+}
+
+/** A readable summary of a status document. */
+export function renderStatusText(s: AgentStatus): string {
+  const out: string[] = [];
+  const kv = (k: string, v: string | number) => out.push(`  ${k.padEnd(22)} ${v}`);
+  out.push(`Osprey agent ${s.version} on ${s.node_name} (pid ${s.pid}), up ${duration(s.uptime_s)}`);
+  kv('kernel', `${s.kernel.release}${s.kernel.btf ? ', BTF' : ', no BTF'}`);
+  if (s.scope_cgroup) kv('watching cgroup', s.scope_cgroup);
+  if (s.config_file) kv('config', s.config_file);
+  out.push('');
+  out.push('Programs');
+  for (const p of s.programs) {
+    const avg = p.run_count ? `${Math.round(p.run_time_ns / p.run_count)} ns/run` : '-';
+    out.push(`  ${p.name.padEnd(16)} ${p.hook.padEnd(30)} runs ${String(p.run_count).padStart(10)}  ${avg}`);
+  }
+  out.push('');
+  out.push('Events');
+  kv('total', s.events.total);
+  for (const [t, n] of Object.entries(s.events.by_type).sort()) kv(t, n);
+  kv('latency (exec)', latencyText(s.latency));
+  out.push('');
+  out.push('Drops');
+  for (const [k, v] of Object.entries(s.drops)) kv(k, v);
+  if (s.pipeline_errors) kv('pipeline_errors', s.pipeline_errors);
+  out.push('');
+  out.push('Process cache');
+  const c = s.process_cache;
+  kv('entries', `${c.size} (${c.live} live, ${c.exited} exited), ${c.evictions} evicted, ${c.seeded} seeded`);
+  out.push('');
+  out.push('Export');
+  if (s.export_file) {
+    const f = s.export_file;
+    kv(
+      'file',
+      `${f.path}: ${f.events_written} events, ${bytes(f.size_bytes)} of ${bytes(f.max_size_bytes)}, ` +
+        `${f.rotations} rotations, ${f.write_errors} errors`,
+    );
+    if (f.last_error) kv('last error', f.last_error);
+  } else {
+    kv('file', 'off');
+  }
+  kv(
+    'stdout',
+    s.export_stdout ? `${s.export_stdout.format}, ${s.export_stdout.events_written} events` : 'off',
+  );
+  kv('api', `${s.api.socket}, ${s.api.clients} stream client(s)`);
+  out.push('');
+  kv('memory', `rss ${bytes(s.memory.rss_bytes)}, peak ${bytes(s.memory.peak_rss_bytes)}`);
+  return out.join('\n');
+}
+
+function latencyText(l: LatencySummary): string {
+  if (l.count === 0) return 'no samples yet';
+  return `p50 ${l.p50_ms} ms, p99 ${l.p99_ms} ms, max ${l.max_ms} ms (${l.count} samples)`;
+}
+
+function duration(s: number): string {
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = Math.floor(s % 60);
+  if (d) return `${d}d ${h}h`;
+  if (h) return `${h}h ${m}m`;
+  if (m) return `${m}m ${sec}s`;
+  return `${sec}s`;
+}
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}

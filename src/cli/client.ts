@@ -1,0 +1,55 @@
+/** A client of the agent's local API over its unix socket. */
+import http, { type IncomingMessage } from 'node:http';
+import { describeFsError, UserError } from '../agent/fs-util.js';
+
+/** Open GET path on the agent's socket; connection failures become UserErrors that say what to do. */
+export function apiRequest(socketPath: string, path: string, timeoutMs = 0): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    // agent: false: the global agent's keep-alive socket timeout (5 s) would
+    // abort an event stream that is quiet for a while
+    const req = http.get(
+      { socketPath, path, agent: false, ...(timeoutMs ? { timeout: timeoutMs } : {}) },
+      resolve,
+    );
+    req.on('timeout', () => {
+      req.destroy(new UserError(`the agent on ${socketPath} did not answer within ${timeoutMs} ms`));
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err instanceof UserError) reject(err);
+      else reject(connectError(socketPath, err));
+    });
+  });
+}
+
+function connectError(socketPath: string, err: NodeJS.ErrnoException): UserError {
+  switch (err.code) {
+    case 'ENOENT':
+    case 'ECONNREFUSED':
+      return new UserError(`no agent is listening on ${socketPath}; start one with \`osprey agent\``);
+    case 'EACCES':
+    case 'EPERM':
+      return new UserError(`permission denied on ${socketPath}; the API is root-only, run as root`);
+    default:
+      return new UserError(`cannot reach the agent on ${socketPath}: ${describeFsError(err)}`);
+  }
+}
+
+/** The whole body as text. */
+export async function readBody(res: IncomingMessage): Promise<string> {
+  res.setEncoding('utf8');
+  let body = '';
+  for await (const chunk of res) body += chunk as string;
+  return body;
+}
+
+/** The error message of a non-200 API answer. */
+export async function apiError(res: IncomingMessage): Promise<UserError> {
+  const body = await readBody(res);
+  let msg = body.trim();
+  try {
+    msg = (JSON.parse(body) as { error?: string }).error ?? msg;
+  } catch {
+    // not JSON: show it as it is
+  }
+  return new UserError(`the agent answered ${res.statusCode}: ${msg}`, res.statusCode === 400 ? 2 : 1);
+}

@@ -1,0 +1,73 @@
+/**
+ * The `osprey` command line: dispatches to one file per command. Usage
+ * errors exit 2 with the usage; other failures exit 1 with one line saying
+ * what went wrong and what to do.
+ */
+import { UserError } from '../agent/fs-util.js';
+import { agentCommand } from './agent.js';
+import { eventsCommand } from './events.js';
+import { statusCommand } from './status.js';
+import { COMMANDS, type Command, commandUsage, mainUsage } from './usage.js';
+import { versionCommand } from './version.js';
+
+export async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined) {
+    process.stderr.write(`${mainUsage()}\n`);
+    return 2;
+  }
+  if (first === '-h' || first === '--help') return helpCommand([]);
+  if (first === '--version' || first === '-V') return versionCommand();
+  if (!isCommand(first)) {
+    const what = first.startsWith('-') ? `unknown flag ${first}` : `unknown command "${first}"`;
+    process.stderr.write(`osprey: ${what}\n\n${mainUsage()}\n`);
+    return 2;
+  }
+  try {
+    switch (first) {
+      case 'agent':
+        return await agentCommand(rest);
+      case 'events':
+        return await eventsCommand(rest);
+      case 'status':
+        return await statusCommand(rest);
+      case 'version':
+        if (rest.length) throw new UserError(`unexpected argument "${rest[0]}"`, 2);
+        return versionCommand();
+      case 'help':
+        return helpCommand(rest);
+    }
+  } catch (err) {
+    return fail(first, err);
+  }
+}
+
+function helpCommand(args: string[]): number {
+  const [topic, ...extra] = args;
+  if (topic === undefined) {
+    process.stdout.write(`${mainUsage()}\n`);
+    return 0;
+  }
+  if (!isCommand(topic) || extra.length) {
+    process.stderr.write(`osprey help: unknown command "${topic}"\n\n${mainUsage()}\n`);
+    return 2;
+  }
+  process.stdout.write(`${commandUsage(topic)}\n`);
+  return 0;
+}
+
+function fail(cmd: Command, err: unknown): number {
+  if (err instanceof UserError) {
+    process.stderr.write(`osprey ${cmd}: ${err.message}\n`);
+    if (err.exitCode === 2) process.stderr.write(`\n${commandUsage(cmd)}\n`);
+    return err.exitCode;
+  }
+  const e = err as Error;
+  const detail = process.env.OSPREY_DEBUG ? (e.stack ?? e.message) : (e?.message ?? String(err));
+  process.stderr.write(`osprey ${cmd}: ${detail}\n`);
+  return 1;
+}
+
+function isCommand(s: string): s is Command {
+  return (COMMANDS as readonly string[]).includes(s);
+}

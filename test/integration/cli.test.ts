@@ -1,0 +1,403 @@
+/**
+ * The `osprey` command as a user meets it: usage errors, start-up errors
+ * that leave nothing attached, a socket already served by another agent,
+ * and the commands that talk to a running agent. Runs as root against the
+ * real kernel.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const OSPREY = path.join(repo, 'bin/osprey');
+const version = (JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string })
+  .version;
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'osprey-cli-test-'));
+const children = new Set<ChildProcess>();
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  pid: number;
+}
+
+/** Run `osprey ARGS` to its end (killed after timeoutMs). */
+function osprey(
+  args: string[],
+  opts: { input?: string; cwd?: string; cmd?: string; timeoutMs?: number } = {},
+) {
+  return new Promise<Run>((resolve, reject) => {
+    const child = spawn(opts.cmd ?? OSPREY, args, {
+      cwd: opts.cwd ?? tmp,
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, signal, stdout, stderr, pid: child.pid! });
+    });
+  });
+}
+
+interface Agent {
+  child: ChildProcess;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Start `osprey agent ARGS` and wait for its ready line. */
+async function startAgent(args: string[]): Promise<Agent> {
+  const child = spawn(OSPREY, ['agent', ...args], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(child);
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('close', (code) => {
+      children.delete(child);
+      resolve(code);
+    }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`agent not ready in 15 s: ${stderr}`)), 15_000);
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d;
+      if (stderr.includes('ready:')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`agent exited (${code}) before it was ready: ${stderr}`));
+    });
+  });
+  return { child, stderr: () => stderr, exited };
+}
+
+interface BpfProg {
+  id: number;
+  name?: string;
+}
+
+function osprePrograms(): BpfProg[] {
+  const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as BpfProg[];
+  return all.filter((p) => p.name?.startsWith('osprey_'));
+}
+
+/** Program ids some live process holds a program or link fd for. */
+function heldProgramIds(): Set<number> {
+  const held = new Set<number>();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fdinfo`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^prog_id:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+        if (m) held.add(Number(m[1]));
+      } catch {
+        // the fd or the process went away
+      }
+    }
+  }
+  return held;
+}
+
+/**
+ * Osprey programs that appeared since `before` and that no live process
+ * holds: what a failed start would have left in the kernel (pinned, or
+ * leaked by a process still on its way out). Programs of other tests running
+ * in parallel are held by their processes and so are not counted. Freeing
+ * is asynchronous in the kernel, so it looks again for a while.
+ */
+async function leftBehind(before: Set<number>): Promise<BpfProg[]> {
+  let orphans: BpfProg[] = [];
+  for (let i = 0; i < 20; i++) {
+    const held = heldProgramIds();
+    orphans = osprePrograms().filter((p) => !before.has(p.id) && !held.has(p.id));
+    if (orphans.length === 0) return [];
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return orphans;
+}
+
+const programIds = () => new Set(osprePrograms().map((p) => p.id));
+
+/** A fresh, empty cgroup v2 directory, so a test agent watches nothing of the host's. */
+function cgroup2Root(): string {
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [pre, post] = line.split(' - ');
+    if (post?.startsWith('cgroup2 ')) return pre!.split(' ')[4]!;
+  }
+  throw new Error('no cgroup v2 mount');
+}
+const cgroups: string[] = [];
+function makeCgroup(): string {
+  const dir = path.join(cgroup2Root(), `osprey-cli-test-${process.pid}-${cgroups.length}`);
+  mkdirSync(dir);
+  cgroups.push(dir);
+  return dir;
+}
+
+after(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await new Promise((r) => setTimeout(r, 200));
+  for (const c of cgroups) {
+    try {
+      rmdirSync(c);
+    } catch {
+      // still busy or already gone
+    }
+  }
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('osprey CLI', () => {
+  it('refuses an unknown flag with its name, the usage and exit code 2, attaching nothing', async () => {
+    const before = programIds();
+    const sock = path.join(tmp, 'flag.sock');
+    const r = await osprey(['agent', '--api-socket', sock, '--bogus-flag']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^osprey agent: unknown flag --bogus-flag\n/);
+    assert.match(r.stderr, /Usage: osprey agent/);
+    assert.ok(!existsSync(sock));
+    assert.deepEqual(await leftBehind(before), []);
+  });
+
+  it('refuses an unknown command with the usage and exit code 2', async () => {
+    const r = await osprey(['frobnicate']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^osprey: unknown command "frobnicate"/);
+    assert.match(r.stderr, /Commands:\n\s+agent/);
+    const s = await osprey(['status', '--bogus']);
+    assert.equal(s.code, 2);
+    assert.match(s.stderr, /^osprey status: unknown flag --bogus\n\nUsage: osprey status/);
+  });
+
+  it('names the file and line of an unknown config key, attaching nothing', async () => {
+    const before = programIds();
+    const cfg = path.join(tmp, 'bad.yaml');
+    writeFileSync(cfg, `api-socket: ${path.join(tmp, 'cfg.sock')}\nargs-max: 512\nexport-flie: /tmp/x.log\n`);
+    const r = await osprey(['agent', '--config', cfg]);
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stderr,
+      `osprey agent: ${cfg}:3:1: unknown key "export-flie"; did you mean "export-file"? Fix or remove it.\n`,
+    );
+    assert.ok(!existsSync(path.join(tmp, 'cfg.sock')));
+    assert.deepEqual(await leftBehind(before), []);
+  });
+
+  it('refuses an export file it cannot write, before attaching anything', async () => {
+    const before = programIds();
+    const sock = path.join(tmp, 'export.sock');
+    const r = await osprey([
+      'agent',
+      '--api-socket',
+      sock,
+      '--export-file',
+      '/proc/osprey/x',
+      '--no-export-stdout',
+    ]);
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stderr,
+      'osprey agent: cannot create directory /proc/osprey for export file /proc/osprey/x: ' +
+        'ENOENT: no such file or directory; choose a writable path with --export-file\n',
+    );
+    assert.ok(!existsSync(sock), 'no socket is left behind');
+    assert.deepEqual(await leftBehind(before), []);
+  });
+
+  it('refuses a --cgroup that is not a cgroup v2 directory', async () => {
+    const before = programIds();
+    const r = await osprey(['agent', '--api-socket', path.join(tmp, 'cg.sock'), '--cgroup', tmp]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`^osprey agent: --cgroup ${tmp} is not in a cgroup v2 hierarchy`));
+    assert.deepEqual(await leftBehind(before), []);
+  });
+
+  describe('with an agent running', () => {
+    const sock = path.join(tmp, 'run', 'agent.sock');
+    let first: Agent;
+    let firstPrograms: number[] = [];
+
+    before(async () => {
+      // leave a stale socket behind, as an agent killed with SIGKILL does
+      mkdirSync(path.dirname(sock), { recursive: true });
+      const holder = spawn(
+        process.execPath,
+        ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => console.log('up'))`],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      children.add(holder);
+      await new Promise((r) => holder.stdout!.once('data', r));
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('close', r));
+      assert.ok(existsSync(sock), 'the stale socket is there');
+
+      first = await startAgent([
+        '--api-socket',
+        sock,
+        '--no-export-file',
+        '--no-export-stdout',
+        '--no-seed',
+        '--cgroup',
+        makeCgroup(),
+      ]);
+      const st = await osprey(['status', '-o', 'json', '--socket', sock]);
+      firstPrograms = (JSON.parse(st.stdout) as { programs: { id: number }[] }).programs.map((p) => p.id);
+    });
+
+    after(async () => {
+      first?.child.kill('SIGTERM');
+      await first?.exited;
+    });
+
+    it('took over the stale socket, root-only', () => {
+      assert.match(first.stderr(), /ready: .*API on /);
+      assert.equal(execFileSync('stat', ['-c', '%a %F', sock], { encoding: 'utf8' }).trim(), '600 socket');
+    });
+
+    it('refuses to start a second agent on the same socket, and the first keeps working', async () => {
+      const before = programIds();
+      const r = await osprey(['agent', '--api-socket', sock, '--no-export-file', '--no-export-stdout']);
+      assert.equal(r.code, 1);
+      assert.equal(
+        r.stderr,
+        `osprey agent: another agent (pid ${first.child.pid}) is serving on ${sock}; stop it or pass --api-socket\n`,
+      );
+      assert.deepEqual(await leftBehind(before), []);
+
+      const st = await osprey(['status', '-o', 'json', '--socket', sock]);
+      assert.equal(st.code, 0, st.stderr);
+      const status = JSON.parse(st.stdout) as { pid: number; programs: { id: number; name: string }[] };
+      assert.equal(status.pid, first.child.pid);
+      assert.deepEqual(
+        status.programs.map((p) => p.name),
+        ['osprey_exec', 'osprey_fork', 'osprey_exit'],
+      );
+      const live = programIds();
+      for (const id of firstPrograms) assert.ok(live.has(id), `program ${id} of the first agent is loaded`);
+    });
+
+    it('prints a readable status', async () => {
+      const r = await osprey(['status', '--socket', sock]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(
+        r.stdout,
+        new RegExp(`^Osprey agent ${version.replace(/\./g, '\\.')} on .* \\(pid ${first.child.pid}\\)`),
+      );
+      assert.match(r.stdout, /osprey_exec\s+tp_btf\/sched_process_exec/);
+      assert.match(r.stdout, /kernel_ringbuf\s+0/);
+    });
+
+    it('refuses a bad filter with exit code 2', async () => {
+      const r = await osprey(['events', '--socket', sock, '--process', '(unclosed']);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /^osprey events: process filter "\(unclosed" is not a valid regular expression/);
+    });
+  });
+
+  it('says so when no agent is listening, with exit code 1', async () => {
+    const sock = path.join(tmp, 'nobody.sock');
+    const r = await osprey(['status', '--socket', sock]);
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stderr,
+      `osprey status: no agent is listening on ${sock}; start one with \`osprey agent\`\n`,
+    );
+    const e = await osprey(['events', '--socket', sock]);
+    assert.equal(e.code, 1);
+    assert.equal(
+      e.stderr,
+      `osprey events: no agent is listening on ${sock}; start one with \`osprey agent\`\n`,
+    );
+  });
+
+  it('works from any directory and through a symlink', async () => {
+    const link = path.join(tmp, 'bin-link', 'osprey');
+    mkdirSync(path.dirname(link), { recursive: true });
+    symlinkSync(OSPREY, link);
+    const r = await osprey(['version'], { cmd: link, cwd: '/' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `osprey ${version}\n`);
+    const h = await osprey(['help', 'events'], { cmd: link, cwd: os.homedir() });
+    assert.equal(h.code, 0);
+    assert.match(h.stdout, /^Usage: osprey events/);
+  });
+
+  it('renders JSON lines from stdin, naming the lines that are not JSON', async () => {
+    const proc = (bin: string, args: string) => ({
+      exec_id: 'eA==',
+      pid: 42,
+      uid: 0,
+      cwd: '/',
+      binary: bin,
+      arguments: args,
+      flags: 'execve',
+      start_time: '2024-01-01T00:00:00Z',
+      auid: 0,
+      tid: 42,
+    });
+    const lines = [
+      JSON.stringify({
+        process_exec: { process: proc('/usr/bin/curl', '-s example.com') },
+        node_name: 'n',
+        time: 't',
+      }),
+      '{not json',
+      JSON.stringify({
+        process_exit: { process: proc('/usr/bin/curl', '-s example.com'), status: 7, time: 't' },
+        node_name: 'n',
+        time: 't',
+      }),
+      '',
+    ];
+    const r = await osprey(['events', '-o', 'compact'], { input: lines.join('\n') });
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stdout,
+      '🚀 process /usr/bin/curl -s example.com\n💥 exit    /usr/bin/curl -s example.com 7\n',
+    );
+    assert.match(r.stderr, /^osprey events: line 2: not JSON \(/);
+    assert.match(r.stderr, /1 of 3 lines skipped/);
+
+    const f = await osprey(['events', '-o', 'json', '--event-types', 'process_exit'], {
+      input: lines.join('\n'),
+    });
+    assert.equal(f.stdout, `${lines[2]}\n`);
+  });
+});

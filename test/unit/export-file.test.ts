@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { FileExporter } from '../../src/agent/export-file.js';
+
+const root = mkdtempSync(path.join(os.tmpdir(), 'osprey-export-test-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const fresh = () => path.join(root, `t${++n}`, 'events.log');
+
+const line = (i: number) => JSON.stringify({ seq: i, pad: 'x'.repeat(20) });
+const lines = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => line(from + k));
+const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8').split('\n').filter(Boolean) : []);
+
+describe('FileExporter', () => {
+  it('creates missing directories and appends JSON lines', async () => {
+    const file = fresh();
+    const ex = FileExporter.open({ path: file, maxBytes: 1 << 20, maxBackups: 2 });
+    await ex.write(lines(0, 3));
+    await ex.write(lines(3, 5));
+    await ex.close();
+    assert.deepEqual(read(file), lines(0, 5));
+    const s = ex.stats();
+    assert.equal(s.events_written, 5);
+    assert.equal(s.bytes_written, statSync(file).size);
+    assert.equal(s.rotations, 0);
+  });
+
+  it('rotates file -> file.1 -> file.2, keeps max-backups, and never exceeds the size', async () => {
+    const file = fresh();
+    const size = Buffer.byteLength(line(0)) + 1;
+    const maxBytes = size * 4; // four short lines per file, three of the longer ones
+    const ex = FileExporter.open({ path: file, maxBytes, maxBackups: 2 });
+    // batches of 3 lines over 7 batches: 21 lines
+    for (let b = 0; b < 7; b++) await ex.write(lines(b * 3, b * 3 + 3));
+    await ex.close();
+
+    for (const p of [file, `${file}.1`, `${file}.2`]) {
+      assert.ok(existsSync(p), `${p} exists`);
+      assert.ok(statSync(p).size <= maxBytes, `${p} is ${statSync(p).size} bytes, over ${maxBytes}`);
+    }
+    assert.ok(!existsSync(`${file}.3`), 'no more backups than max-backups');
+    // oldest to newest, the kept files hold a contiguous run ending at the last line
+    const kept = [...read(`${file}.2`), ...read(`${file}.1`), ...read(file)].map(
+      (l) => (JSON.parse(l) as { seq: number }).seq,
+    );
+    assert.equal(kept.at(-1), 20);
+    for (let k = 1; k < kept.length; k++) assert.equal(kept[k], kept[k - 1]! + 1);
+    assert.ok(ex.stats().rotations >= 4);
+    assert.equal(ex.stats().events_written, 21);
+  });
+
+  it('splits a batch that crosses the limit at a line boundary', async () => {
+    const file = fresh();
+    const size = Buffer.byteLength(line(0)) + 1;
+    const ex = FileExporter.open({ path: file, maxBytes: size * 4, maxBackups: 3 });
+    await ex.write(lines(0, 10)); // one batch: 4 + 4 + 2
+    await ex.close();
+    assert.deepEqual(read(`${file}.2`), lines(0, 4));
+    assert.deepEqual(read(`${file}.1`), lines(4, 8));
+    assert.deepEqual(read(file), lines(8, 10));
+    assert.equal(ex.stats().rotations, 2);
+  });
+
+  it('counts an existing file toward the limit when it opens', async () => {
+    const file = fresh();
+    const size = Buffer.byteLength(line(0)) + 1;
+    FileExporter.open({ path: file, maxBytes: 1, maxBackups: 1 }); // creates the directory
+    writeFileSync(file, `${lines(100, 103).join('\n')}\n`);
+    const ex = FileExporter.open({ path: file, maxBytes: size * 4, maxBackups: 1 });
+    await ex.write(lines(0, 2));
+    await ex.close();
+    assert.deepEqual(read(`${file}.1`), lines(100, 103));
+    assert.deepEqual(read(file), lines(0, 2));
+  });
+
+  it('with max-backups 0 starts over without keeping old files', async () => {
+    const file = fresh();
+    const size = Buffer.byteLength(line(0)) + 1;
+    const ex = FileExporter.open({ path: file, maxBytes: size * 2, maxBackups: 0 });
+    await ex.write(lines(0, 5));
+    await ex.close();
+    assert.deepEqual(read(file), lines(4, 5));
+    assert.ok(!existsSync(`${file}.1`));
+  });
+
+  it('writes a line larger than the limit alone into its own file', async () => {
+    const file = fresh();
+    const big = JSON.stringify({ big: 'y'.repeat(500) });
+    const ex = FileExporter.open({ path: file, maxBytes: 100, maxBackups: 3 });
+    await ex.write([line(0), big, line(1)]);
+    await ex.close();
+    assert.deepEqual(read(`${file}.2`), [line(0)]);
+    assert.deepEqual(read(`${file}.1`), [big]);
+    assert.deepEqual(read(file), [line(1)]);
+  });
+
+  it('refuses an unwritable path at open, naming it and what to do', () => {
+    const blocker = path.join(root, 'not-a-dir');
+    writeFileSync(blocker, '');
+    assert.throws(
+      () => FileExporter.open({ path: path.join(blocker, 'events.log'), maxBytes: 100, maxBackups: 1 }),
+      (err: Error) =>
+        err.message.includes(blocker) && /ENOTDIR/.test(err.message) && err.message.includes('--export-file'),
+    );
+    assert.throws(
+      () => FileExporter.open({ path: '/proc/osprey-no/x', maxBytes: 100, maxBackups: 1 }),
+      /cannot create directory \/proc\/osprey-no .*ENOENT/,
+    );
+  });
+
+  it('rejects a bad size or backup count', () => {
+    assert.throws(() => FileExporter.open({ path: fresh(), maxBytes: 0, maxBackups: 1 }), /size limit 0/);
+    assert.throws(() => FileExporter.open({ path: fresh(), maxBytes: 10, maxBackups: -1 }), /backups -1/);
+  });
+});
