@@ -160,7 +160,20 @@ export class Agent {
     // Seed in the same tick as the sensor starts: records reach JS only on a
     // later tick, so none are applied before the cache knows /proc, and no
     // process can slip between the /proc walk and the first record.
-    if (cfg.seed) this.seeded = this.pipeline.seedFromProc();
+    if (cfg.seed) {
+      this.seeded = this.pipeline.seedFromProc();
+      // policy programs match binaries through the kernel's process table: give
+      // it the processes that were already running
+      const seeded = [...this.pipeline.cache.live()].filter((e) => e.origin === 'procfs');
+      this.sensor.seedProcessTable(
+        seeded.map((e) => ({
+          pid: e.pid,
+          ppid: e.process.ppid ?? 0,
+          binary: e.process.binary,
+          startNs: e.startNs,
+        })),
+      );
+    }
     for (const w of this.pipeline.warnings) this.log(`warning: ${w}`);
     // exits lost to a full ring leave entries that look live; reconcile with /proc now and then
     this.pruneTimer = setInterval(() => {
