@@ -5,17 +5,105 @@ function bigintAsString(_key: string, value: unknown): unknown {
 }
 
 /**
- * One event as one line of JSON (no newline). Absent optional fields are
- * left out, as protojson does. Events carry no bigint by design; should a
- * sensor slip one in, it is written as a string (as protojson writes 64-bit
- * integers) instead of failing the whole stream.
+ * JSON of each process object, made once. Process objects are shared by the
+ * cache and every event that names them and are never changed after they
+ * are built (see src/process/builder.ts), so an event's process, parent and
+ * ancestors cost a lookup instead of a walk: they are most of an event's
+ * bytes, and every process appears in several events.
+ */
+const processJson = new WeakMap<object, string>();
+
+function encodeProcess(p: object): string {
+  let s = processJson.get(p);
+  if (s === undefined) {
+    s = encodeFields(p as Record<string, unknown>);
+    processJson.set(p, s);
+  }
+  return s;
+}
+
+/**
+ * A process's own fields. Its nested objects (capability sets, namespaces,
+ * workload) are shared between many processes, so their JSON is kept too.
+ */
+function encodeFields(p: Record<string, unknown>): string {
+  let out = '{';
+  let first = true;
+  for (const key in p) {
+    const v = p[key];
+    if (v === undefined) continue;
+    // capability name lists are shared arrays; other arrays are small
+    const s =
+      v !== null && typeof v === 'object' && (!Array.isArray(v) || v.length > 8)
+        ? encodeShared(v)
+        : stringify(v);
+    out += `${first ? '' : ','}${JSON.stringify(key)}:${s}`;
+    first = false;
+  }
+  return `${out}}`;
+}
+
+const sharedJson = new WeakMap<object, string>();
+
+function encodeShared(v: object): string {
+  let s = sharedJson.get(v);
+  if (s === undefined) {
+    s = Array.isArray(v) ? stringify(v) : encodeFields(v as Record<string, unknown>);
+    sharedJson.set(v, s);
+  }
+  return s;
+}
+
+const PROCESS_KEYS = new Set(['process', 'parent']);
+
+/** An event's payload ({process, parent, ...}) with its processes from the cache. */
+function encodePayload(payload: Record<string, unknown>): string {
+  let out = '{';
+  let first = true;
+  for (const key in payload) {
+    const v = payload[key];
+    if (v === undefined) continue;
+    let s: string;
+    if (PROCESS_KEYS.has(key) && v !== null && typeof v === 'object') s = encodeProcess(v);
+    else if (key === 'ancestors' && Array.isArray(v))
+      s = `[${v.map((a) => encodeProcess(a as object)).join(',')}]`;
+    else s = stringify(v);
+    out += `${first ? '' : ','}${JSON.stringify(key)}:${s}`;
+    first = false;
+  }
+  return `${out}}`;
+}
+
+/**
+ * One event as one line of JSON (no newline), byte for byte what
+ * JSON.stringify gives. Absent optional fields are left out, as protojson
+ * does. Events carry no bigint by design; should a sensor slip one in, it is
+ * written as a string (as protojson writes 64-bit integers) instead of
+ * failing the whole stream.
  */
 export function encodeEvent(ev: ExportEvent): string {
+  let out = '{';
+  let first = true;
+  const rec = ev as Record<string, unknown>;
+  for (const key in rec) {
+    const v = rec[key];
+    if (v === undefined) continue;
+    const s =
+      v !== null && typeof v === 'object' && !Array.isArray(v) && 'process' in v
+        ? encodePayload(v as Record<string, unknown>)
+        : stringify(v);
+    out += `${first ? '' : ','}${JSON.stringify(key)}:${s}`;
+    first = false;
+  }
+  return `${out}}`;
+}
+
+function stringify(v: unknown): string {
   try {
-    return JSON.stringify(ev);
+    return JSON.stringify(v);
   } catch (err) {
-    // the replacer costs on every value, so only the rare event that needs it pays for it
-    if (err instanceof TypeError && /BigInt/i.test(err.message)) return JSON.stringify(ev, bigintAsString);
+    // the replacer costs on every value, so only the rare value that needs it pays for it
+    if (err instanceof TypeError && /BigInt/i.test(err.message)) return JSON.stringify(v, bigintAsString);
     throw err;
   }
 }
