@@ -101,4 +101,26 @@ describe('encodeEvent', () => {
       '{"process_kprobe":{"size":"12345678901234567890"},"node_name":"n","time":"t"}',
     );
   });
+
+  test('the cached encoding is byte for byte JSON.stringify, also when processes repeat', () => {
+    const child = sampleProcess();
+    const parent = { ...sampleProcess(), pid: 1, exec_id: 'cGFyZW50', binary: '/usr/bin/bash' };
+    const events: ExportEvent[] = [
+      { process_exec: { process: child, parent }, node_name: 'n', time: 't1' },
+      { process_exit: { process: child, parent, status: 3, time: 't2' }, node_name: 'n', time: 't2' },
+      {
+        process_exec: { process: parent, parent: undefined, ancestors: [parent] },
+        node_name: 'n',
+        time: 't3',
+      },
+      {
+        process_kprobe: { process: child, parent, function_name: '__x64_sys_openat', args: [{ int_arg: 3 }] },
+        node_name: 'n',
+        time: 't4',
+      } as ExportEvent,
+    ];
+    for (let round = 0; round < 2; round++) {
+      for (const ev of events) assert.equal(encodeEvent(ev), JSON.stringify(ev));
+    }
+  });
 });
