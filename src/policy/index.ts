@@ -10,6 +10,14 @@ export {
   OPERATORS_FOR,
   SUPPORTED_ARG_TYPES,
 } from './arg-types.js';
+export {
+  type CompileContext,
+  type CompiledPolicy,
+  CompileProblem,
+  compilePolicy,
+  hostNamespaces,
+  PolicyCompileError,
+} from './compile.js';
 export { PolicyError, type SourcePos, type SourceRef } from './errors.js';
 export {
   FEATURE_NAMES,

@@ -53,10 +53,10 @@ describe('renderCompact', () => {
 
   test('unknown types: the type, the process, the function when there is one', () => {
     const k = {
-      process_kprobe: { process: proc('/usr/bin/cat', '/etc/shadow'), function_name: '__x64_sys_openat' },
+      process_lsm: { process: proc('/usr/bin/cat', '/etc/shadow'), function_name: 'file_open' },
       ...base,
     } as ExportEvent;
-    assert.equal(renderCompact(k), '❓ process_kprobe /usr/bin/cat /etc/shadow __x64_sys_openat');
+    assert.equal(renderCompact(k), '❓ process_lsm /usr/bin/cat /etc/shadow file_open');
     const bare = { flow: { verdict: 'DROPPED' }, ...base } as ExportEvent;
     assert.equal(renderCompact(bare), '❓ flow');
   });
