@@ -4,4 +4,5 @@ export { payloadProcess, renderCompact } from './compact.js';
 export { encodeEvent } from './encode.js';
 export { type FilterOptions, makeFilter } from './filter.js';
 export { decodeWaitStatus, signalName, signalNumber } from './signals.js';
+export * from './tracing.js';
 export * from './types.js';
