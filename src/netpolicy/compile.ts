@@ -1,0 +1,349 @@
+/**
+ * Network policies + the current workloads -> the kernel's lookup tables
+ * (bpf/include/netpolicy.h). Pure: no kernel, no I/O, so it is unit-tested
+ * directly and its output is what the loader writes into the inactive slot.
+ *
+ * For each workload identity and direction the rules of the policies that
+ * select it are folded into:
+ *   - peer classes: every distinct set of rules whose L3 part selects a peer
+ *     gets a number; local peers (host, workloads) map to a class by identity
+ *     (peers table), world addresses by longest prefix (cidrs table). Class 0
+ *     is the set of rules that select every peer (toPorts-only rules).
+ *   - per class and protocol, the port space split at every rule's bounds into
+ *     atoms with one decision each, written as port prefixes (ports table);
+ *     atoms that decide like the default are left out.
+ *   - the default verdict (defaults table): default-deny or forward.
+ */
+import { ANY_V4, ANY_V6, cidrContains } from './cidr.js';
+import { HOST_IDENTITY, selectorMatches, selectsReserved } from './identity.js';
+import {
+  type Cidr,
+  type Direction,
+  defaultDenies,
+  type LabelSelector,
+  type Labels,
+  type NetworkPolicy,
+  type NetworkRule,
+  type RuleSection,
+} from './model.js';
+
+export const VERDICT = { FORWARDED: 1, DROPPED: 2, AUDIT: 3 } as const;
+export const VFLAG = { DEFAULT_DENY: 1, DENY_RULE: 2, NO_POLICY: 4 } as const;
+export const RULE_NONE = 0xffff;
+export const PROTO = { TCP: 6, UDP: 17 } as const;
+
+export interface Verdict {
+  verdict: 1 | 2 | 3;
+  flags: number;
+  rule: number;
+  /** policy id; 0 = none */
+  policy: number;
+}
+
+/** A local workload as the compiler sees it. */
+export interface Endpoint {
+  identity: number;
+  labels: Labels;
+}
+
+/** A policy with the id flows will carry. Ids must be unique and at least 1. */
+export interface NumberedPolicy {
+  id: number;
+  policy: NetworkPolicy;
+}
+
+export interface DefaultEntry {
+  identity: number;
+  dir: Direction;
+  verdict: Verdict;
+}
+
+export interface PeerEntry {
+  identity: number;
+  dir: Direction;
+  remote: number;
+  cls: number;
+}
+
+export interface CidrEntry {
+  identity: number;
+  dir: Direction;
+  cidr: Cidr;
+  cls: number;
+}
+
+export interface PortEntry {
+  identity: number;
+  dir: Direction;
+  cls: number;
+  proto: number;
+  /** first port of the prefix */
+  port: number;
+  /** prefix length over the 16 port bits */
+  bits: number;
+  verdict: Verdict;
+}
+
+export interface CompileWarning {
+  policy: string;
+  file: string;
+  line: number;
+  column: number;
+  fieldPath: string;
+  message: string;
+}
+
+export interface CompiledTables {
+  defaults: DefaultEntry[];
+  peers: PeerEntry[];
+  cidrs: CidrEntry[];
+  ports: PortEntry[];
+  warnings: CompileWarning[];
+}
+
+interface RuleRef {
+  policyId: number;
+  policy: NetworkPolicy;
+  rule: NetworkRule;
+  deny: boolean;
+}
+
+const SECTIONS: Record<Direction, [RuleSection, RuleSection]> = {
+  egress: ['egress', 'egressDeny'],
+  ingress: ['ingress', 'ingressDeny'],
+};
+
+/** Compile every policy for every endpoint. */
+export function compileNetworkPolicies(policies: NumberedPolicy[], endpoints: Endpoint[]): CompiledTables {
+  const out: CompiledTables = { defaults: [], peers: [], cidrs: [], ports: [], warnings: [] };
+  const ids = new Set<number>();
+  for (const p of policies) {
+    if (!Number.isInteger(p.id) || p.id < 1 || p.id > 0xffffffff || ids.has(p.id)) {
+      throw new Error(`policy "${p.policy.name}": id ${p.id} is not a unique integer in 1..2^32-1`);
+    }
+    ids.add(p.id);
+  }
+  const sorted = [...policies].sort((a, b) => a.id - b.id);
+  warnUnmatched(sorted, endpoints, out.warnings);
+  const seen = new Set<number>();
+  for (const ep of endpoints) {
+    if (seen.has(ep.identity)) continue;
+    seen.add(ep.identity);
+    const selected = sorted.filter((p) => selectorMatches(p.policy.endpointSelector, ep.labels));
+    for (const dir of ['egress', 'ingress'] as const)
+      compileDirection(ep.identity, dir, selected, endpoints, out);
+  }
+  return out;
+}
+
+function compileDirection(
+  identity: number,
+  dir: Direction,
+  selected: NumberedPolicy[],
+  endpoints: Endpoint[],
+  out: CompiledTables,
+): void {
+  const rules: RuleRef[] = [];
+  for (const p of selected) {
+    const [allow, deny] = SECTIONS[dir];
+    for (const rule of p.policy[allow]) rules.push({ policyId: p.id, policy: p.policy, rule, deny: false });
+    for (const rule of p.policy[deny]) rules.push({ policyId: p.id, policy: p.policy, rule, deny: true });
+  }
+  const enforcing = selected.find((p) => !p.policy.audit && defaultDenies(p.policy, dir));
+  const auditing = selected.find((p) => p.policy.audit && defaultDenies(p.policy, dir));
+  if (rules.length === 0 && !enforcing && !auditing) return;
+  const dflt: Verdict = enforcing
+    ? { verdict: VERDICT.DROPPED, flags: VFLAG.DEFAULT_DENY, rule: RULE_NONE, policy: enforcing.id }
+    : auditing
+      ? { verdict: VERDICT.AUDIT, flags: VFLAG.DEFAULT_DENY, rule: RULE_NONE, policy: auditing.id }
+      : { verdict: VERDICT.FORWARDED, flags: 0, rule: RULE_NONE, policy: 0 };
+  out.defaults.push({ identity, dir, verdict: dflt });
+  if (rules.length === 0) return;
+
+  // peer classes: the set of rules that select a peer, numbered; class 0 = the rules that select every peer
+  const classes = new Map<string, { cls: number; rules: RuleRef[] }>();
+  const classOf = (set: RuleRef[]): number => {
+    const key = set.map((r) => rules.indexOf(r)).join(',');
+    let c = classes.get(key);
+    if (!c) {
+      c = { cls: classes.size, rules: set };
+      classes.set(key, c);
+    }
+    return c.cls;
+  };
+  const wildcard = rules.filter((r) => r.rule.peers === 'any');
+  classOf(wildcard);
+
+  // local peers: the host and every workload identity
+  const locals = new Map<number, Labels>([[HOST_IDENTITY, { 'reserved:host': '' }]]);
+  for (const e of endpoints) locals.set(e.identity, e.labels);
+  for (const [remote, labels] of locals) {
+    const set = rules.filter((r) => selectsLocal(r.rule, remote, labels));
+    const cls = classOf(set);
+    if (cls !== 0) out.peers.push({ identity, dir, remote, cls });
+  }
+
+  // world addresses: every prefix any rule names, and /0 of each family so every address finds one
+  const prefixes = new Map<string, Cidr>([
+    [ANY_V4.text, ANY_V4],
+    [ANY_V6.text, ANY_V6],
+  ]);
+  for (const r of rules) {
+    if (r.rule.peers === 'any') continue;
+    for (const c of r.rule.peers.cidrs) {
+      prefixes.set(c.cidr.text, c.cidr);
+      for (const e of c.except) prefixes.set(e.text, e);
+    }
+  }
+  for (const cidr of prefixes.values()) {
+    const set = rules.filter((r) => selectsWorldPrefix(r.rule, cidr));
+    out.cidrs.push({ identity, dir, cidr, cls: classOf(set) });
+  }
+
+  // ports, per class and protocol
+  for (const { cls, rules: set } of classes.values()) {
+    for (const proto of [PROTO.TCP, PROTO.UDP]) {
+      for (const atom of portAtoms(set, proto, dflt)) {
+        if (sameVerdict(atom.verdict, dflt)) continue;
+        for (const [port, bits] of rangeToPrefixes(atom.lo, atom.hi)) {
+          out.ports.push({ identity, dir, cls, proto, port, bits, verdict: atom.verdict });
+        }
+      }
+    }
+  }
+}
+
+function selectorSelects(sel: LabelSelector, remote: number, labels: Labels): boolean {
+  // reserved identities are selected only by selectors that name reserved labels
+  if (remote < 256 && !selectsReserved(sel)) return false;
+  return selectorMatches(sel, labels);
+}
+
+/** Whether a rule's L3 part selects a local peer (the host or a workload). CIDRs never do, as in Cilium. */
+function selectsLocal(rule: NetworkRule, remote: number, labels: Labels): boolean {
+  if (rule.peers === 'any') return true;
+  const { entities, endpoints } = rule.peers;
+  if (entities.includes('all') || entities.includes('cluster')) return true;
+  if (remote === HOST_IDENTITY && entities.includes('host')) return true;
+  return endpoints.some((s) => selectorSelects(s, remote, labels));
+}
+
+/**
+ * Whether a rule selects the world addresses whose longest listed prefix is
+ * `p`. Every cidr and except is listed, so "contains p" decides for all of them.
+ */
+function selectsWorldPrefix(rule: NetworkRule, p: Cidr): boolean {
+  if (rule.peers === 'any') return true;
+  const { entities, cidrs } = rule.peers;
+  if (entities.includes('all') || entities.includes('world')) return true;
+  if (entities.includes('world-ipv4') && p.family === 4) return true;
+  if (entities.includes('world-ipv6') && p.family === 6) return true;
+  return cidrs.some((c) => cidrContains(c.cidr, p) && !c.except.some((e) => cidrContains(e, p)));
+}
+
+interface Atom {
+  lo: number;
+  hi: number;
+  verdict: Verdict;
+}
+
+function ruleCovers(rule: NetworkRule, proto: number, lo: number, hi: number): boolean {
+  if (rule.ports === undefined) return true;
+  return rule.ports.some(
+    (p) => (p.protocol === 'ANY' || PROTO[p.protocol] === proto) && p.port <= lo && hi <= p.endPort,
+  );
+}
+
+/** The port space of one protocol split at every rule bound, adjacent atoms of one verdict merged. */
+function portAtoms(set: RuleRef[], proto: number, dflt: Verdict): Atom[] {
+  const cuts = new Set<number>([0, 65536]);
+  for (const r of set) {
+    for (const p of r.rule.ports ?? []) {
+      if (p.protocol !== 'ANY' && PROTO[p.protocol] !== proto) continue;
+      cuts.add(p.port);
+      cuts.add(p.endPort + 1);
+    }
+  }
+  const bounds = [...cuts].sort((a, b) => a - b);
+  const atoms: Atom[] = [];
+  for (let i = 0; i + 1 < bounds.length; i++) {
+    const lo = bounds[i]!;
+    const hi = bounds[i + 1]! - 1;
+    const v = decideAtom(
+      set.filter((r) => ruleCovers(r.rule, proto, lo, hi)),
+      dflt,
+    );
+    const last = atoms[atoms.length - 1];
+    if (last && last.hi + 1 === lo && sameVerdict(last.verdict, v)) last.hi = hi;
+    else atoms.push({ lo, hi, verdict: v });
+  }
+  return atoms;
+}
+
+/**
+ * Deny beats allow; a deny of an audit-mode policy is reported (AUDIT) but
+ * not enforced; with no rule, the default. The first rule (lowest policy id,
+ * then section, then index) names the decision.
+ */
+function decideAtom(matching: RuleRef[], dflt: Verdict): Verdict {
+  const pick = (r: RuleRef, verdict: Verdict['verdict'], flags: number): Verdict => ({
+    verdict,
+    flags,
+    rule: r.rule.index,
+    policy: r.policyId,
+  });
+  const enforcedDeny = matching.find((r) => r.deny && !r.policy.audit);
+  if (enforcedDeny) return pick(enforcedDeny, VERDICT.DROPPED, VFLAG.DENY_RULE);
+  const auditDeny = matching.find((r) => r.deny && r.policy.audit);
+  if (auditDeny) return pick(auditDeny, VERDICT.AUDIT, VFLAG.DENY_RULE);
+  const allow = matching.find((r) => !r.deny);
+  if (allow) return pick(allow, VERDICT.FORWARDED, 0);
+  return dflt;
+}
+
+function sameVerdict(a: Verdict, b: Verdict): boolean {
+  return a.verdict === b.verdict && a.flags === b.flags && a.rule === b.rule && a.policy === b.policy;
+}
+
+/** [lo, hi] as the fewest aligned prefixes: [first port, prefix bits] over 16 bits. */
+export function rangeToPrefixes(lo: number, hi: number): [number, number][] {
+  const out: [number, number][] = [];
+  let p = lo;
+  while (p <= hi) {
+    let size = p === 0 ? 65536 : p & -p;
+    while (p + size - 1 > hi) size >>= 1;
+    out.push([p, 16 - Math.log2(size)]);
+    p += size;
+  }
+  return out;
+}
+
+function warnUnmatched(policies: NumberedPolicy[], endpoints: Endpoint[], warnings: CompileWarning[]): void {
+  const warn = (p: NetworkPolicy, sel: LabelSelector, message: string) =>
+    warnings.push({
+      policy: p.name,
+      file: p.file,
+      line: sel.source.line,
+      column: sel.source.column,
+      fieldPath: sel.source.fieldPath,
+      message,
+    });
+  for (const { policy } of policies) {
+    if (!endpoints.some((e) => selectorMatches(policy.endpointSelector, e.labels))) {
+      warn(
+        policy,
+        policy.endpointSelector,
+        'endpointSelector selects no workload: the policy has no effect yet',
+      );
+    }
+    for (const rule of [...policy.egress, ...policy.egressDeny, ...policy.ingress, ...policy.ingressDeny]) {
+      if (rule.peers === 'any') continue;
+      for (const sel of rule.peers.endpoints) {
+        const any =
+          endpoints.some((e) => selectorSelects(sel, e.identity, e.labels)) ||
+          selectorSelects(sel, HOST_IDENTITY, { 'reserved:host': '' });
+        if (!any) warn(policy, sel, 'this selector matches no workload: the rule selects no peer through it');
+      }
+    }
+  }
+}

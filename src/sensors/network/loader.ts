@@ -1,0 +1,352 @@
+import { networkInterfaces } from 'node:os';
+import {
+  type BpfMap,
+  bpfObjectPath,
+  bytes,
+  type Codec,
+  Collection,
+  type Link,
+  RingReader,
+  u32,
+  u64,
+} from '../../kernel/index.js';
+import { parseCidr } from '../../netpolicy/cidr.js';
+import type { CompiledTables, Verdict } from '../../netpolicy/compile.js';
+import type { Cidr, Direction } from '../../netpolicy/model.js';
+import { decodeFlowRecord, type FlowRecord } from './decode.js';
+import {
+  CIDR_KEY,
+  Counter,
+  DEFAULT_KEY,
+  Identity,
+  IPCACHE_KEY,
+  NP,
+  PEER_KEY,
+  PORT_KEY,
+  VERDICT,
+  WORKLOAD,
+} from './layout.js';
+
+export interface NetworkDatapathOptions {
+  /** called with each batch of decoded flows, in ring order */
+  onFlows: (flows: FlowRecord[]) => void;
+  /** the object to load; default bpf/.output/netpolicy.bpf.o */
+  objectFile?: string;
+  /** bytes of the flow ring: a power of 2, at least 4096 (default 1 MiB) */
+  ringBytes?: number;
+}
+
+export interface NetworkCounters {
+  /** flow records lost: the ring was full */
+  ringbufDrops: number;
+  /** connections, datagrams and packets refused */
+  dropped: number;
+  /** would have been refused, but a policy is in audit mode */
+  audited: number;
+  /** packets of connections whose permission was revoked, dropped */
+  revoked: number;
+  /** records user space could not decode */
+  decodeErrors: number;
+}
+
+/**
+ * Order of attachment: the programs that learn (ports, sockets, packets)
+ * before the ones that refuse, so that a workload is never half enforced by
+ * a hook whose companions are missing.
+ */
+const PROGRAMS = [
+  'np_post_bind4',
+  'np_post_bind6',
+  'np_sock_release',
+  'np_sockops',
+  'np_ingress',
+  'np_egress',
+  'np_connect4',
+  'np_connect6',
+  'np_sendmsg4',
+  'np_sendmsg6',
+] as const;
+
+const DIR: Record<Direction, number> = { egress: 0, ingress: 1 };
+
+type RawMap = BpfMap<Buffer, Buffer>;
+
+/**
+ * The kernel half of workload network policy: one instance of
+ * bpf/netpolicy.bpf.c whose programs are attached to each workload's cgroup,
+ * the tables the compiler fills, and the reader of its flow ring.
+ *
+ * install() writes compiled tables into the slot the kernel is not reading,
+ * then flips the generation (one 8-byte array value) whose low bit is the
+ * active slot: a verdict is made from the old tables or the new, never a
+ * mix. Sockets remember the generation of their verdict, so open
+ * connections are re-checked at their next packet.
+ */
+export class NetworkDatapath {
+  private readonly coll: Collection;
+  private readonly reader: RingReader;
+  private readonly maps: {
+    config: BpfMap<number, bigint>;
+    workloads: BpfMap<bigint, Buffer>;
+    ipcache: RawMap;
+    defaults: RawMap;
+    peers: RawMap;
+    cidrs: RawMap;
+    ports: RawMap;
+    counters: BpfMap<number, bigint>;
+  };
+  private gen = 0n;
+  /** keys written per slot, so the slot can be emptied before it is refilled */
+  private written: [Array<[RawMap, Buffer]>, Array<[RawMap, Buffer]>] = [[], []];
+  private hostKeys: Buffer[] = [];
+  private attachments = new Map<string, Link[]>();
+  private pending: FlowRecord[] = [];
+  private decodeErrors = 0;
+  private closed = false;
+
+  private constructor(
+    coll: Collection,
+    private readonly opts: NetworkDatapathOptions,
+  ) {
+    this.coll = coll;
+    const raw = (name: string, k: number, v: number): RawMap =>
+      coll.map(name, bytes(k) as Codec<Buffer>, bytes(v) as Codec<Buffer>);
+    this.maps = {
+      config: coll.map('np_config', u32, u64),
+      workloads: coll.map('np_workloads', u64, bytes(WORKLOAD.SIZE) as Codec<Buffer>),
+      ipcache: raw('np_ipcache', IPCACHE_KEY.SIZE, 4),
+      defaults: raw('np_defaults', DEFAULT_KEY.SIZE, VERDICT.SIZE),
+      peers: raw('np_peers', PEER_KEY.SIZE, 4),
+      cidrs: raw('np_cidrs', CIDR_KEY.SIZE, 4),
+      ports: raw('np_ports', PORT_KEY.SIZE, VERDICT.SIZE),
+      counters: coll.map('np_counters', u32, u64),
+    };
+    this.reader = new RingReader(coll.mapInfo('np_flows').fd, (buf, off, len) =>
+      this.onRecord(buf, off, len),
+    );
+  }
+
+  /** Load the programs and maps (nothing attached yet). Throws with nothing left behind. */
+  static load(opts: NetworkDatapathOptions): NetworkDatapath {
+    const ringBytes = opts.ringBytes ?? 1 << 20;
+    if (!Number.isInteger(ringBytes) || ringBytes < 4096 || (ringBytes & (ringBytes - 1)) !== 0) {
+      throw new Error(`ringBytes ${ringBytes} is not a power of 2 of at least 4096`);
+    }
+    const coll = Collection.load(opts.objectFile ?? bpfObjectPath('netpolicy'), {
+      maxEntries: { np_flows: ringBytes },
+    });
+    let dp: NetworkDatapath;
+    try {
+      dp = new NetworkDatapath(coll, opts);
+      dp.setHostAddresses();
+    } catch (err) {
+      coll.close();
+      throw err;
+    }
+    return dp;
+  }
+
+  /** The generation of the tables the kernel reads now (0 before the first install). */
+  get generation(): bigint {
+    return this.gen;
+  }
+
+  /** Tell the kernel which identity a cgroup's sockets have. */
+  setWorkload(cgroupId: bigint, identity: number): void {
+    const v = Buffer.alloc(WORKLOAD.SIZE);
+    v.writeUInt32LE(identity, WORKLOAD.identity);
+    this.maps.workloads.update(cgroupId, v);
+  }
+
+  removeWorkload(cgroupId: bigint): void {
+    this.maps.workloads.delete(cgroupId);
+  }
+
+  /**
+   * Attach every program to a workload's cgroup. All or nothing: on a
+   * failure the programs attached so far are detached again.
+   */
+  attach(cgroupPath: string): void {
+    if (this.attachments.has(cgroupPath)) return;
+    const links: Link[] = [];
+    try {
+      for (const p of PROGRAMS) links.push(this.coll.attachCgroup(p, cgroupPath));
+    } catch (err) {
+      for (const l of links.reverse()) l.destroy();
+      throw err;
+    }
+    this.attachments.set(cgroupPath, links);
+  }
+
+  /** Detach from a cgroup: the refusing hooks first. */
+  detach(cgroupPath: string): void {
+    const links = this.attachments.get(cgroupPath);
+    if (!links) return;
+    for (const l of [...links].reverse()) l.destroy();
+    this.attachments.delete(cgroupPath);
+  }
+
+  attachedCgroups(): string[] {
+    return [...this.attachments.keys()];
+  }
+
+  /**
+   * The addresses that are this host (identity host, not world): loopback,
+   * the addresses of every interface now, and `extra`. Call again when
+   * interfaces change.
+   */
+  setHostAddresses(extra: string[] = []): void {
+    const cidrs: Cidr[] = [];
+    const add = (s: string) => {
+      const c = parseCidr(s);
+      if (typeof c === 'string') throw new Error(`host address ${s}: ${c}`);
+      cidrs.push(c);
+    };
+    add('127.0.0.0/8');
+    add('::1/128');
+    for (const list of Object.values(networkInterfaces())) {
+      for (const a of list ?? []) add(a.address.split('%')[0]!);
+    }
+    for (const s of extra) add(s);
+    const keys = cidrs.map((c) => ipcacheKey(c));
+    const value = Buffer.alloc(4);
+    value.writeUInt32LE(Identity.HOST);
+    for (const k of keys) this.maps.ipcache.update(k, value);
+    const now = new Set(keys.map((k) => k.toString('hex')));
+    for (const k of this.hostKeys) if (!now.has(k.toString('hex'))) this.maps.ipcache.delete(k);
+    this.hostKeys = keys;
+  }
+
+  /**
+   * Make `tables` the kernel's tables: write them into the inactive slot,
+   * then flip. Returns the new generation. On a failure the active tables
+   * stay as they were and the half-written slot is emptied again.
+   */
+  install(tables: CompiledTables): bigint {
+    const next = this.gen + 1n;
+    const slot = Number(next & 1n);
+    this.clearSlot(slot);
+    const w = this.written[slot]!;
+    const put = (m: RawMap, k: Buffer, v: Buffer) => {
+      m.update(k, v);
+      w.push([m, k]);
+    };
+    try {
+      for (const d of tables.defaults) {
+        const k = Buffer.alloc(DEFAULT_KEY.SIZE);
+        k.writeUInt32LE(d.identity, DEFAULT_KEY.identity);
+        k[DEFAULT_KEY.dir] = DIR[d.dir];
+        k[DEFAULT_KEY.slot] = slot;
+        put(this.maps.defaults, k, verdictBytes(d.verdict));
+      }
+      for (const p of tables.peers) {
+        const k = Buffer.alloc(PEER_KEY.SIZE);
+        k.writeUInt32LE(p.identity, PEER_KEY.identity);
+        k.writeUInt32LE(p.remote, PEER_KEY.remote);
+        k[PEER_KEY.dir] = DIR[p.dir];
+        k[PEER_KEY.slot] = slot;
+        put(this.maps.peers, k, u32Bytes(p.cls));
+      }
+      for (const c of tables.cidrs) {
+        const k = Buffer.alloc(CIDR_KEY.SIZE);
+        k.writeUInt32LE(NP.CIDR_KEY_BITS + c.cidr.bits, CIDR_KEY.prefixlen);
+        k.writeUInt32LE(c.identity, CIDR_KEY.identity);
+        k[CIDR_KEY.dir] = DIR[c.dir];
+        k[CIDR_KEY.slot] = slot;
+        k[CIDR_KEY.family] = c.cidr.family === 4 ? NP.FAMILY_INET : NP.FAMILY_INET6;
+        c.cidr.addr.copy(k, CIDR_KEY.addr);
+        put(this.maps.cidrs, k, u32Bytes(c.cls));
+      }
+      for (const p of tables.ports) {
+        if (p.cls > 0xffff) throw new Error(`too many peer classes (${p.cls}) for identity ${p.identity}`);
+        const k = Buffer.alloc(PORT_KEY.SIZE);
+        k.writeUInt32LE(NP.PORT_KEY_BITS + p.bits, PORT_KEY.prefixlen);
+        k.writeUInt32LE(p.identity, PORT_KEY.identity);
+        k[PORT_KEY.dir] = DIR[p.dir];
+        k[PORT_KEY.slot] = slot;
+        k[PORT_KEY.proto] = p.proto;
+        k.writeUInt16LE(p.cls, PORT_KEY.cls);
+        k.writeUInt16BE(p.port, PORT_KEY.port);
+        put(this.maps.ports, k, verdictBytes(p.verdict));
+      }
+    } catch (err) {
+      this.clearSlot(slot);
+      throw new Error(`install network policy tables: ${(err as Error).message}`, { cause: err });
+    }
+    this.maps.config.update(0, next);
+    this.gen = next;
+    return next;
+  }
+
+  counters(): NetworkCounters {
+    const sum = (i: number) => Number((this.maps.counters.lookupPerCpu(i) ?? []).reduce((a, b) => a + b, 0n));
+    return {
+      ringbufDrops: sum(Counter.RINGBUF_DROP),
+      dropped: sum(Counter.DROPPED),
+      audited: sum(Counter.AUDIT),
+      revoked: sum(Counter.REVOKED),
+      decodeErrors: this.decodeErrors,
+    };
+  }
+
+  /** Deliver the flows ready now, synchronously. Returns how many records were read. */
+  drain(): number {
+    const n = this.reader.drain();
+    this.flush();
+    return n;
+  }
+
+  /** Detach from every cgroup and free the programs and maps. Safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const path of [...this.attachments.keys()]) this.detach(path);
+    this.reader.close();
+    this.coll.close();
+  }
+
+  private clearSlot(slot: number): void {
+    for (const [m, k] of this.written[slot]!) m.delete(k);
+    this.written[slot] = [];
+  }
+
+  private onRecord(buf: Buffer, off: number, len: number): void {
+    try {
+      this.pending.push(decodeFlowRecord(buf, off, len));
+    } catch {
+      this.decodeErrors++;
+    }
+    // the native reader delivers a batch synchronously; hand it over at its end
+    queueMicrotask(() => this.flush());
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.opts.onFlows(batch);
+  }
+}
+
+function verdictBytes(v: Verdict): Buffer {
+  const b = Buffer.alloc(VERDICT.SIZE);
+  b[VERDICT.verdict] = v.verdict;
+  b[VERDICT.flags] = v.flags;
+  b.writeUInt16LE(v.rule, VERDICT.rule);
+  b.writeUInt32LE(v.policy, VERDICT.policy);
+  return b;
+}
+
+function u32Bytes(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
+function ipcacheKey(c: Cidr): Buffer {
+  const k = Buffer.alloc(IPCACHE_KEY.SIZE);
+  k.writeUInt32LE(32 + c.bits, IPCACHE_KEY.prefixlen);
+  k.writeUInt32LE(c.family === 4 ? NP.FAMILY_INET : NP.FAMILY_INET6, IPCACHE_KEY.family);
+  c.addr.copy(k, IPCACHE_KEY.addr);
+  return k;
+}
