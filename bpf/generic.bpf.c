@@ -644,7 +644,7 @@ __noinline int str_match(__u32 op, __u32 id, __u64 src, __u32 len)
 		k->pfx.prefixlen = 32 + 8 * n;
 		k->pfx.id = id;
 		if (n)
-			bpf_probe_read_kernel(k->pfx.data, n & (2 * OSP_PREFIX_MAX - 1), (void *)src);
+			bpf_probe_read_kernel(k->pfx.data, n & 0xff, (void *)src); /* n <= OSP_PREFIX_MAX < 256 */
 		found = bpf_map_lookup_elem(&str_prefix, &k->pfx) != NULL;
 		return op == OSP_OP_PREFIX ? found : !found;
 	case OSP_OP_POSTFIX:

@@ -3,7 +3,7 @@
 // target processes are a small C program compiled here, run inside it.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -605,6 +605,23 @@ test('string operators on a path: Equal NotEqual Prefix NotPrefix Postfix NotPos
     cases.forEach(([name, , want], i) => {
       assert.deepEqual([...(m.get(i) ?? [])].sort(), want.sort(), name);
     });
+  });
+});
+
+test('Prefix matches paths of every length just past the prefix', async () => {
+  // the string read is masked for the verifier: a wrong mask loses length bits
+  const dir = path.join(tmp, 'pfx');
+  mkdirSync(dir, { recursive: true });
+  const files = Array.from({ length: 17 }, (_, k) => path.join(dir, 'f'.repeat(k + 1)));
+  for (const f of files) writeFileSync(f, '');
+  const t = tables([openat([{ matchArgs: [{ arg: 1, op: 'Prefix', strings: [`${dir}/`] }], actions: post }])]);
+  await withPolicy('prefix-lengths', t, async (h) => {
+    // a long path of other bytes before each one leaves stale bytes in the scratch key
+    const decoy = `/${'z'.repeat(300)}`;
+    const r = await h.run([target, ...files.flatMap((f) => ['open', decoy, 'open', f])]);
+    assert.equal(r.code, 0);
+    const recs = await h.recordsOf(r.pid, files.length);
+    assert.deepEqual(recs.map((x) => str(x, 1)).sort(), [...files].sort());
   });
 });
 
