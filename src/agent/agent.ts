@@ -8,7 +8,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { encodeEvent, makeFilter, renderCompact } from '../events/index.js';
+import { encodeEvent, renderCompact } from '../events/index.js';
 import { type ExportEvent, eventType } from '../events/types.js';
 import {
   cgroup2Root,
@@ -19,17 +19,21 @@ import {
   probeFeatures,
   programStats,
   requireBaseline,
+  tracefsRoot,
 } from '../kernel/index.js';
+import { kernelCapabilities } from '../policy/kernel-caps.js';
 import { ProcessPipeline } from '../process/index.js';
 import type { ProcessRecord } from '../sensors/process/records.js';
 import { ProcessSensor } from '../sensors/process/sensor.js';
 import { API_GROUP, ApiServer, claimSocket } from './api.js';
 import { EventBus, type Subscription } from './bus.js';
 import type { AgentConfig } from './config.js';
+import { eventFilter } from './event-filter.js';
 import { FileExporter } from './export-file.js';
 import { StdoutExporter } from './export-stdout.js';
 import { describeFsError, UserError } from './fs-util.js';
 import { LatencyHistogram } from './latency.js';
+import { PolicyManager, type PreparedPolicy } from './policies.js';
 import type { AgentStatus, KernelFeaturesStatus, ProgramStatus } from './status.js';
 import { version } from './version.js';
 
@@ -62,6 +66,7 @@ export class Agent {
   private features: Features | undefined;
   private pipeline: ProcessPipeline | undefined;
   private sensor: ProcessSensor | undefined;
+  private policyManager: PolicyManager | undefined;
   private api: ApiServer<ExportEvent> | undefined;
   private fileExporter: FileExporter | undefined;
   private fileSub: Subscription<ExportEvent> | undefined;
@@ -113,6 +118,13 @@ export class Agent {
     this.features = probeFeatures();
     requireBaseline(this.features);
     const scope = cfg.cgroup ? checkCgroup(cfg.cgroup) : undefined;
+    // --policy files are checked before anything is attached: a bad one is
+    // a start-up error that names its file, line and field
+    const kernel = kernelCapabilities(this.features);
+    const tracefs = tracefsRoot();
+    const startupPolicies: PreparedPolicy[] = cfg.policy.length
+      ? PolicyManager.prepare(cfg.policy, kernel, tracefs)
+      : [];
 
     await claimSocket(cfg.apiSocket);
     if (cfg.exportFile) {
@@ -140,17 +152,32 @@ export class Agent {
       });
     }
 
+    // it finds the cgroup v2 mount itself, and warns when there is none
+    const pipeline = new ProcessPipeline({ nodeName: cfg.nodeName });
+    this.pipeline = pipeline;
+    // takes requests once the stored policies are loaded (restore below)
+    this.policyManager = new PolicyManager({
+      kernel,
+      nodeName: cfg.nodeName,
+      lookup: pipeline.cache,
+      processTableFd: () => this.sensor?.processTableFd(),
+      ...(scope ? { scopeCgroup: scope } : {}),
+      stateDir: cfg.stateDir,
+      ...(tracefs ? { tracefsRoot: tracefs } : {}),
+      publish: (events) => this.publish(events),
+      beforeRecords: () => this.sensor?.drain(),
+      log: this.log,
+    });
+
     this.api = await ApiServer.listen<ExportEvent>({
       socketPath: cfg.apiSocket,
       bus: this.bus,
       encode: this.encode,
-      makeFilter: (f) => makeFilter(f),
+      makeFilter: (f) => eventFilter(f),
       status: () => this.status(),
       health: () => ({ pid: process.pid, version: version(), node_name: cfg.nodeName }),
+      policies: this.policyManager,
     });
-
-    // it finds the cgroup v2 mount itself, and warns when there is none
-    this.pipeline = new ProcessPipeline({ nodeName: cfg.nodeName });
     enableRunTimeStats();
     this.sensor = ProcessSensor.start({
       argsMax: cfg.argsMax,
@@ -175,6 +202,9 @@ export class Agent {
       );
     }
     for (const w of this.pipeline.warnings) this.log(`warning: ${w}`);
+    // policies after the process sensor: they share its process table
+    this.policyManager.loadStartup(startupPolicies);
+    this.policyManager.restore();
     // exits lost to a full ring leave entries that look live; reconcile with /proc now and then
     this.pruneTimer = setInterval(() => {
       try {
@@ -216,6 +246,11 @@ export class Agent {
       );
       return;
     }
+    this.publish(events);
+  }
+
+  /** Count events and put them on the bus. */
+  private publish(events: ExportEvent[]): void {
     if (events.length === 0) return;
     this.eventsTotal += events.length;
     for (const ev of events) {
@@ -223,6 +258,11 @@ export class Agent {
       this.byType.set(t, (this.byType.get(t) ?? 0) + 1);
     }
     this.bus.publish(events);
+  }
+
+  /** The policies of this agent (add, delete, list ...). */
+  get policies(): PolicyManager | undefined {
+    return this.policyManager;
   }
 
   /**
@@ -254,6 +294,12 @@ export class Agent {
       }
     };
     clearInterval(this.pruneTimer);
+    // policies first: their last records still find the processes, and they
+    // hold the process table the sensor shares with them
+    if (this.policyManager) {
+      const pm = this.policyManager;
+      await step('unload policies', () => pm.close());
+    }
     if (this.sensor) {
       const s = this.sensor;
       this.sensor = undefined;
@@ -290,11 +336,19 @@ export class Agent {
     const parts = [
       `watching ${this.config.cgroup ? `cgroup ${this.config.cgroup}` : 'all processes'}`,
       `${progs.length} programs attached (${progs.join(', ')})`,
+      this.policyLine(),
       `API on ${this.config.apiSocket}`,
       this.fileExporter ? `exporting to ${this.fileExporter.path}` : 'no export file',
     ];
     if (this.config.seed) parts.push(`${this.seeded} processes seeded from /proc`);
     return `ready: ${parts.join('; ')}`;
+  }
+
+  private policyLine(): string {
+    const list = this.policyManager?.list() ?? [];
+    const on = list.filter((p) => p.state === 'enabled').length;
+    const bad = list.filter((p) => p.state === 'error').length;
+    return `${on} of ${list.length} policies loaded${bad ? ` (${bad} in error: see osprey policy list)` : ''}`;
   }
 
   status(): AgentStatus {
@@ -315,6 +369,23 @@ export class Agent {
         programs.push({ name: p.name, hook: p.hook, id: 0, run_count: 0, run_time_ns: 0 });
       }
     }
+    for (const p of this.policyManager?.programs() ?? []) {
+      let st = { id: 0, runCount: 0, runTimeNs: 0 };
+      try {
+        st = programStats(p.fd);
+      } catch {
+        // closed meanwhile
+      }
+      programs.push({
+        name: p.name,
+        hook: p.hook,
+        policy: p.policy,
+        id: st.id,
+        run_count: st.runCount,
+        run_time_ns: st.runTimeNs,
+      });
+    }
+    const policies = this.policyManager?.list() ?? [];
     const cache = this.pipeline?.cache.stats() ?? { size: 0, live: 0, exited: 0, evictions: 0 };
     const mem = process.memoryUsage();
     return {
@@ -338,6 +409,7 @@ export class Agent {
         api_slow_client_dropped: this.bus.dropped(API_GROUP),
         api_clients_disconnected: this.api?.clientsDisconnected ?? 0,
       },
+      policies,
       pipeline_errors: this.pipelineErrors,
       process_cache: {
         size: cache.size,

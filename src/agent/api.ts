@@ -3,7 +3,18 @@
  *
  *   GET /v1/health                         liveness, and who is serving
  *   GET /v1/status                         AgentStatus as JSON
- *   GET /v1/events?types=a,b&process=RE    NDJSON stream of events from now on
+ *   GET /v1/events?types=a,b&process=RE&policy=NAME
+ *                                          NDJSON stream of events from now on
+ *   GET    /v1/policies                    {policies: PolicyInfo[]}
+ *   GET    /v1/policies/:name              PolicyInfo
+ *   POST   /v1/policies?mode=M&source=F    body: the policy's YAML -> 201 PolicyInfo;
+ *                                          400 {error, errors[]} invalid, 409 name taken
+ *   DELETE /v1/policies/:name              {deleted: name}
+ *   POST   /v1/policies/:name/enable       PolicyInfo (load again from the stored YAML)
+ *   POST   /v1/policies/:name/disable      PolicyInfo (unloaded, kept)
+ *   PUT    /v1/policies/:name/mode         ?mode=M, or body M or {"mode": M} -> PolicyInfo
+ *
+ * Every policy error answers {error, errors[]} (404 for an unknown name).
  *
  * Each stream client has its own bounded bus queue. While its socket is not
  * writable, events queue; when the queue is full they are dropped and
@@ -13,9 +24,34 @@
 import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import http, { type ServerResponse } from 'node:http';
 import path from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { PolicyMode } from '../sensors/tracing/index.js';
 import type { EventBus, Subscription } from './bus.js';
 import { describeFsError, mkdirp, UserError } from './fs-util.js';
+import { type PolicyInfo, PolicyOpError } from './policies.js';
+
+/** What the API needs of the policy manager. */
+export interface PolicyApi {
+  list(): PolicyInfo[];
+  get(name: string): PolicyInfo;
+  add(text: string, source: string, opts: { mode?: PolicyMode }): PolicyInfo;
+  delete(name: string): void;
+  enable(name: string): PolicyInfo;
+  disable(name: string): PolicyInfo;
+  setMode(name: string, mode: PolicyMode): PolicyInfo;
+}
+
+/** Policy bodies are small; a policy file of a MiB is a mistake. */
+const POLICY_BODY_LIMIT = 1024 * 1024;
+
+const STATUS_OF: Readonly<Record<PolicyOpError['code'], number>> = {
+  invalid: 400,
+  'not-found': 404,
+  exists: 409,
+  'load-failed': 422,
+  storage: 500,
+  unavailable: 503,
+};
 
 export interface ApiOptions<T> {
   socketPath: string;
@@ -25,7 +61,9 @@ export interface ApiOptions<T> {
   /** one JSON line, no newline */
   encode: (ev: T) => string;
   /** builds a server-side filter; throws on bad input */
-  makeFilter: (opts: { eventTypes?: string[]; process?: string }) => (ev: T) => boolean;
+  makeFilter: (opts: { eventTypes?: string[]; process?: string; policy?: string }) => (ev: T) => boolean;
+  /** the policy endpoints answer 503 without it */
+  policies?: PolicyApi;
   /** per-client queue bound (default 10,000 events) */
   clientMaxEvents?: number;
   /** per-client queue bound (default 8 MiB) */
@@ -119,11 +157,13 @@ export class ApiServer<T> {
       const q = req.query as Record<string, string | string[] | undefined>;
       const types = one(q.types);
       const proc = one(q.process);
+      const policy = one(q.policy);
       let filter: (ev: T) => boolean;
       try {
         filter = opts.makeFilter({
           ...(types ? { eventTypes: types.split(',').filter(Boolean) } : {}),
           ...(proc ? { process: proc } : {}),
+          ...(policy ? { policy } : {}),
         });
       } catch (err) {
         reply.code(400).send({ error: (err as Error).message });
@@ -132,11 +172,106 @@ export class ApiServer<T> {
       reply.hijack();
       this.stream(reply.raw, filter);
     });
+    this.policyRoutes();
     app.setNotFoundHandler((req, reply) => {
-      reply
-        .code(404)
-        .send({ error: `no endpoint ${req.method} ${req.url}; see /v1/health, /v1/status, /v1/events` });
+      reply.code(404).send({
+        error: `no endpoint ${req.method} ${req.url}; see /v1/health, /v1/status, /v1/events, /v1/policies`,
+      });
     });
+  }
+
+  private policyRoutes(): void {
+    const { app } = this;
+    // a policy is YAML text; JSON bodies ({"yaml": ..., "mode": ...}) are parsed by fastify itself
+    app.addContentTypeParser(
+      ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'],
+      { parseAs: 'string', bodyLimit: POLICY_BODY_LIMIT },
+      (_req, body, done) => done(null, body),
+    );
+    type Req = { name: string; query: Record<string, string | string[] | undefined>; body: unknown };
+    const handle =
+      (status: number, f: (pm: PolicyApi, req: Req) => unknown) =>
+      async (request: FastifyRequest, reply: FastifyReply) => {
+        const req: Req = {
+          name: (request.params as { name?: string }).name ?? '',
+          query: request.query as Req['query'],
+          body: request.body,
+        };
+        const pm = this.opts.policies;
+        if (!pm) return reply.code(503).send({ error: 'this agent does not manage policies', errors: [] });
+        try {
+          return reply.code(status).send(f(pm, req));
+        } catch (err) {
+          if (err instanceof PolicyOpError) {
+            return reply.code(STATUS_OF[err.code]).send({ error: err.message, errors: err.errors });
+          }
+          throw err;
+        }
+      };
+    app.get(
+      '/v1/policies',
+      handle(200, (pm) => ({ policies: pm.list() })),
+    );
+    app.get(
+      '/v1/policies/:name',
+      handle(200, (pm, req) => pm.get(req.name)),
+    );
+    app.post(
+      '/v1/policies',
+      { bodyLimit: POLICY_BODY_LIMIT },
+      handle(201, (pm, req) => {
+        const q = req.query;
+        const body = req.body;
+        let text: string | undefined;
+        let mode = one(q.mode);
+        let source = one(q.source);
+        if (typeof body === 'string') text = body;
+        else if (body !== null && typeof body === 'object') {
+          const b = body as { yaml?: unknown; mode?: unknown; source?: unknown };
+          if (typeof b.yaml === 'string') text = b.yaml;
+          if (typeof b.mode === 'string') mode ??= b.mode;
+          if (typeof b.source === 'string') source ??= b.source;
+        }
+        if (text === undefined || text.trim() === '') {
+          throw new PolicyOpError('invalid', [
+            'the request has no policy: send the YAML as the body (content-type application/yaml)',
+          ]);
+        }
+        return pm.add(text, source || 'request', mode ? { mode: mode as PolicyMode } : {});
+      }),
+    );
+    app.delete(
+      '/v1/policies/:name',
+      handle(200, (pm, req) => {
+        pm.delete(req.name);
+        return { deleted: req.name };
+      }),
+    );
+    app.post(
+      '/v1/policies/:name/enable',
+      handle(200, (pm, req) => pm.enable(req.name)),
+    );
+    app.post(
+      '/v1/policies/:name/disable',
+      handle(200, (pm, req) => pm.disable(req.name)),
+    );
+    app.put(
+      '/v1/policies/:name/mode',
+      handle(200, (pm, req) => {
+        const q = req.query;
+        let mode = one(q.mode);
+        const body = req.body;
+        if (mode === undefined && typeof body === 'string') mode = body.trim();
+        if (mode === undefined && body !== null && typeof body === 'object') {
+          const m = (body as { mode?: unknown }).mode;
+          if (typeof m === 'string') mode = m;
+        }
+        if (mode === undefined) {
+          throw new PolicyOpError('invalid', ['give the mode: ?mode=monitor or ?mode=enforce']);
+        }
+        return pm.setMode(req.name, mode as PolicyMode);
+      }),
+    );
   }
 
   private stream(res: ServerResponse, filter: (ev: T) => boolean): void {

@@ -29,6 +29,10 @@ export interface AgentConfig {
   nodeName: string;
   /** build the process cache from /proc at start */
   seed: boolean;
+  /** where policies added at run time are kept (policies/NAME.yaml + policies/index.json) */
+  stateDir: string;
+  /** TracingPolicy files, or directories of them, loaded at start (not stored) */
+  policy: string[];
 }
 
 /** The repository root (dist/src/agent -> ../../..). */
@@ -36,8 +40,18 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 export const SYSTEM_CONFIG = '/etc/osprey/osprey.yaml';
 export const BUNDLED_CONFIG = path.join(repoRoot, 'config/osprey.yaml');
 export const DEFAULT_SOCKET = '/run/osprey/osprey.sock';
+export const DEFAULT_STATE_DIR = '/var/lib/osprey';
 
-type Kind = 'path' | 'optional-path' | 'bool' | 'string' | 'optional-string' | 'format' | 'number' | 'int';
+type Kind =
+  | 'path'
+  | 'optional-path'
+  | 'path-list'
+  | 'bool'
+  | 'string'
+  | 'optional-string'
+  | 'format'
+  | 'number'
+  | 'int';
 
 interface Setting {
   key: string;
@@ -95,6 +109,18 @@ export const SETTINGS: readonly Setting[] = [
     help: 'node_name in events and exec_id',
   },
   { key: 'seed', field: 'seed', kind: 'bool', help: 'build the process cache from /proc at start' },
+  {
+    key: 'state-dir',
+    field: 'stateDir',
+    kind: 'path',
+    help: 'where policies added at run time are stored',
+  },
+  {
+    key: 'policy',
+    field: 'policy',
+    kind: 'path-list',
+    help: 'load the TracingPolicy FILE, or each *.yaml in DIR, at start (repeatable)',
+  },
 ];
 
 export interface LoadOptions {
@@ -122,18 +148,31 @@ export function defaults(hostname = os.hostname()): Omit<AgentConfig, 'stdoutFor
     cgroup: undefined,
     nodeName: hostname,
     seed: true,
+    stateDir: DEFAULT_STATE_DIR,
+    policy: [],
   };
 }
 
+/** One entry of a node:util parseArgs option table. */
+export interface FlagOption {
+  type: 'string' | 'boolean';
+  short?: string;
+  /** the flag may be given several times; its value is then a list */
+  multiple?: boolean;
+}
+
 /** The parseArgs option table of `osprey agent`. */
-export function agentFlagOptions(): Record<string, { type: 'string' | 'boolean'; short?: string }> {
-  const o: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+export function agentFlagOptions(): Record<string, FlagOption> {
+  const o: Record<string, FlagOption> = {
     config: { type: 'string', short: 'c' },
     help: { type: 'boolean', short: 'h' },
   };
   for (const s of SETTINGS) {
     if (s.kind === 'bool') {
       o[s.key] = { type: 'boolean' };
+      o[`no-${s.key}`] = { type: 'boolean' };
+    } else if (s.kind === 'path-list') {
+      o[s.key] = { type: 'string', multiple: true };
       o[`no-${s.key}`] = { type: 'boolean' };
     } else {
       o[s.key] = { type: 'string' };
@@ -174,7 +213,17 @@ export function loadAgentConfig(argv: string[], opts: LoadOptions = {}): ParsedA
       throw new UserError(`--${s.key} and --no-${s.key} contradict each other; give one`, 2);
     }
     if (neg === true) {
-      set(cfg, s, s.kind === 'bool' ? false : undefined);
+      set(cfg, s, s.kind === 'bool' ? false : s.kind === 'path-list' ? [] : undefined);
+    } else if (Array.isArray(v)) {
+      // a repeatable flag replaces the file's list, as any flag replaces its key
+      set(
+        cfg,
+        s,
+        v.map((p) => {
+          if (p === '') throw new UserError(`--${s.key} needs a non-empty path`, 2);
+          return path.resolve(cwd, p);
+        }),
+      );
     } else if (v !== undefined) {
       const val = s.kind === 'bool' ? v : convertFlag(s, v as string);
       if (typeof val === 'string' && (s.kind === 'path' || s.kind === 'optional-path')) {
@@ -206,11 +255,20 @@ function set(cfg: ReturnType<typeof defaults>, s: Setting, v: unknown): void {
  */
 export function parseFlags(
   argv: string[],
-  options: Record<string, { type: 'string' | 'boolean'; short?: string }>,
-): Record<string, string | boolean | undefined> {
+  options: Record<string, FlagOption>,
+): Record<string, string | boolean | string[] | undefined> {
+  return parseCommandLine(argv, options, false).flags;
+}
+
+/** parseFlags for commands that take positional arguments too. */
+export function parseCommandLine(
+  argv: string[],
+  options: Record<string, FlagOption>,
+  allowPositionals = true,
+): { flags: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
   try {
-    const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
-    return values as Record<string, string | boolean | undefined>;
+    const { values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals });
+    return { flags: values as Record<string, string | boolean | string[] | undefined>, positionals };
   } catch (err) {
     const e = err as Error & { code?: string };
     const name = /'(-[^' ]+)/.exec(e.message)?.[1];
@@ -256,6 +314,13 @@ function check(s: Setting, v: unknown): { value?: unknown; error?: string } {
       return typeof v === 'string' && v !== ''
         ? { value: v }
         : { error: `expected a non-empty string, got ${shown}` };
+    case 'path-list': {
+      if (v === null || v === '') return { value: [] };
+      const list = typeof v === 'string' ? [v] : v;
+      return Array.isArray(list) && list.every((p) => typeof p === 'string' && p !== '')
+        ? { value: list }
+        : { error: `expected a path or a list of paths, got ${shown}` };
+    }
     case 'optional-path':
     case 'optional-string':
       if (v === null || v === '') return { value: undefined };
@@ -321,7 +386,12 @@ function applyFile(cfg: ReturnType<typeof defaults>, file: string): void {
     const r = check(s, raw);
     if (r.error)
       throw new UserError(`${at(valueNode?.range?.[0] ?? keyNode?.range?.[0])}: ${key}: ${r.error}`);
-    const v = typeof r.value === 'string' && s.kind.endsWith('path') ? path.resolve(dir, r.value) : r.value;
+    const v =
+      typeof r.value === 'string' && s.kind.endsWith('path')
+        ? path.resolve(dir, r.value)
+        : Array.isArray(r.value)
+          ? r.value.map((p: string) => path.resolve(dir, p))
+          : r.value;
     set(cfg, s, v);
   }
 }
@@ -359,7 +429,8 @@ export function settingsHelp(): string {
   for (const s of SETTINGS) {
     const flag = s.kind === 'bool' ? `--[no-]${s.key}` : `--${s.key} ${metavar(s)}`;
     const def = d[s.field];
-    const shown = def === undefined ? '' : ` (default ${s.key === 'node-name' ? 'hostname' : String(def)})`;
+    const empty = def === undefined || (Array.isArray(def) && def.length === 0);
+    const shown = empty ? '' : ` (default ${s.key === 'node-name' ? 'hostname' : String(def)})`;
     lines.push(`      ${flag.padEnd(32)} ${s.help}${shown}`);
   }
   return lines.join('\n');
@@ -368,6 +439,6 @@ export function settingsHelp(): string {
 function metavar(s: Setting): string {
   if (s.kind === 'format') return 'FORMAT';
   if (s.kind === 'int' || s.kind === 'number') return 'N';
-  if (s.kind.endsWith('path')) return 'PATH';
+  if (s.kind.endsWith('path') || s.kind === 'path-list') return 'PATH';
   return 'NAME';
 }

@@ -5,6 +5,7 @@
 import type { FileExporterStats } from './export-file.js';
 import type { StdoutExporterStats } from './export-stdout.js';
 import type { LatencySummary } from './latency.js';
+import type { PolicyInfo } from './policies.js';
 
 export interface ProgramStatus {
   name: string;
@@ -12,6 +13,8 @@ export interface ProgramStatus {
   id: number;
   run_count: number;
   run_time_ns: number;
+  /** the TracingPolicy it belongs to; absent for the process sensor's */
+  policy?: string;
 }
 
 export interface KernelFeaturesStatus {
@@ -54,6 +57,8 @@ export interface AgentStatus {
   records: { total: number; batches: number };
   events: { total: number; by_type: Record<string, number> };
   drops: DropsStatus;
+  /** every TracingPolicy, with its kernel counters (its drops among them) */
+  policies: PolicyInfo[];
   /** records the process pipeline failed on */
   pipeline_errors: number;
   process_cache: { size: number; live: number; exited: number; evictions: number; seeded: number };
@@ -75,9 +80,26 @@ export function renderStatusText(s: AgentStatus): string {
   if (s.config_file) kv('config', s.config_file);
   out.push('');
   out.push('Programs');
-  for (const p of s.programs) {
+  const named = s.programs.map((p) => ({ ...p, shown: p.policy ? `${p.policy}/${p.name}` : p.name }));
+  const nameWidth = Math.max(16, ...named.map((p) => p.shown.length));
+  const hookWidth = Math.max(30, ...named.map((p) => p.hook.length));
+  for (const p of named) {
     const avg = p.run_count ? `${Math.round(p.run_time_ns / p.run_count)} ns/run` : '-';
-    out.push(`  ${p.name.padEnd(16)} ${p.hook.padEnd(30)} runs ${String(p.run_count).padStart(10)}  ${avg}`);
+    out.push(
+      `  ${p.shown.padEnd(nameWidth)} ${p.hook.padEnd(hookWidth)} runs ${String(p.run_count).padStart(10)}  ${avg}`,
+    );
+  }
+  out.push('');
+  out.push('Policies');
+  if (!s.policies?.length) kv('none', 'add one with osprey policy add FILE');
+  for (const p of s.policies ?? []) {
+    const c = p.counters;
+    const what = c
+      ? `${p.mode}, ${c.events_posted} events, ${c.actions_taken} actions taken, ${c.actions_monitored} monitored, ${c.drops} dropped`
+      : p.state === 'error'
+        ? `error: ${p.error ?? ''}`
+        : p.state;
+    kv(p.name, what);
   }
   out.push('');
   out.push('Events');

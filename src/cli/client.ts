@@ -21,6 +21,45 @@ export function apiRequest(socketPath: string, path: string, timeoutMs = 0): Pro
   });
 }
 
+export interface ApiAnswer {
+  status: number;
+  body: string;
+}
+
+/**
+ * One request with an optional body, answered in full. Connection failures
+ * become UserErrors that say what to do; any status is returned.
+ */
+export function apiCall(
+  socketPath: string,
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  path: string,
+  body?: { text: string; contentType: string },
+  timeoutMs = 120_000,
+): Promise<ApiAnswer> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string | number> = {};
+    if (body) {
+      headers['content-type'] = body.contentType;
+      headers['content-length'] = Buffer.byteLength(body.text);
+    }
+    const req = http.request(
+      { socketPath, path, method, headers, agent: false, timeout: timeoutMs },
+      (res) => {
+        readBody(res).then((text) => resolve({ status: res.statusCode ?? 0, body: text }), reject);
+      },
+    );
+    req.on('timeout', () => {
+      req.destroy(new UserError(`the agent on ${socketPath} did not answer within ${timeoutMs} ms`));
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err instanceof UserError) reject(err);
+      else reject(connectError(socketPath, err));
+    });
+    req.end(body?.text);
+  });
+}
+
 function connectError(socketPath: string, err: NodeJS.ErrnoException): UserError {
   switch (err.code) {
     case 'ENOENT':

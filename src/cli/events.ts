@@ -7,8 +7,9 @@ import type { IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { DEFAULT_SOCKET, parseFlags } from '../agent/config.js';
+import { eventFilter } from '../agent/event-filter.js';
 import { UserError } from '../agent/fs-util.js';
-import { makeFilter, renderCompact } from '../events/index.js';
+import { renderCompact } from '../events/index.js';
 import type { ExportEvent } from '../events/types.js';
 import { apiError, apiRequest } from './client.js';
 import { commandUsage } from './usage.js';
@@ -18,6 +19,7 @@ export async function eventsCommand(argv: string[]): Promise<number> {
     output: { type: 'string', short: 'o' },
     'event-types': { type: 'string' },
     process: { type: 'string' },
+    policy: { type: 'string' },
     socket: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -33,13 +35,15 @@ export async function eventsCommand(argv: string[]): Promise<number> {
     .map((t) => t.trim())
     .filter(Boolean);
   const proc = f.process as string | undefined;
+  const policy = f.policy as string | undefined;
   const spec = {
     ...(types?.length ? { eventTypes: types } : {}),
     ...(proc !== undefined ? { process: proc } : {}),
+    ...(policy ? { policy } : {}),
   };
   let filter: (ev: ExportEvent) => boolean;
   try {
-    filter = makeFilter(spec);
+    filter = eventFilter(spec);
   } catch (err) {
     throw new UserError((err as Error).message, 2);
   }
@@ -56,6 +60,7 @@ export async function eventsCommand(argv: string[]): Promise<number> {
   const q = new URLSearchParams();
   if (types?.length) q.set('types', types.join(','));
   if (proc !== undefined) q.set('process', proc);
+  if (policy) q.set('policy', policy);
   const qs = q.toString();
   const res = await apiRequest(socket, `/v1/events${qs ? `?${qs}` : ''}`);
   if (res.statusCode !== 200) throw await apiError(res);

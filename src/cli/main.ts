@@ -6,6 +6,7 @@
 import { UserError } from '../agent/fs-util.js';
 import { agentCommand } from './agent.js';
 import { eventsCommand } from './events.js';
+import { policyCommand } from './policy.js';
 import { statusCommand } from './status.js';
 import { COMMANDS, type Command, commandUsage, mainUsage } from './usage.js';
 import { versionCommand } from './version.js';
@@ -31,6 +32,8 @@ export async function main(argv: string[]): Promise<number> {
         return await eventsCommand(rest);
       case 'status':
         return await statusCommand(rest);
+      case 'policy':
+        return await policyCommand(rest);
       case 'version':
         if (rest.length) throw new UserError(`unexpected argument "${rest[0]}"`, 2);
         return versionCommand();

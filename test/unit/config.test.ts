@@ -40,6 +40,8 @@ describe('agent config', () => {
       cgroup: undefined,
       nodeName: 'node-a',
       seed: true,
+      stateDir: '/var/lib/osprey',
+      policy: [],
     });
   });
 
