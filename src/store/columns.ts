@@ -1,0 +1,53 @@
+/**
+ * What the store indexes of an event: the columns its queries filter on,
+ * read from the one payload every export event carries.
+ */
+import { type ExportEvent, eventType, type Process } from '../events/types.js';
+import { nowNs, timeToNs } from './time.js';
+
+export interface EventColumns {
+  timeNs: bigint;
+  type: string;
+  /** the payload's process, when it is one the process cache knew (it has an exec_id) */
+  process: Process | undefined;
+  parent: Process | undefined;
+  execId: string | null;
+  parentExecId: string | null;
+  pid: number | null;
+  binary: string | null;
+  policyName: string | null;
+  nodeName: string | null;
+}
+
+function asProcess(v: unknown): Process | undefined {
+  if (v === null || typeof v !== 'object') return undefined;
+  const p = v as Partial<Process>;
+  return typeof p.exec_id === 'string' && p.exec_id !== '' ? (p as Process) : undefined;
+}
+
+export function eventColumns(ev: ExportEvent): EventColumns {
+  const type = eventType(ev);
+  const payload = (ev as Record<string, unknown>)[type];
+  const body = payload !== null && typeof payload === 'object' ? (payload as Record<string, unknown>) : {};
+  const raw = body['process'];
+  const process = asProcess(raw);
+  const parent = asProcess(body['parent']);
+  // a process the cache did not know still has a pid worth indexing
+  const pid =
+    raw !== null && typeof raw === 'object' && typeof (raw as { pid?: unknown }).pid === 'number'
+      ? (raw as { pid: number }).pid
+      : null;
+  const policy = body['policy_name'];
+  return {
+    timeNs: (typeof ev.time === 'string' ? timeToNs(ev.time) : undefined) ?? nowNs(),
+    type,
+    process,
+    parent,
+    execId: process?.exec_id ?? null,
+    parentExecId: process?.parent_exec_id ?? parent?.exec_id ?? null,
+    pid,
+    binary: process && typeof process.binary === 'string' ? process.binary : null,
+    policyName: typeof policy === 'string' && policy !== '' ? policy : null,
+    nodeName: typeof ev.node_name === 'string' ? ev.node_name : null,
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * The store's schema as an ordered list of migrations. A migration is never
+ * edited once released: a change is a new entry, so every existing file can
+ * be brought forward step by step. schema_version holds the last one applied.
+ */
+
+/** "OSPR": marks the file as an Osprey store, so another program's database is not taken for one. */
+export const APPLICATION_ID = 0x4f535052;
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: events and processes
+  `
+  CREATE TABLE events (
+    id             INTEGER PRIMARY KEY,
+    time_ns        INTEGER NOT NULL,
+    type           TEXT NOT NULL,
+    exec_id        TEXT,
+    parent_exec_id TEXT,
+    pid            INTEGER,
+    binary         TEXT,
+    policy_name    TEXT,
+    node_name      TEXT,
+    json           TEXT NOT NULL
+  );
+  CREATE INDEX events_time ON events (time_ns);
+  CREATE INDEX events_type_time ON events (type, time_ns);
+  CREATE INDEX events_exec_time ON events (exec_id, time_ns) WHERE exec_id IS NOT NULL;
+  CREATE INDEX events_policy_time ON events (policy_name, time_ns) WHERE policy_name IS NOT NULL;
+
+  CREATE TABLE processes (
+    exec_id        TEXT PRIMARY KEY,
+    parent_exec_id TEXT,
+    pid            INTEGER NOT NULL,
+    binary         TEXT NOT NULL,
+    arguments      TEXT NOT NULL DEFAULT '',
+    start_time     TEXT,
+    exit_time      TEXT,
+    exit_time_ns   INTEGER,
+    exit_status    INTEGER,
+    exit_signal    TEXT,
+    -- when an event last named it: retention keys on this for processes that never exited
+    last_seen_ns   INTEGER NOT NULL,
+    json           TEXT NOT NULL
+  );
+  CREATE INDEX processes_parent ON processes (parent_exec_id) WHERE parent_exec_id IS NOT NULL;
+  CREATE INDEX processes_retire ON processes (coalesce(exit_time_ns, last_seen_ns));
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,860 @@
+/**
+ * The embedded event store: every event as a row in a SQLite file (WAL
+ * mode), a table of the processes events named, and queries over both.
+ *
+ * better-sqlite3 is synchronous, so the event path never writes directly:
+ * enqueue() puts an event on a bounded queue (and counts what does not fit)
+ * and a timer writes the queue as one transaction. Retention runs on its own
+ * timer in small transactions, yielding to the event loop between them, so
+ * no single step holds the loop for long. Failures on that path are counted
+ * and kept for status; they never reach the code that enqueued.
+ */
+import { closeSync, existsSync, openSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { describeFsError, mkdirp } from '../agent/fs-util.js';
+import { encodeEvent } from '../events/encode.js';
+import type { ExportEvent, Process } from '../events/types.js';
+import { eventColumns } from './columns.js';
+import { STORE_PATH_FLAG, StoreError, storeError } from './errors.js';
+import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+import { boundToNs, nowNs, type TimeBound, timeToNs } from './time.js';
+
+export interface EventStoreOptions {
+  /** events older than this are deleted; 0 keeps them however old (default 7 days) */
+  maxAgeMs?: number;
+  /**
+   * the database file (page_count * page_size) is kept under this; when it
+   * grows past it the oldest events go until it is under 90% of it. 0: no
+   * limit (default 512 MiB). The WAL file comes on top (a few MiB, capped at
+   * 16 MiB after each checkpoint).
+   */
+  maxBytes?: number;
+  /** events enqueue() holds before it starts skipping them (default 10,000) */
+  maxQueue?: number;
+  /**
+   * a queue this long is written without waiting for the timer (default 500): a
+   * write holds the event loop for roughly 60-150 us per event, so batches stay small
+   */
+  flushEvents?: number;
+  /** how often the queue is written (default 200 ms) */
+  flushIntervalMs?: number;
+  /** how often retention runs (default 10 s); 0 turns the timer off (call runRetention yourself) */
+  retentionIntervalMs?: number;
+  /** rows deleted per retention transaction (default 2,000) */
+  retentionBatch?: number;
+  /** how long to wait for another connection's lock before failing (default 100 ms) */
+  busyTimeoutMs?: number;
+  /** a background write or retention step failed (already counted and kept as last_error) */
+  onError?: (err: StoreError) => void;
+}
+
+export interface EventStoreStats {
+  path: string;
+  /** events in the store */
+  rows: number;
+  processes: number;
+  /** page_count * page_size of the database file */
+  bytes: number;
+  max_bytes: number;
+  max_age_ms: number;
+  /** events waiting in the queue */
+  queued: number;
+  /** events written so far (by append or the queue) */
+  written: number;
+  /** events enqueue() skipped because the queue was full or the store closed */
+  skipped: number;
+  /** events lost because their batch could not be written */
+  failed: number;
+  write_errors: number;
+  deleted_by_retention: number;
+  retention_errors: number;
+  journal_mode: string;
+  last_error?: string;
+}
+
+export interface StoreQuery {
+  /** events at or after this time (ns since the epoch, Date or RFC 3339) */
+  since?: TimeBound;
+  /** events before this time */
+  until?: TimeBound;
+  /** event types (process_exec, process_kprobe, ...); any of them */
+  types?: readonly string[];
+  /** regular expression searched in the process binary */
+  binary?: string;
+  /** policy names; any of them */
+  policy?: string | readonly string[];
+  /** events of this process */
+  execId?: string;
+  /** at most this many, the newest (default 1,000, at most 100,000) */
+  limit?: number;
+}
+
+/** A process as the store keeps it. */
+export interface StoredProcess {
+  exec_id: string;
+  parent_exec_id?: string;
+  pid: number;
+  binary: string;
+  arguments: string;
+  start_time?: string;
+  exit_time?: string;
+  exit_status?: number;
+  exit_signal?: string;
+  /** the process as the last event that named it carried it */
+  process: Process;
+}
+
+export interface ProcessTree {
+  process: StoredProcess;
+  /** parent first, then its parent, up to the oldest the store knows */
+  ancestors: StoredProcess[];
+  /** children, then their children...; depth 1 = child */
+  descendants: (StoredProcess & { depth: number })[];
+  /** the process's own events, newest last */
+  events: ExportEvent[];
+}
+
+export interface ProcessTreeOptions {
+  /** newest events of the process returned (default 1,000) */
+  maxEvents?: number;
+  /** descendants returned (default 10,000) */
+  maxDescendants?: number;
+  /** levels walked up and down (default 256) */
+  maxDepth?: number;
+}
+
+export interface RetentionResult {
+  by_age: number;
+  by_size: number;
+  processes: number;
+}
+
+export const DEFAULT_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+export const DEFAULT_MAX_BYTES = 512 * 1024 * 1024;
+const DEFAULT_QUERY_LIMIT = 1000;
+const MAX_QUERY_LIMIT = 100_000;
+/** retention stops after this many transactions in one run and goes on at the next */
+const MAX_BATCHES_PER_RUN = 50;
+/** when over maxBytes, delete down to this fraction, so that not every run deletes */
+const SIZE_TARGET = 0.9;
+/** a process named again within this time is not written again (exec and exit always are) */
+const PROCESS_REFRESH_MS = 60_000;
+const MAX_SEEN_PROCESSES = 20_000;
+const EVENT_TYPE_NAME = /^[a-z_]+$/;
+
+interface ProcessRow {
+  exec_id: string;
+  parent_exec_id: string | null;
+  pid: number;
+  binary: string;
+  arguments: string;
+  start_time: string | null;
+  exit_time: string | null;
+  exit_status: number | null;
+  exit_signal: string | null;
+  json: string;
+}
+
+type Statement = Database.Statement<unknown[], unknown>;
+
+function nonNegative(v: number | undefined, def: number, what: string): number {
+  if (v === undefined) return def;
+  if (!Number.isFinite(v) || v < 0) throw new StoreError(`event store ${what} ${v} must be a number >= 0`);
+  return v;
+}
+
+function positiveInt(v: number | undefined, def: number, what: string): number {
+  if (v === undefined) return def;
+  if (!Number.isInteger(v) || v < 1) throw new StoreError(`event store ${what} ${v} must be an integer >= 1`);
+  return v;
+}
+
+interface Settings {
+  maxAgeMs: number;
+  maxBytes: number;
+  maxQueue: number;
+  flushEvents: number;
+  flushIntervalMs: number;
+  retentionIntervalMs: number;
+  retentionBatch: number;
+  busyTimeoutMs: number;
+  onError: ((err: StoreError) => void) | undefined;
+}
+
+/** The options with their defaults, checked before any file is touched. */
+function settings(o: EventStoreOptions): Settings {
+  return {
+    maxAgeMs: nonNegative(o.maxAgeMs, DEFAULT_MAX_AGE_MS, 'maximum age (ms)'),
+    maxBytes: nonNegative(o.maxBytes, DEFAULT_MAX_BYTES, 'maximum size (bytes)'),
+    maxQueue: positiveInt(o.maxQueue, 10_000, 'queue size'),
+    flushEvents: positiveInt(o.flushEvents, 500, 'flush threshold'),
+    flushIntervalMs: positiveInt(o.flushIntervalMs, 200, 'flush interval (ms)'),
+    retentionIntervalMs: nonNegative(o.retentionIntervalMs, 10_000, 'retention interval (ms)'),
+    retentionBatch: positiveInt(o.retentionBatch, 2000, 'retention batch'),
+    busyTimeoutMs: nonNegative(o.busyTimeoutMs, 100, 'busy timeout (ms)'),
+    onError: o.onError,
+  };
+}
+
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export class EventStore {
+  readonly path: string;
+  private db: Database.Database | undefined;
+  private readonly maxAgeMs: number;
+  private readonly maxBytes: number;
+  private readonly maxQueue: number;
+  private readonly flushEvents: number;
+  private readonly retentionBatch: number;
+  private readonly onError: ((err: StoreError) => void) | undefined;
+  private readonly journalMode: string;
+
+  private queue: ExportEvent[] = [];
+  private flushScheduled = false;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
+  private retaining = false;
+  /** exec_id -> Date.now() of its last write, to skip rewriting a busy process on every event */
+  private readonly seen = new Map<string, number>();
+
+  private rows = 0;
+  private lastBytes = 0;
+  private written = 0;
+  private skipped = 0;
+  private failed = 0;
+  private writeErrors = 0;
+  private retentionErrors = 0;
+  private deletedByRetention = 0;
+  private lastError: string | undefined;
+
+  private readonly stmt: {
+    insertEvent: Statement;
+    upsertProcess: Statement;
+    setExit: Statement;
+    deleteOlder: Statement;
+    deleteOldest: Statement;
+    pruneProcesses: Statement;
+    oldestTime: Statement;
+    pageCount: Statement;
+    countProcesses: Statement;
+  };
+  private readonly appendTx: (events: readonly ExportEvent[]) => void;
+  private regexCache = new Map<string, RegExp>();
+
+  private constructor(db: Database.Database, file: string, journalMode: string, set: Settings) {
+    this.db = db;
+    this.path = file;
+    this.journalMode = journalMode;
+    this.maxAgeMs = set.maxAgeMs;
+    this.maxBytes = set.maxBytes;
+    this.maxQueue = set.maxQueue;
+    this.flushEvents = set.flushEvents;
+    this.retentionBatch = set.retentionBatch;
+    this.onError = set.onError;
+
+    db.function('regexp', { deterministic: true }, (pattern: unknown, value: unknown) => {
+      if (typeof value !== 'string' || typeof pattern !== 'string') return 0;
+      return this.regex(pattern).test(value) ? 1 : 0;
+    });
+
+    this.stmt = {
+      insertEvent: db.prepare(
+        `INSERT INTO events (time_ns, type, exec_id, parent_exec_id, pid, binary, policy_name, node_name, json)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      upsertProcess: db.prepare(
+        `INSERT INTO processes (exec_id, parent_exec_id, pid, binary, arguments, start_time, last_seen_ns, json)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (exec_id) DO UPDATE SET
+           parent_exec_id = coalesce(excluded.parent_exec_id, parent_exec_id),
+           pid = excluded.pid,
+           binary = excluded.binary,
+           arguments = excluded.arguments,
+           start_time = coalesce(excluded.start_time, start_time),
+           last_seen_ns = max(last_seen_ns, excluded.last_seen_ns),
+           json = excluded.json`,
+      ),
+      setExit: db.prepare(
+        `UPDATE processes SET exit_time = ?, exit_time_ns = ?, exit_status = ?, exit_signal = ?
+         WHERE exec_id = ?`,
+      ),
+      deleteOlder: db.prepare(
+        `DELETE FROM events WHERE id IN
+           (SELECT id FROM events WHERE time_ns < ? ORDER BY time_ns LIMIT ?)`,
+      ),
+      deleteOldest: db.prepare(
+        'DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time_ns, id LIMIT ?)',
+      ),
+      // a process goes only once it is retired, none of its events is left and no
+      // process names it as parent: trees are pruned leaf first, so the ancestry
+      // of every process still in the store stays whole
+      pruneProcesses: db.prepare(
+        `DELETE FROM processes WHERE exec_id IN (
+           SELECT p.exec_id FROM processes p
+           WHERE coalesce(p.exit_time_ns, p.last_seen_ns) < ?
+             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.exec_id = p.exec_id)
+             AND NOT EXISTS (SELECT 1 FROM processes c
+                             WHERE c.parent_exec_id = p.exec_id AND c.exec_id != p.exec_id)
+           LIMIT ?)`,
+      ),
+      oldestTime: db.prepare('SELECT min(time_ns) FROM events').pluck().safeIntegers(true),
+      pageCount: db
+        .prepare('SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()')
+        .pluck(),
+      countProcesses: db.prepare('SELECT count(*) FROM processes').pluck(),
+    };
+    this.appendTx = db.transaction((events: readonly ExportEvent[]) => this.insertAll(events));
+    this.rows = db.prepare('SELECT count(*) FROM events').pluck().get() as number;
+    this.lastBytes = this.stmt.pageCount.get() as number;
+
+    this.flushTimer = setInterval(() => this.scheduleFlush(), set.flushIntervalMs);
+    this.flushTimer.unref();
+    if (set.retentionIntervalMs > 0 && (this.maxAgeMs > 0 || this.maxBytes > 0)) {
+      this.retentionTimer = setInterval(() => void this.runRetention(), set.retentionIntervalMs);
+      this.retentionTimer.unref();
+    }
+  }
+
+  /**
+   * Open (or create) the store at `file`, creating missing directories,
+   * bringing the schema up to date and taking the write lock once, so that a
+   * file that is not a store, is corrupted or is held by another process is
+   * reported here, within busyTimeoutMs, and not at the first event.
+   */
+  static open(file: string, opts: EventStoreOptions = {}): EventStore {
+    const abs = path.resolve(file);
+    const set = settings(opts);
+    try {
+      mkdirp(path.dirname(abs));
+    } catch (err) {
+      throw new StoreError(
+        `cannot create directory ${path.dirname(abs)} for event store ${abs}: ${describeFsError(err)}; ` +
+          `choose a writable path with ${STORE_PATH_FLAG}`,
+      );
+    }
+    let db: Database.Database;
+    try {
+      // events carry command lines: the file (and SQLite's -wal and -shm, which copy
+      // its mode) is not for every user to read
+      if (!existsSync(abs)) closeSync(openSync(abs, 'wx', 0o640));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new StoreError(
+          `cannot create event store ${abs}: ${describeFsError(err)}; choose a writable path with ${STORE_PATH_FLAG}`,
+        );
+      }
+    }
+    try {
+      db = new Database(abs, { timeout: set.busyTimeoutMs });
+    } catch (err) {
+      throw storeError(abs, 'opening it', err);
+    }
+    try {
+      const journalMode = prepareFile(db, abs);
+      return new EventStore(db, abs, journalMode, set);
+    } catch (err) {
+      db.close();
+      throw storeError(abs, 'opening it', err);
+    }
+  }
+
+  /**
+   * Write events now, in one transaction. Throws a StoreError naming the
+   * file when the write fails (nothing of the batch is written then); the
+   * event path uses enqueue() instead, which never throws.
+   */
+  append(events: readonly ExportEvent[]): number {
+    const db = this.db;
+    if (!db) throw new StoreError(`event store ${this.path} is closed`);
+    if (events.length === 0) return 0;
+    try {
+      this.appendTx(events);
+    } catch (err) {
+      // the transaction rolled back: processes marked as written may not be
+      this.seen.clear();
+      throw storeError(this.path, 'writing events', err);
+    }
+    this.written += events.length;
+    this.rows += events.length;
+    return events.length;
+  }
+
+  /**
+   * Queue an event for the next write. Never throws and never blocks: when
+   * the queue is full (the disk cannot keep up) or the store is closed, the
+   * event is skipped and counted.
+   */
+  enqueue(ev: ExportEvent): void {
+    if (this.db === undefined || this.queue.length >= this.maxQueue) {
+      this.skipped++;
+      return;
+    }
+    this.queue.push(ev);
+    if (this.queue.length >= this.flushEvents) this.scheduleFlush();
+  }
+
+  /** enqueue() each event of a batch: the shape of an event bus sink. */
+  enqueueBatch(events: readonly ExportEvent[]): void {
+    for (const ev of events) this.enqueue(ev);
+  }
+
+  /**
+   * Write everything queued now. Failures are counted (the batch's events as
+   * `failed`), kept as last_error and passed to onError; never thrown.
+   * Returns the events written.
+   */
+  flush(): number {
+    return this.writeQueued(Number.POSITIVE_INFINITY);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.writeQueued(this.flushEvents);
+      // a long queue is written flushEvents at a time, with the event loop free in between
+      if (this.queue.length > 0) this.scheduleFlush();
+    });
+  }
+
+  private writeQueued(max: number): number {
+    if (this.queue.length === 0 || this.db === undefined) return 0;
+    let batch: ExportEvent[];
+    if (this.queue.length <= max) {
+      batch = this.queue;
+      this.queue = [];
+    } else {
+      batch = this.queue.splice(0, max);
+    }
+    try {
+      return this.append(batch);
+    } catch (err) {
+      this.writeErrors++;
+      this.failed += batch.length;
+      this.fail(err as StoreError);
+      return 0;
+    }
+  }
+
+  /** Events matching every given condition, the newest `limit` of them, newest last. */
+  query(q: StoreQuery = {}): ExportEvent[] {
+    const db = this.open_();
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (q.since !== undefined) {
+      where.push('time_ns >= ?');
+      params.push(boundToNs(q.since, 'since'));
+    }
+    if (q.until !== undefined) {
+      where.push('time_ns < ?');
+      params.push(boundToNs(q.until, 'until'));
+    }
+    if (q.types && q.types.length > 0) {
+      for (const t of q.types) {
+        if (!EVENT_TYPE_NAME.test(t)) {
+          throw new Error(`event type "${t}" is not a valid name (lower case letters and "_")`);
+        }
+      }
+      where.push(`type IN (${q.types.map(() => '?').join(', ')})`);
+      params.push(...q.types);
+    }
+    if (q.binary !== undefined && q.binary !== '') {
+      this.regex(q.binary); // a bad pattern is reported before any row is read
+      where.push('binary REGEXP ?');
+      params.push(q.binary);
+    }
+    if (q.policy !== undefined) {
+      const names = typeof q.policy === 'string' ? [q.policy] : q.policy;
+      if (names.length > 0) {
+        where.push(`policy_name IN (${names.map(() => '?').join(', ')})`);
+        params.push(...names);
+      }
+    }
+    if (q.execId !== undefined) {
+      where.push('exec_id = ?');
+      params.push(q.execId);
+    }
+    const limit = q.limit ?? DEFAULT_QUERY_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_QUERY_LIMIT) {
+      throw new Error(`query limit ${limit} must be an integer from 1 to ${MAX_QUERY_LIMIT}`);
+    }
+    const sql =
+      `SELECT json FROM events ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
+      'ORDER BY time_ns DESC, id DESC LIMIT ?';
+    let rows: string[];
+    try {
+      rows = db
+        .prepare(sql)
+        .pluck()
+        .all(...params, limit) as string[];
+    } catch (err) {
+      throw storeError(this.path, 'querying events', err);
+    }
+    const out: ExportEvent[] = new Array(rows.length);
+    for (let i = 0; i < rows.length; i++) out[rows.length - 1 - i] = JSON.parse(rows[i]!) as ExportEvent;
+    return out;
+  }
+
+  /** A process, its ancestors, its descendants and its events; undefined when the store does not know it. */
+  process(execId: string, opts: ProcessTreeOptions = {}): ProcessTree | undefined {
+    const db = this.open_();
+    const maxEvents = positiveInt(opts.maxEvents, 1000, 'process events limit');
+    const maxDescendants = positiveInt(opts.maxDescendants, 10_000, 'descendants limit');
+    const maxDepth = positiveInt(opts.maxDepth, 256, 'depth limit');
+    try {
+      const row = db.prepare('SELECT * FROM processes WHERE exec_id = ?').get(execId) as
+        | ProcessRow
+        | undefined;
+      if (!row) return undefined;
+      const ancestors = db
+        .prepare(
+          `WITH RECURSIVE up(exec_id, depth) AS (
+             SELECT parent_exec_id, 1 FROM processes WHERE exec_id = ?
+             UNION
+             SELECT p.parent_exec_id, up.depth + 1 FROM processes p JOIN up ON p.exec_id = up.exec_id
+             WHERE up.depth < ? AND p.parent_exec_id IS NOT NULL
+           )
+           SELECT p.* FROM up JOIN processes p ON p.exec_id = up.exec_id
+           WHERE p.exec_id != ? ORDER BY up.depth`,
+        )
+        .all(execId, maxDepth, execId) as ProcessRow[];
+      const descendants = db
+        .prepare(
+          `WITH RECURSIVE down(exec_id, depth) AS (
+             SELECT exec_id, 1 FROM processes WHERE parent_exec_id = ?
+             UNION
+             SELECT p.exec_id, down.depth + 1 FROM processes p JOIN down ON p.parent_exec_id = down.exec_id
+             WHERE down.depth < ?
+           )
+           SELECT p.*, min(down.depth) AS depth FROM down JOIN processes p ON p.exec_id = down.exec_id
+           WHERE p.exec_id != ? GROUP BY p.exec_id ORDER BY depth, p.start_time, p.exec_id LIMIT ?`,
+        )
+        .all(execId, maxDepth, execId, maxDescendants) as (ProcessRow & { depth: number })[];
+      const events = (
+        db
+          .prepare('SELECT json FROM events WHERE exec_id = ? ORDER BY time_ns DESC, id DESC LIMIT ?')
+          .pluck()
+          .all(execId, maxEvents) as string[]
+      )
+        .reverse()
+        .map((j) => JSON.parse(j) as ExportEvent);
+      // a chain that loops back (it should not) is cut where it repeats
+      const seenAnc = new Set<string>([execId]);
+      const anc: StoredProcess[] = [];
+      for (const a of ancestors) {
+        if (seenAnc.has(a.exec_id)) break;
+        seenAnc.add(a.exec_id);
+        anc.push(storedProcess(a));
+      }
+      return {
+        process: storedProcess(row),
+        ancestors: anc,
+        descendants: descendants.map((d) => ({ ...storedProcess(d), depth: d.depth })),
+        events,
+      };
+    } catch (err) {
+      throw storeError(this.path, 'querying a process', err);
+    }
+  }
+
+  /**
+   * Delete events older than maxAgeMs, then the oldest events while the file
+   * is over maxBytes, then processes nothing refers to any more; each step in
+   * transactions of retentionBatch rows with the event loop free in between.
+   * Failures are counted and kept, never thrown. A run already in progress
+   * makes this one return at once.
+   */
+  async runRetention(nowMs = Date.now()): Promise<RetentionResult> {
+    const result: RetentionResult = { by_age: 0, by_size: 0, processes: 0 };
+    if (this.retaining || this.db === undefined) return result;
+    this.retaining = true;
+    let step = 'deleting old events';
+    try {
+      let batches = 0;
+      const ageCutoff = this.maxAgeMs > 0 ? BigInt(nowMs - this.maxAgeMs) * 1_000_000n : undefined;
+      if (ageCutoff !== undefined) {
+        for (;;) {
+          if (!this.db) return result;
+          const n = this.stmt.deleteOlder.run(ageCutoff, this.retentionBatch).changes;
+          result.by_age += n;
+          this.deleted(n);
+          if (n < this.retentionBatch || ++batches >= MAX_BATCHES_PER_RUN) break;
+          await tick();
+        }
+        step = 'deleting old processes';
+        for (;;) {
+          if (!this.db) return result;
+          const n = this.pruneProcesses(ageCutoff);
+          result.processes += n;
+          if (n < this.retentionBatch || ++batches >= MAX_BATCHES_PER_RUN) break;
+          await tick();
+        }
+        if (result.by_age > 0 || result.processes > 0) this.vacuum();
+      }
+
+      step = 'deleting events over the size limit';
+      if (this.maxBytes > 0 && this.sizeBytes() > this.maxBytes) {
+        const target = this.maxBytes * SIZE_TARGET;
+        for (;;) {
+          if (!this.db) return result;
+          const bytes = this.sizeBytes();
+          if (bytes <= target || batches >= MAX_BATCHES_PER_RUN) break;
+          // delete about the share of rows the file is over by; pages free up as they empty
+          const want = Math.ceil((this.rows * (bytes - target)) / bytes);
+          const n =
+            this.rows > 0
+              ? this.stmt.deleteOldest.run(Math.max(1, Math.min(want, this.retentionBatch))).changes
+              : 0;
+          result.by_size += n;
+          this.deleted(n);
+          if (n === 0) this.rows = 0;
+          // the processes of the deleted events go with them, unless still referred to
+          const oldest = this.stmt.oldestTime.get() as bigint | null;
+          const p = this.pruneProcesses(oldest ?? nowNs());
+          result.processes += p;
+          batches++;
+          this.vacuum();
+          if (n === 0 && p === 0) break;
+          await tick();
+        }
+      }
+      return result;
+    } catch (err) {
+      this.retentionErrors++;
+      this.fail(storeError(this.path, step, err));
+      return result;
+    } finally {
+      this.retaining = false;
+    }
+  }
+
+  /** Counters for status and metrics. Never throws. */
+  stats(): EventStoreStats {
+    let processes = 0;
+    if (this.db) {
+      try {
+        this.lastBytes = this.sizeBytes();
+        processes = this.stmt.countProcesses.get() as number;
+      } catch {
+        // keep the last known size: status must not fail because the store does
+      }
+    }
+    const s: EventStoreStats = {
+      path: this.path,
+      rows: this.rows,
+      processes,
+      bytes: this.lastBytes,
+      max_bytes: this.maxBytes,
+      max_age_ms: this.maxAgeMs,
+      queued: this.queue.length,
+      written: this.written,
+      skipped: this.skipped,
+      failed: this.failed,
+      write_errors: this.writeErrors,
+      deleted_by_retention: this.deletedByRetention,
+      retention_errors: this.retentionErrors,
+      journal_mode: this.journalMode,
+    };
+    if (this.lastError !== undefined) s.last_error = this.lastError;
+    return s;
+  }
+
+  get closed(): boolean {
+    return this.db === undefined;
+  }
+
+  /** Stop the timers, write what is queued and close the file. Idempotent. */
+  close(): void {
+    if (this.db === undefined) return;
+    clearInterval(this.flushTimer);
+    clearInterval(this.retentionTimer);
+    this.flush();
+    const db = this.db;
+    this.db = undefined;
+    try {
+      this.lastBytes = db
+        .prepare('SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()')
+        .pluck()
+        .get() as number;
+      db.pragma('optimize');
+    } catch {
+      // closing matters more than the statistics
+    }
+    try {
+      db.close();
+    } catch (err) {
+      this.fail(storeError(this.path, 'closing it', err));
+    }
+  }
+
+  private insertAll(events: readonly ExportEvent[]): void {
+    const now = Date.now();
+    const s = this.stmt;
+    for (const ev of events) {
+      const c = eventColumns(ev);
+      s.insertEvent.run(
+        c.timeNs,
+        c.type,
+        c.execId,
+        c.parentExecId,
+        c.pid,
+        c.binary,
+        c.policyName,
+        c.nodeName,
+        encodeEvent(ev),
+      );
+      const lifecycle = c.type === 'process_exec' || c.type === 'process_exit';
+      if (c.process) this.upsert(c.process, c.timeNs, now, lifecycle);
+      if (c.parent) this.upsert(c.parent, c.timeNs, now, false);
+      if (c.type === 'process_exit' && c.process) {
+        const exit = (ev as { process_exit: { time?: unknown; status?: unknown; signal?: unknown } })
+          .process_exit;
+        const time = typeof exit.time === 'string' ? exit.time : ev.time;
+        s.setExit.run(
+          time,
+          timeToNs(time) ?? c.timeNs,
+          typeof exit.status === 'number' ? exit.status : null,
+          typeof exit.signal === 'string' && exit.signal !== '' ? exit.signal : null,
+          c.process.exec_id,
+        );
+      }
+    }
+  }
+
+  private upsert(p: Process, timeNs: bigint, now: number, always: boolean): void {
+    if (!always) {
+      const last = this.seen.get(p.exec_id);
+      if (last !== undefined && now - last < PROCESS_REFRESH_MS) return;
+    }
+    if (this.seen.size >= MAX_SEEN_PROCESSES) this.seen.clear();
+    this.seen.set(p.exec_id, now);
+    this.stmt.upsertProcess.run(
+      p.exec_id,
+      p.parent_exec_id ?? null,
+      p.pid,
+      typeof p.binary === 'string' ? p.binary : '',
+      typeof p.arguments === 'string' ? p.arguments : '',
+      typeof p.start_time === 'string' ? p.start_time : null,
+      timeNs,
+      JSON.stringify(p),
+    );
+  }
+
+  /** Delete up to retentionBatch processes retired before cutoffNs that nothing refers to. */
+  private pruneProcesses(cutoffNs: bigint): number {
+    const n = this.stmt.pruneProcesses.run(cutoffNs, this.retentionBatch).changes;
+    // a process marked as written may be gone now
+    if (n > 0) this.seen.clear();
+    return n;
+  }
+
+  private deleted(n: number): void {
+    this.deletedByRetention += n;
+    this.rows = Math.max(0, this.rows - n);
+  }
+
+  private sizeBytes(): number {
+    return this.stmt.pageCount.get() as number;
+  }
+
+  /** Give the free pages back to the file system (auto_vacuum = INCREMENTAL). */
+  private vacuum(): void {
+    this.db?.pragma('incremental_vacuum');
+  }
+
+  private regex(pattern: string): RegExp {
+    let re = this.regexCache.get(pattern);
+    if (re === undefined) {
+      try {
+        re = new RegExp(pattern);
+      } catch (err) {
+        throw new Error(
+          `binary filter "${pattern}" is not a valid regular expression: ${(err as Error).message}`,
+        );
+      }
+      if (this.regexCache.size >= 64) this.regexCache.clear();
+      this.regexCache.set(pattern, re);
+    }
+    return re;
+  }
+
+  private open_(): Database.Database {
+    if (!this.db) throw new StoreError(`event store ${this.path} is closed`);
+    return this.db;
+  }
+
+  private fail(err: StoreError): void {
+    this.lastError = err.message;
+    try {
+      this.onError?.(err);
+    } catch {
+      // a failing error handler must not turn a counted failure into a thrown one
+    }
+  }
+}
+
+/**
+ * Check the file is an Osprey store (or empty), switch to WAL, and apply
+ * the migrations under the write lock. Returns the journal mode in force.
+ */
+function prepareFile(db: Database.Database, file: string): string {
+  // the first read: a file that is not a database fails here
+  const appId = db.pragma('application_id', { simple: true }) as number;
+  const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as string[];
+  const fresh = tables.length === 0;
+  if (appId !== APPLICATION_ID && !(appId === 0 && fresh)) {
+    throw new StoreError(
+      `event store ${file} is a SQLite database of another program (application_id ${appId}, ` +
+        `tables ${tables.slice(0, 5).join(', ') || 'none'}); move it aside or choose ${STORE_PATH_FLAG}`,
+    );
+  }
+  // only possible before the first table exists
+  if (fresh) db.pragma('auto_vacuum = INCREMENTAL');
+  const mode = String(db.pragma('journal_mode = WAL', { simple: true }));
+  db.pragma('synchronous = NORMAL');
+  db.pragma('journal_size_limit = 16777216');
+  db.pragma('temp_store = MEMORY');
+  db.pragma('cache_size = -16384');
+  // take the write lock now: a store held by another process fails here, not at the first event
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+    const version =
+      (db.prepare('SELECT max(version) FROM schema_version').pluck().get() as number | null) ?? 0;
+    if (version > SCHEMA_VERSION) {
+      throw new StoreError(
+        `event store ${file} has schema version ${version}, newer than this Osprey knows (${SCHEMA_VERSION}); ` +
+          `upgrade Osprey, move the file aside, or choose ${STORE_PATH_FLAG}`,
+      );
+    }
+    const record = db.prepare('INSERT INTO schema_version (version) VALUES (?)');
+    for (let v = version; v < SCHEMA_VERSION; v++) {
+      db.exec(MIGRATIONS[v]!);
+      record.run(v + 1);
+    }
+    if (fresh) db.pragma(`application_id = ${APPLICATION_ID}`);
+    db.exec('COMMIT');
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+  return mode;
+}
+
+function storedProcess(r: ProcessRow): StoredProcess {
+  const p: StoredProcess = {
+    exec_id: r.exec_id,
+    pid: r.pid,
+    binary: r.binary,
+    arguments: r.arguments,
+    process: JSON.parse(r.json) as Process,
+  };
+  if (r.parent_exec_id !== null) p.parent_exec_id = r.parent_exec_id;
+  if (r.start_time !== null) p.start_time = r.start_time;
+  if (r.exit_time !== null) p.exit_time = r.exit_time;
+  if (r.exit_status !== null) p.exit_status = r.exit_status;
+  if (r.exit_signal !== null) p.exit_signal = r.exit_signal;
+  return p;
+}

@@ -1,0 +1,58 @@
+/**
+ * Event times as integer nanoseconds since the epoch, the store's time axis.
+ * Events carry RFC 3339 strings with nanoseconds; a JS number cannot hold
+ * nanoseconds since 1970 exactly, so the store keeps them as bigint
+ * (SQLite INTEGER is 64-bit).
+ */
+
+const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/;
+
+// events come in bursts within the same second: parse the date part once
+let lastSecondText = '';
+let lastSecondMs = 0;
+
+/** "2026-11-25T08:13:22.123456789Z" -> ns since the epoch; undefined when it is not RFC 3339. */
+export function timeToNs(text: string): bigint | undefined {
+  const m = RFC3339.exec(text);
+  if (!m) return undefined;
+  const secondText = m[1]! + m[3]!;
+  let ms: number;
+  if (secondText === lastSecondText) {
+    ms = lastSecondMs;
+  } else {
+    ms = Date.parse(secondText);
+    if (Number.isNaN(ms)) return undefined;
+    lastSecondText = secondText;
+    lastSecondMs = ms;
+  }
+  const frac = m[2] === undefined ? 0n : BigInt(m[2].padEnd(9, '0'));
+  return BigInt(ms) * 1_000_000n + frac;
+}
+
+/** A bound of a time range: ns since the epoch (bigint or number), a Date, or an RFC 3339 string. */
+export type TimeBound = bigint | number | Date | string;
+
+/** A TimeBound as ns since the epoch; `what` names it in the error. */
+export function boundToNs(bound: TimeBound, what: string): bigint {
+  if (typeof bound === 'bigint') return bound;
+  if (typeof bound === 'number') {
+    if (!Number.isFinite(bound)) throw new Error(`${what} ${bound} is not a time in ns since the epoch`);
+    return BigInt(Math.trunc(bound));
+  }
+  if (bound instanceof Date) {
+    const ms = bound.getTime();
+    if (Number.isNaN(ms)) throw new Error(`${what} is an invalid Date`);
+    return BigInt(ms) * 1_000_000n;
+  }
+  const ns = timeToNs(bound);
+  if (ns !== undefined) return ns;
+  const ms = Date.parse(bound);
+  if (Number.isNaN(ms)) {
+    throw new Error(`${what} "${bound}" is not a time: use RFC 3339 (2026-11-25T08:13:22Z), a Date or ns`);
+  }
+  return BigInt(ms) * 1_000_000n;
+}
+
+export function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}

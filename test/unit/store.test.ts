@@ -1,0 +1,383 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import type { ExportEvent, Process } from '../../src/events/types.js';
+import { EventStore, StoreError } from '../../src/store/index.js';
+
+const root = mkdtempSync(path.join(os.tmpdir(), 'osprey-store-test-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const fresh = () => path.join(root, `t${++n}`, 'events.db');
+
+const NODE = 'test-node';
+const BASE_MS = Date.parse('2026-01-10T12:00:00Z');
+/** RFC 3339 with nanoseconds, `ms` after BASE plus `ns` */
+const at = (ms: number, ns = 0) => {
+  const d = new Date(BASE_MS + ms).toISOString().slice(0, 23); // ...ss.mmm
+  return `${d}${String(ns).padStart(6, '0')}Z`;
+};
+
+function proc(execId: string, pid: number, binary: string, parent?: string, args = ''): Process {
+  const p: Process = {
+    exec_id: execId,
+    pid,
+    uid: 0,
+    cwd: '/',
+    binary,
+    arguments: args,
+    flags: 'execve',
+    start_time: at(0),
+    auid: 0,
+    tid: pid,
+  };
+  if (parent) p.parent_exec_id = parent;
+  return p;
+}
+
+const exec = (p: Process, time: string, parent?: Process): ExportEvent => ({
+  process_exec: parent ? { process: p, parent } : { process: p },
+  node_name: NODE,
+  time,
+});
+const exit = (p: Process, time: string, signal?: string): ExportEvent => ({
+  process_exit: { process: p, time, status: signal ? 0 : 1, ...(signal ? { signal } : {}) },
+  node_name: NODE,
+  time,
+});
+const kprobe = (p: Process, time: string, policy: string): ExportEvent => ({
+  process_kprobe: {
+    process: p,
+    function_name: '__x64_sys_openat',
+    action: 'KPROBE_ACTION_POST',
+    policy_name: policy,
+  },
+  node_name: NODE,
+  time,
+});
+const times = (evs: ExportEvent[]) => evs.map((e) => e.time);
+
+describe('EventStore', () => {
+  const init = proc('aW5pdA', 1, '/sbin/init');
+  const bash = proc('YmFzaA', 100, '/bin/bash', init.exec_id);
+  const curl = proc('Y3VybA', 101, '/usr/bin/curl', bash.exec_id, '-s https://example.org');
+  const sh = proc('c2g', 102, '/bin/sh', bash.exec_id, '-c "ls | grep x"');
+  const grep = proc('Z3JlcA', 103, '/usr/bin/grep', sh.exec_id, 'x');
+  const history: ExportEvent[] = [
+    exec(bash, at(1000), init),
+    exec(curl, at(2000), bash),
+    kprobe(curl, at(2500), 'file-monitor'),
+    exec(sh, at(3000), bash),
+    exec(grep, at(3000, 500), sh),
+    kprobe(grep, at(3500), 'other-policy'),
+    exit(grep, at(4000)),
+    exit(curl, at(5000), 'SIGKILL'),
+  ];
+
+  it('writes and queries events: types, binary regex, policy, process, time range, limit', () => {
+    const store = EventStore.open(fresh(), { retentionIntervalMs: 0 });
+    try {
+      assert.equal(store.append(history), history.length);
+      assert.deepEqual(store.query(), history, 'all events, oldest first');
+
+      const execs = store.query({ types: ['process_exec'] });
+      assert.deepEqual(times(execs), [at(1000), at(2000), at(3000), at(3000, 500)]);
+
+      assert.deepEqual(
+        store.query({ binary: 'curl$' }).map((e) => Object.keys(e)[0]),
+        ['process_exec', 'process_kprobe', 'process_exit'],
+      );
+      assert.deepEqual(store.query({ policy: 'file-monitor' }), [history[2]]);
+      assert.deepEqual(store.query({ policy: ['file-monitor', 'other-policy'] }).length, 2);
+      assert.deepEqual(times(store.query({ execId: grep.exec_id })), [at(3000, 500), at(3500), at(4000)]);
+
+      // since is inclusive, until exclusive; ns precision survives
+      assert.deepEqual(times(store.query({ since: at(3000, 500), until: at(4000) })), [
+        at(3000, 500),
+        at(3500),
+      ]);
+      assert.deepEqual(
+        times(store.query({ since: new Date(BASE_MS + 3000), until: new Date(BASE_MS + 3001) })),
+        [at(3000), at(3000, 500)],
+      );
+      const ns = BigInt(BASE_MS + 3000) * 1_000_000n + 500n;
+      assert.deepEqual(times(store.query({ since: ns, until: ns + 1n })), [at(3000, 500)]);
+
+      // the newest N, newest last
+      assert.deepEqual(times(store.query({ limit: 2 })), [at(4000), at(5000)]);
+
+      assert.throws(
+        () => store.query({ binary: '(' }),
+        /binary filter "\(" is not a valid regular expression/,
+      );
+      assert.throws(() => store.query({ types: ['Process Exec'] }), /not a valid name/);
+      assert.throws(() => store.query({ limit: 0 }), /limit 0 must be/);
+      assert.throws(
+        () => EventStore.open(fresh(), { maxBytes: -1 }),
+        /maximum size \(bytes\) -1 must be a number >= 0/,
+      );
+
+      const s = store.stats();
+      assert.equal(s.rows, history.length);
+      assert.equal(s.written, history.length);
+      assert.equal(s.processes, 5);
+      assert.ok(s.bytes > 0);
+      assert.equal(s.journal_mode, 'wal');
+    } finally {
+      store.close();
+    }
+  });
+
+  it('answers a process with its ancestors, descendants and events', () => {
+    const store = EventStore.open(fresh(), { retentionIntervalMs: 0 });
+    try {
+      store.append(history);
+      const t = store.process(bash.exec_id);
+      assert.ok(t);
+      assert.equal(t.process.binary, '/bin/bash');
+      assert.deepEqual(
+        t.ancestors.map((a) => a.exec_id),
+        [init.exec_id],
+      );
+      assert.deepEqual(
+        t.descendants.map((d) => [d.binary, d.depth]),
+        [
+          ['/usr/bin/curl', 1],
+          ['/bin/sh', 1],
+          ['/usr/bin/grep', 2],
+        ],
+      );
+      assert.deepEqual(times(t.events), [at(1000)]);
+
+      const g = store.process(grep.exec_id);
+      assert.ok(g);
+      assert.deepEqual(
+        g.ancestors.map((a) => a.binary),
+        ['/bin/sh', '/bin/bash', '/sbin/init'],
+      );
+      assert.equal(g.descendants.length, 0);
+      assert.equal(g.process.exit_time, at(4000));
+      assert.equal(g.process.exit_status, 1);
+
+      const c = store.process(curl.exec_id);
+      assert.equal(c?.process.exit_signal, 'SIGKILL');
+      assert.equal(c?.process.process.arguments, '-s https://example.org');
+      assert.equal(store.process('bm9wZQ'), undefined);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('returns earlier events after close and reopen', () => {
+    const file = fresh();
+    const a = EventStore.open(file, { retentionIntervalMs: 0 });
+    a.append(history.slice(0, 4));
+    a.enqueue(history[4]!); // still queued: close writes it
+    a.close();
+    assert.ok(a.closed);
+    const b = EventStore.open(file, { retentionIntervalMs: 0 });
+    try {
+      assert.deepEqual(b.query(), history.slice(0, 5));
+      assert.equal(b.stats().rows, 5);
+      b.append(history.slice(5));
+      assert.deepEqual(b.query(), history);
+    } finally {
+      b.close();
+    }
+  });
+
+  it('deletes events older than maxAgeMs, and the processes nothing refers to', async () => {
+    const store = EventStore.open(fresh(), { retentionIntervalMs: 0, maxAgeMs: 60_000, maxBytes: 0 });
+    try {
+      const old = proc('b2xk', 200, '/usr/bin/old', init.exec_id);
+      store.append([exec(old, at(0), init), exit(old, at(1000))]);
+      store.append([exec(curl, at(120_000), bash), kprobe(curl, at(125_000), 'p')]);
+      // "now" is 2.5 min after BASE: the first two events are over a minute old
+      const r = await store.runRetention(BASE_MS + 150_000);
+      assert.equal(r.by_age, 2);
+      assert.deepEqual(times(store.query()), [at(120_000), at(125_000)]);
+      const s = store.stats();
+      assert.equal(s.deleted_by_retention, 2);
+      assert.equal(s.rows, 2);
+      // the exited process without events goes; the ancestry of curl stays whole
+      assert.equal(store.process(old.exec_id), undefined);
+      assert.deepEqual(
+        store.process(curl.exec_id)?.ancestors.map((a) => a.binary),
+        ['/bin/bash', '/sbin/init'],
+      );
+      assert.equal(r.processes, 1);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('keeps the file under maxBytes by deleting the oldest events', async () => {
+    const maxBytes = 512 * 1024;
+    const store = EventStore.open(fresh(), { retentionIntervalMs: 0, maxAgeMs: 0, maxBytes });
+    try {
+      const pad = 'a'.repeat(400);
+      const evs: ExportEvent[] = [];
+      for (let i = 0; i < 6000; i++) {
+        evs.push(exec(proc(`ZXhl${i}`, 1000 + i, `/usr/bin/tool${i % 7}`, bash.exec_id, pad), at(i * 10)));
+      }
+      for (let i = 0; i < evs.length; i += 500) store.append(evs.slice(i, i + 500));
+      assert.ok(store.stats().bytes > maxBytes, `filled past the limit: ${store.stats().bytes}`);
+
+      // several runs may be needed (each is bounded); it must get there
+      for (let k = 0; k < 20 && store.stats().bytes > maxBytes; k++) await store.runRetention(BASE_MS);
+      const s = store.stats();
+      assert.ok(s.bytes <= maxBytes, `${s.bytes} bytes after retention, limit ${maxBytes}`);
+      assert.ok(s.deleted_by_retention > 0);
+      assert.equal(s.rows + s.deleted_by_retention, 6000);
+      const left = store.query({ limit: 100_000 });
+      assert.equal(left.length, s.rows);
+      // what is left is the newest run of events
+      assert.equal(left.at(-1)?.time, at(59_990));
+      assert.equal(left[0]?.time, at((6000 - s.rows) * 10));
+    } finally {
+      store.close();
+    }
+  });
+
+  it('counts the events it skips when the queue is full, and writes the rest', () => {
+    const store = EventStore.open(fresh(), { retentionIntervalMs: 0, maxQueue: 10, flushEvents: 1000 });
+    try {
+      for (let i = 0; i < 25; i++) store.enqueue(exec(proc(`cQ${i}`, i + 2, '/bin/true'), at(i)));
+      assert.equal(store.stats().queued, 10);
+      assert.equal(store.stats().skipped, 15);
+      assert.equal(store.flush(), 10);
+      const s = store.stats();
+      assert.equal(s.written, 10);
+      assert.equal(s.rows, 10);
+      assert.equal(s.queued, 0);
+    } finally {
+      store.close();
+    }
+    // a closed store skips too, without throwing
+    store.enqueue(history[0]!);
+    assert.equal(store.stats().skipped, 16);
+  });
+
+  it('writes the queue on its timer', async () => {
+    const store = EventStore.open(fresh(), { retentionIntervalMs: 0, flushIntervalMs: 20 });
+    try {
+      store.enqueueBatch(history);
+      for (let k = 0; k < 100 && store.stats().written < history.length; k++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.equal(store.stats().written, history.length);
+      assert.deepEqual(store.query(), history);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('writes a long queue in chunks of flushEvents, the event loop free in between', async () => {
+    const store = EventStore.open(fresh(), {
+      retentionIntervalMs: 0,
+      flushIntervalMs: 60_000,
+      flushEvents: 100,
+      maxQueue: 1000,
+    });
+    try {
+      for (let i = 0; i < 350; i++) store.enqueue(exec(proc(`Y2g${i}`, i + 2, '/bin/true'), at(i)));
+      assert.equal(store.stats().written, 0, 'enqueue never writes itself');
+      await new Promise((r) => setImmediate(r));
+      assert.equal(store.stats().written, 100, 'one chunk per turn of the loop');
+      for (let k = 0; k < 10 && store.stats().queued > 0; k++) await new Promise((r) => setImmediate(r));
+      assert.equal(store.stats().written, 350);
+      assert.equal((statSync(store.path).mode & 0o777).toString(8), '640');
+    } finally {
+      store.close();
+    }
+  });
+
+  it('counts a failed write, keeps the error and never throws from enqueue or flush', () => {
+    const errors: StoreError[] = [];
+    const store = EventStore.open(fresh(), { retentionIntervalMs: 0, onError: (e) => errors.push(e) });
+    try {
+      const bad = exec(proc('YmFk', 9, '/bin/bad'), at(0)) as Record<string, unknown>;
+      bad['self'] = bad; // JSON cannot write it
+      store.enqueue(history[0]!);
+      store.enqueue(bad as ExportEvent);
+      assert.doesNotThrow(() => store.flush());
+      const s = store.stats();
+      assert.equal(s.write_errors, 1);
+      assert.equal(s.failed, 2, 'the whole batch is lost: one transaction');
+      assert.equal(s.rows, 0);
+      assert.match(s.last_error ?? '', /event store .*events\.db: writing events: .*circular/i);
+      assert.equal(errors.length, 1);
+      // the store still works afterwards
+      store.enqueue(history[0]!);
+      assert.equal(store.flush(), 1);
+      assert.equal(store.stats().rows, 1);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('says a file that is not a database is not one, and what to do', () => {
+    const file = fresh();
+    EventStore.open(file).close(); // make the directory
+    writeFileSync(file, Buffer.alloc(8192, 'garbage!'));
+    rmSync(`${file}-wal`, { force: true });
+    rmSync(`${file}-shm`, { force: true });
+    assert.throws(
+      () => EventStore.open(file),
+      (err: unknown) => {
+        assert.ok(err instanceof StoreError);
+        assert.equal(
+          err.message,
+          `event store ${file} is not a SQLite database (file is not a database); ` +
+            'move it aside or choose --store-path',
+        );
+        return true;
+      },
+    );
+  });
+
+  it('refuses a SQLite database of another program', () => {
+    const file = fresh();
+    EventStore.open(file).close();
+    rmSync(file);
+    rmSync(`${file}-wal`, { force: true });
+    rmSync(`${file}-shm`, { force: true });
+    const other = new Database(file);
+    other.exec('CREATE TABLE accounts (id INTEGER)');
+    other.close();
+    assert.throws(
+      () => EventStore.open(file),
+      /is a SQLite database of another program .*accounts.*--store-path/,
+    );
+  });
+
+  it('fails fast, naming the file, when another connection holds the lock', () => {
+    const file = fresh();
+    EventStore.open(file).close();
+    const holder = new Database(file);
+    holder.exec('BEGIN EXCLUSIVE');
+    try {
+      const t0 = Date.now();
+      assert.throws(
+        () => EventStore.open(file, { busyTimeoutMs: 50 }),
+        (err: unknown) => {
+          assert.ok(err instanceof StoreError);
+          assert.match(
+            err.message,
+            /^event store .*events\.db is locked by another process \(database is locked\)/,
+          );
+          assert.match(err.message, /--store-path$/);
+          return true;
+        },
+      );
+      assert.ok(Date.now() - t0 < 2000, `open gave up after ${Date.now() - t0} ms`);
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    // and opens once the lock is gone
+    EventStore.open(file).close();
+  });
+});
