@@ -20,8 +20,10 @@ namespace {
 
 // libbpf's messages during the current call, so that errors can carry the
 // verifier log instead of printing it to stderr.
-std::string g_log;
-bool g_capture = false;
+// thread_local: an object may load on a worker thread (loadAsync) while
+// the main thread uses libbpf for something else
+thread_local std::string g_log;
+thread_local bool g_capture = false;
 
 int PrintFn(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (!g_capture) {
@@ -130,6 +132,7 @@ class Object : public Napi::ObjectWrap<Object> {
                           {
                               InstanceMethod("setMaxEntries", &Object::SetMaxEntries),
                               InstanceMethod("load", &Object::Load),
+                              InstanceMethod("loadAsync", &Object::LoadAsync),
                               InstanceMethod("programs", &Object::Programs),
                               InstanceMethod("maps", &Object::Maps),
                               InstanceMethod("attach", &Object::Attach),
@@ -173,8 +176,58 @@ class Object : public Napi::ObjectWrap<Object> {
       Napi::Error::New(env, "BPF object is closed").ThrowAsJavaScriptException();
       return false;
     }
+    if (loading_) {
+      Napi::Error::New(env, "BPF object is still loading").ThrowAsJavaScriptException();
+      return false;
+    }
     return true;
   }
+
+  // The program libbpf names in "prog 'NAME': failed to load".
+  static std::string FailedProgram(const std::string& log) {
+    auto pos = log.rfind("prog '");
+    if (pos == std::string::npos) return "";
+    auto end = log.find('\'', pos + 6);
+    return end == std::string::npos ? "" : log.substr(pos + 6, end - pos - 6);
+  }
+
+  static Napi::Error LoadError(Napi::Env env, int err, const std::string& log) {
+    std::string prog = FailedProgram(log);
+    auto e = ErrnoError(env, prog.empty() ? "load BPF object" : "load program " + prog, err);
+    e.Set("program", Napi::String::New(env, prog));
+    e.Set("log", Napi::String::New(env, log));
+    return e;
+  }
+
+  // Verifies and loads on a libuv worker thread: the verifier can take
+  // hundreds of milliseconds, during which the event loop keeps reading.
+  class LoadWorker : public Napi::AsyncWorker {
+   public:
+    LoadWorker(Napi::Env env, Object* owner)
+        : Napi::AsyncWorker(env), owner_(owner), deferred_(Napi::Promise::Deferred::New(env)) {
+      owner_->Ref();
+    }
+    ~LoadWorker() override { owner_->Unref(); }
+    Napi::Promise Promise() { return deferred_.Promise(); }
+    void Execute() override {
+      LogCapture cap;
+      err_ = bpf_object__load(owner_->obj_);
+      log_ = g_log;
+    }
+    void OnOK() override {
+      owner_->loading_ = false;
+      if (err_)
+        deferred_.Reject(LoadError(Env(), err_, log_).Value());
+      else
+        deferred_.Resolve(Env().Undefined());
+    }
+
+   private:
+    Object* owner_;
+    Napi::Promise::Deferred deferred_;
+    int err_ = 0;
+    std::string log_;
+  };
   bpf_program* Prog(Napi::Env env, const Napi::Value& name) {
     if (!Check(env)) return nullptr;
     std::string n = name.As<Napi::String>();
@@ -203,20 +256,19 @@ class Object : public Napi::ObjectWrap<Object> {
     if (!Check(env)) return env.Undefined();
     LogCapture cap;
     int err = bpf_object__load(obj_);
-    if (err) {
-      std::string prog;
-      // libbpf names the program it failed on: "prog 'NAME': failed to load"
-      auto pos = g_log.rfind("prog '");
-      if (pos != std::string::npos) {
-        auto end = g_log.find('\'', pos + 6);
-        if (end != std::string::npos) prog = g_log.substr(pos + 6, end - pos - 6);
-      }
-      auto e = ErrnoError(env, prog.empty() ? "load BPF object" : "load program " + prog, err);
-      e.Set("program", Napi::String::New(env, prog));
-      e.Set("log", Napi::String::New(env, g_log));
-      e.ThrowAsJavaScriptException();
-    }
+    if (err) LoadError(env, err, g_log).ThrowAsJavaScriptException();
     return env.Undefined();
+  }
+
+  // loadAsync(): Promise, rejected with the same error as load()
+  Napi::Value LoadAsync(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    if (!Check(env)) return env.Undefined();
+    auto* w = new LoadWorker(env, this);
+    auto promise = w->Promise();
+    loading_ = true;
+    w->Queue();
+    return promise;
   }
 
   Napi::Value Programs(const Napi::CallbackInfo& info) {
@@ -378,11 +430,16 @@ class Object : public Napi::ObjectWrap<Object> {
     return env.Undefined();
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (loading_) {
+      Napi::Error::New(info.Env(), "cannot close a BPF object while it loads").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
     Release();
     return info.Env().Undefined();
   }
 
   bpf_object* obj_ = nullptr;
+  bool loading_ = false;
 };
 
 // ---------------------------------------------------------------- maps (by fd)

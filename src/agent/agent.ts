@@ -25,6 +25,7 @@ import { kernelCapabilities } from '../policy/kernel-caps.js';
 import { ProcessPipeline } from '../process/index.js';
 import type { ProcessRecord } from '../sensors/process/records.js';
 import { ProcessSensor } from '../sensors/process/sensor.js';
+import { closePolicySpares, prewarmPolicyObjects } from '../sensors/tracing/index.js';
 import { API_GROUP, ApiServer, claimSocket } from './api.js';
 import { EventBus, type Subscription } from './bus.js';
 import type { AgentConfig } from './config.js';
@@ -205,6 +206,8 @@ export class Agent {
     // policies after the process sensor: they share its process table
     this.policyManager.loadStartup(startupPolicies);
     this.policyManager.restore();
+    // verify a policy object ahead of time, off the event loop: a live add then only fills maps and attaches
+    void prewarmPolicyObjects({ procsMapFd: this.sensor.processTableFd() });
     // exits lost to a full ring leave entries that look live; reconcile with /proc now and then
     this.pruneTimer = setInterval(() => {
       try {
@@ -294,6 +297,7 @@ export class Agent {
       }
     };
     clearInterval(this.pruneTimer);
+    closePolicySpares();
     // policies first: their last records still find the processes, and they
     // hold the process table the sensor shares with them
     if (this.policyManager) {

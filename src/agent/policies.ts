@@ -541,7 +541,6 @@ export class PolicyManager {
       throw new PolicyOpError('invalid', compileMessages(err));
     }
     const procsFd = this.opts.processTableFd();
-    const before = openFds();
     let prog: PolicyProgram;
     try {
       prog = PolicyProgram.load(compiled.tables, {
@@ -555,7 +554,7 @@ export class PolicyManager {
         `policy "${policy.name}": the kernel did not take it: ${(err as Error).message}`,
       ]);
     }
-    const memoryBytes = mapMemory(before, procsFd);
+    const memoryBytes = mapMemory(prog);
     // the counters are those of this load, like the kernel's
     entry.delivered = 0;
     entry.eventErrors = 0;
@@ -734,14 +733,6 @@ function expandPolicyPaths(paths: string[], problems: string[]): string[] {
 // ---------------------------------------------------------------------------
 // kernel memory of a policy's maps
 
-function openFds(): Set<number> {
-  try {
-    return new Set(readdirSync('/proc/self/fd').map(Number));
-  } catch {
-    return new Set();
-  }
-}
-
 /** The fields of /proc/self/fdinfo/FD ("memlock" -> "4096"). */
 function fdInfo(fd: number): Map<string, string> | undefined {
   try {
@@ -762,15 +753,8 @@ function fdInfo(fd: number): Map<string, string> | undefined {
  * process table (reused by fd, not the policy's) is left out. Loading is
  * synchronous on this thread, so no other BPF map can appear meanwhile.
  */
-function mapMemory(before: Set<number>, sharedFd: number | undefined): number {
-  const shared = sharedFd === undefined ? undefined : fdInfo(sharedFd)?.get('map_id');
+function mapMemory(prog: PolicyProgram): number {
   let total = 0;
-  for (const fd of openFds()) {
-    if (before.has(fd)) continue;
-    const info = fdInfo(fd);
-    const id = info?.get('map_id');
-    if (id === undefined || id === shared) continue;
-    total += Number(info?.get('memlock') ?? 0) || 0;
-  }
+  for (const m of prog.maps()) total += Number(fdInfo(m.fd)?.get('memlock') ?? 0) || 0;
   return total;
 }

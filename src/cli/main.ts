@@ -3,11 +3,9 @@
  * errors exit 2 with the usage; other failures exit 1 with one line saying
  * what went wrong and what to do.
  */
+// Commands are imported when run: a client command must not pay for loading
+// the agent (fastify, the native addon, every sensor) before it can talk to it.
 import { UserError } from '../agent/fs-util.js';
-import { agentCommand } from './agent.js';
-import { eventsCommand } from './events.js';
-import { policyCommand } from './policy.js';
-import { statusCommand } from './status.js';
 import { COMMANDS, type Command, commandUsage, mainUsage } from './usage.js';
 import { versionCommand } from './version.js';
 
@@ -27,13 +25,13 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (first) {
       case 'agent':
-        return await agentCommand(rest);
+        return await (await import('./agent.js')).agentCommand(rest);
       case 'events':
-        return await eventsCommand(rest);
+        return await (await import('./events.js')).eventsCommand(rest);
       case 'status':
-        return await statusCommand(rest);
+        return await (await import('./status.js')).statusCommand(rest);
       case 'policy':
-        return await policyCommand(rest);
+        return await (await import('./policy.js')).policyCommand(rest);
       case 'version':
         if (rest.length) throw new UserError(`unexpected argument "${rest[0]}"`, 2);
         return versionCommand();

@@ -45,8 +45,34 @@ export class Collection {
 
   /** Open and load an object file; on a verifier rejection the error carries the log's tail. */
   static load(file: string, opts: CollectionOptions = {}): Collection {
+    const obj = Collection.open(file, opts);
+    try {
+      obj.load();
+    } catch (err) {
+      obj.close();
+      throw new KernelError(`load ${file}`, err);
+    }
+    return Collection.adopt(file, obj);
+  }
+
+  /**
+   * As load(), with the verifier run on a worker thread, so the event loop
+   * (and every ring-buffer reader on it) keeps going meanwhile.
+   */
+  static async loadAsync(file: string, opts: CollectionOptions = {}): Promise<Collection> {
+    const obj = Collection.open(file, opts);
+    try {
+      await obj.loadAsync();
+    } catch (err) {
+      obj.close();
+      throw new KernelError(`load ${file}`, err);
+    }
+    return Collection.adopt(file, obj);
+  }
+
+  private static open(file: string, opts: CollectionOptions): NativeObject {
     if (!existsSync(file)) {
-      throw new Error(`BPF object ${file} does not exist; run the set-up (./setup.sh) to build it`);
+      throw new Error(`BPF object ${file} does not exist; run scripts/setup.sh to build it`);
     }
     let obj: NativeObject;
     try {
@@ -57,11 +83,14 @@ export class Collection {
     try {
       for (const [map, n] of Object.entries(opts.maxEntries ?? {})) obj.setMaxEntries(map, n);
       for (const [map, fd] of Object.entries(opts.reuseMaps ?? {})) obj.reuseMap(map, fd);
-      obj.load();
     } catch (err) {
       obj.close();
       throw new KernelError(`load ${file}`, err);
     }
+    return obj;
+  }
+
+  private static adopt(file: string, obj: NativeObject): Collection {
     const c = new Collection(file, obj);
     for (const m of obj.maps()) c.mapInfos.set(m.name, m);
     for (const p of obj.programs()) c.progInfos.set(p.name, p);

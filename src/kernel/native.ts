@@ -31,6 +31,8 @@ export interface NativeMapInfo {
 export interface NativeObject {
   setMaxEntries(map: string, n: number): void;
   load(): void;
+  /** load on a worker thread; the object must not be used until it settles */
+  loadAsync(): Promise<void>;
   programs(): NativeProgramInfo[];
   maps(): NativeMapInfo[];
   attach(prog: string): NativeLink;
@@ -100,7 +102,7 @@ export function native(): Native {
       loaded = require(addon) as Native;
     } catch (err) {
       throw new Error(
-        `load native addon ${addon}: ${(err as Error).message}; run the set-up (./setup.sh) to build it`,
+        `load native addon ${addon}: ${(err as Error).message}; run scripts/setup.sh to build it`,
       );
     }
   }

@@ -50,7 +50,7 @@ test('a verifier rejection names the program and carries the log tail', () => {
 });
 
 test('a missing object file says how to build it', () => {
-  assert.throws(() => Collection.load('/nonexistent/x.bpf.o'), /does not exist; run the set-up/);
+  assert.throws(() => Collection.load('/nonexistent/x.bpf.o'), /does not exist; run scripts\/setup.sh/);
 });
 
 test('tracepoint program counts into a hash map and a per-CPU map, and the ring delivers batches', async () => {

@@ -10,7 +10,13 @@ export {
   type TracingArg,
   type TracingRecord,
 } from './decode.js';
-export { type PolicyCounters, PolicyProgram, type PolicyProgramOptions } from './loader.js';
+export {
+  closePolicySpares,
+  type PolicyCounters,
+  PolicyProgram,
+  type PolicyProgramOptions,
+  prewarmPolicyObjects,
+} from './loader.js';
 export {
   type ArgFilterTable,
   type ArgSpec,

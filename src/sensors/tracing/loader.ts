@@ -158,10 +158,14 @@ export class PolicyProgram {
     });
     let coll: Collection;
     try {
-      coll = Collection.load(opts.objectFile ?? bpfObjectPath('generic'), {
-        maxEntries,
-        reuseMaps: opts.procsMapFd !== undefined ? { osprey_procs: opts.procsMapFd } : {},
-      });
+      // a spare object verified ahead of time makes an add a matter of
+      // filling maps and attaching; the verifier is what takes time
+      coll =
+        takeSpare(opts, maxEntries) ??
+        Collection.load(opts.objectFile ?? bpfObjectPath('generic'), {
+          maxEntries,
+          reuseMaps: opts.procsMapFd !== undefined ? { osprey_procs: opts.procsMapFd } : {},
+        });
     } catch (err) {
       release();
       throw err;
@@ -230,6 +234,14 @@ export class PolicyProgram {
     this.flush();
   }
 
+  /** This policy's maps (the shared process table is not its own). */
+  maps(): { name: string; fd: number }[] {
+    return this.coll
+      .maps()
+      .filter((m) => m.name !== 'osprey_procs')
+      .map((m) => ({ name: m.name, fd: m.fd }));
+  }
+
   /** Programs with their hooks, for status. */
   programs(): { name: string; hook: string; fd: number }[] {
     const fds = new Map(this.coll.programs().map((p) => [p.name, p.fd]));
@@ -292,6 +304,102 @@ export class PolicyProgram {
     this.pending = [];
     this.opts.onRecords(batch);
   }
+}
+
+/**
+ * Map sizes of a spare object: a policy whose tables fit is loaded by filling
+ * a spare, any other by a load of its own. The string-equality buckets hold
+ * keys of up to 4 KiB, so they are kept small.
+ */
+const SPARE_CAPACITY: Record<string, number> = {
+  int_set: 1024,
+  str_prefix: 1024,
+  str_postfix: 1024,
+  addr_lpm: 1024,
+  substr: 64,
+  ...Object.fromEntries(Array.from({ length: 8 }, (_, b) => [`str_eq_${b}`, 64])),
+};
+
+interface SparePool {
+  spare?: Collection;
+  loading?: Promise<void>;
+  lastError?: string;
+}
+
+/** Pools by what an object is loaded with (object file, shared process table, ring size). */
+const pools = new Map<string, SparePool>();
+
+function poolKey(opts: Pick<PolicyProgramOptions, 'objectFile' | 'procsMapFd' | 'ringBytes'>): string {
+  return `${opts.objectFile ?? ''}|${opts.procsMapFd ?? -1}|${opts.ringBytes ?? 1 << 20}`;
+}
+
+function spareEntries(opts: Pick<PolicyProgramOptions, 'ringBytes'>): Record<string, number> {
+  return {
+    ...SPARE_CAPACITY,
+    heap: Math.max(possibleCpus(), availableParallelism()),
+    events: opts.ringBytes ?? 1 << 20,
+  };
+}
+
+/** A ready spare whose maps are large enough for these sizes, or undefined. Starts making the next one. */
+function takeSpare(opts: PolicyProgramOptions, need: Record<string, number>): Collection | undefined {
+  const pool = pools.get(poolKey(opts));
+  if (!pool?.spare) return undefined;
+  const have = spareEntries(opts);
+  for (const [map, n] of Object.entries(need)) {
+    if (map === 'heap') continue;
+    if (have[map] === undefined || n > have[map]!) return undefined;
+  }
+  const coll = pool.spare;
+  pool.spare = undefined;
+  prewarmPool(opts, pool);
+  return coll;
+}
+
+function prewarmPool(
+  opts: Pick<PolicyProgramOptions, 'objectFile' | 'procsMapFd' | 'ringBytes'>,
+  pool: SparePool,
+): void {
+  if (pool.spare || pool.loading) return;
+  pool.loading = Collection.loadAsync(opts.objectFile ?? bpfObjectPath('generic'), {
+    maxEntries: spareEntries(opts),
+    reuseMaps: opts.procsMapFd !== undefined ? { osprey_procs: opts.procsMapFd } : {},
+  }).then(
+    (c) => {
+      pool.loading = undefined;
+      if (pools.get(poolKey(opts)) === pool) pool.spare = c;
+      else c.close(); // the pool was closed meanwhile
+    },
+    (err: Error) => {
+      // no spare: adds load their own object, as without a pool
+      pool.loading = undefined;
+      pool.lastError = err.message;
+    },
+  );
+}
+
+/**
+ * Keep one verified, unattached object ready for the next PolicyProgram.load
+ * with these options (and another after each use). Returns once the first
+ * spare is ready, or failed (then loads go on without one).
+ */
+export async function prewarmPolicyObjects(
+  opts: Pick<PolicyProgramOptions, 'objectFile' | 'procsMapFd' | 'ringBytes'>,
+): Promise<void> {
+  const key = poolKey(opts);
+  let pool = pools.get(key);
+  if (!pool) {
+    pool = {};
+    pools.set(key, pool);
+  }
+  prewarmPool(opts, pool);
+  await pool.loading;
+}
+
+/** Free every spare (they are loaded, never attached). Loads still running free theirs when done. */
+export function closePolicySpares(): void {
+  for (const pool of pools.values()) pool.spare?.close();
+  pools.clear();
 }
 
 function fillMaps(coll: Collection, kt: KernelTables): void {
