@@ -7,13 +7,16 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writ
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { programStats } from '../../src/kernel/index.js';
 import { ProcessSensor } from '../../src/sensors/process/sensor.js';
 import {
   type ArgSpec,
+  closePolicySpares,
   type HookTable,
   PolicyProgram,
   type PolicyProgramOptions,
   type PolicyTables,
+  prewarmPolicyObjects,
   type SelectorTable,
   TablesError,
   type TracingRecord,
@@ -178,9 +181,7 @@ async function harness(
     let procsMapFd: number | undefined;
     if (opts.procs) {
       sensor = ProcessSensor.start({ scopeCgroup: cg.path, onRecords: () => {} });
-      // the map infos carry the fd; the sensor does not expose it by name yet
-      const info = sensor.maps().find((m) => m.name === 'osprey_procs') as unknown as { fd: number };
-      procsMapFd = info.fd;
+      procsMapFd = sensor.processTableFd();
     }
     prog = PolicyProgram.load(t, {
       scopeCgroup: cg.path,
@@ -614,7 +615,9 @@ test('Prefix matches paths of every length just past the prefix', async () => {
   mkdirSync(dir, { recursive: true });
   const files = Array.from({ length: 17 }, (_, k) => path.join(dir, 'f'.repeat(k + 1)));
   for (const f of files) writeFileSync(f, '');
-  const t = tables([openat([{ matchArgs: [{ arg: 1, op: 'Prefix', strings: [`${dir}/`] }], actions: post }])]);
+  const t = tables([
+    openat([{ matchArgs: [{ arg: 1, op: 'Prefix', strings: [`${dir}/`] }], actions: post }]),
+  ]);
   await withPolicy('prefix-lengths', t, async (h) => {
     // a long path of other bytes before each one leaves stale bytes in the scratch key
     const decoy = `/${'z'.repeat(300)}`;
@@ -1072,4 +1075,52 @@ test('tables are validated with errors that name the field', () => {
       ),
     /pass procsMapFd/,
   );
+});
+
+test('a pre-verified spare serves the next load; a policy too large for it loads its own', async () => {
+  const ids = (p: PolicyProgram) => new Set(p.programs().map((x) => programStats(x.fd).id));
+  const loaded = () => new Set(loadedPrograms().map((p) => p.id));
+  const small = tables([openat([{ matchArgs: [{ arg: 1, op: 'Prefix', strings: [tmp] }], actions: post }])]);
+  const big = tables([
+    openat([
+      {
+        matchArgs: [
+          { arg: 0, op: 'Equal', ints: Array.from({ length: 2000 }, (_, i) => BigInt(i + 100000)) },
+        ],
+        actions: post,
+      },
+    ]),
+  ]);
+  try {
+    await prewarmPolicyObjects({});
+    let before = loaded();
+    await withPolicy('spare', small, async (h) => {
+      // attached programs that were already loaded: the spare's
+      assert.ok(
+        [...ids(h.prog)].every((id) => before.has(id)),
+        'the spare object was used',
+      );
+      const r = await h.run([target, 'open', path.join(tmp, 'target.c')]);
+      assert.equal(r.code, 0);
+      assert.equal((await h.recordsOf(r.pid, 1)).length, 1, 'and it works');
+    });
+    // the next spare is being verified on a worker thread; until then loads make their own
+    before = loaded();
+    await withPolicy('no-spare-yet', small, async (h) => {
+      assert.ok(
+        [...ids(h.prog)].every((id) => !before.has(id)),
+        'a fresh object was loaded',
+      );
+    });
+    await prewarmPolicyObjects({});
+    before = loaded();
+    await withPolicy('too-big', big, async (h) => {
+      assert.ok(
+        [...ids(h.prog)].every((id) => !before.has(id)),
+        'too large for the spare: its own object',
+      );
+    });
+  } finally {
+    closePolicySpares();
+  }
 });
