@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { KernelError } from './errors.js';
 import { BpfMap, type Codec } from './map.js';
 import {
@@ -150,6 +151,32 @@ export class Collection {
 
   attachTc(prog: string, ifname: string, direction: 'ingress' | 'egress'): Link {
     return this.track(prog, `tc ${direction} ${ifname}`, (o) => o.attachTc(prog, ifname, direction));
+  }
+
+  /**
+   * Put a cgroup v2 directory in a slot of a BPF_MAP_TYPE_CGROUP_ARRAY, for
+   * bpf_current_task_under_cgroup(). The kernel keeps its own reference.
+   */
+  setCgroup(map: string, slot: number, dir: string): void {
+    const abs = path.resolve(dir);
+    let fd: number;
+    try {
+      if (!statSync(abs).isDirectory()) throw new Error('not a directory');
+      fd = openSync(abs, constants.O_RDONLY | constants.O_DIRECTORY);
+    } catch (err) {
+      throw new Error(`cgroup ${abs}: ${(err as Error).message}`);
+    }
+    try {
+      const key = Buffer.alloc(4);
+      key.writeUInt32LE(slot, 0);
+      const val = Buffer.alloc(4);
+      val.writeUInt32LE(fd, 0);
+      native().mapUpdate(this.mapInfo(map).fd, key, val, 0);
+    } catch (err) {
+      throw new KernelError(`${this.name}: put cgroup ${abs} in map ${map}`, err);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   pinMap(map: string, path: string): void {

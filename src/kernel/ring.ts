@@ -19,6 +19,8 @@ export class RingReader {
   constructor(
     readonly mapFd: number,
     private readonly onRecord: RecordHandler,
+    /** called after the last record of each batch */
+    private readonly onBatchEnd?: () => void,
   ) {
     try {
       this.reader = new (native().RingReader)(mapFd, (batch) => this.deliver(batch));
@@ -47,5 +49,63 @@ export class RingReader {
       this.records++;
       off += 8 + ((len + 7) & ~7);
     }
+    this.onBatchEnd?.();
+  }
+}
+
+/**
+ * A ring reader that decodes each record and hands every batch over whole:
+ * one call per wake-up (or drain), with the records in ring order. Records
+ * the decoder refuses (returns undefined or throws) are counted, not passed.
+ */
+export class RecordReader<T> {
+  private readonly ring: RingReader;
+  private pending: T[] = [];
+  /** records the decoder did not know or could not read */
+  decodeErrors = 0;
+
+  constructor(
+    mapFd: number,
+    decode: (buf: Buffer, off: number, len: number) => T | undefined,
+    private readonly onBatch: (items: T[]) => void,
+  ) {
+    this.ring = new RingReader(
+      mapFd,
+      (buf, off, len) => {
+        try {
+          const item = decode(buf, off, len);
+          if (item === undefined) this.decodeErrors++;
+          else this.pending.push(item);
+        } catch {
+          this.decodeErrors++;
+        }
+      },
+      () => this.flush(),
+    );
+  }
+
+  get records(): number {
+    return this.ring.records;
+  }
+
+  get batches(): number {
+    return this.ring.batches;
+  }
+
+  /** Deliver what is ready now, synchronously. */
+  drain(): void {
+    this.ring.drain();
+    this.flush();
+  }
+
+  close(): void {
+    this.ring.close();
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.onBatch(batch);
   }
 }

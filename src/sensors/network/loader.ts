@@ -6,7 +6,7 @@ import {
   type Codec,
   Collection,
   type Link,
-  RingReader,
+  RecordReader,
   u32,
   u64,
 } from '../../kernel/index.js';
@@ -84,7 +84,7 @@ type RawMap = BpfMap<Buffer, Buffer>;
  */
 export class NetworkDatapath {
   private readonly coll: Collection;
-  private readonly reader: RingReader;
+  private readonly reader: RecordReader<FlowRecord>;
   private readonly maps: {
     config: BpfMap<number, bigint>;
     workloads: BpfMap<bigint, Buffer>;
@@ -100,14 +100,9 @@ export class NetworkDatapath {
   private written: [Array<[RawMap, Buffer]>, Array<[RawMap, Buffer]>] = [[], []];
   private hostKeys: Buffer[] = [];
   private attachments = new Map<string, Link[]>();
-  private pending: FlowRecord[] = [];
-  private decodeErrors = 0;
   private closed = false;
 
-  private constructor(
-    coll: Collection,
-    private readonly opts: NetworkDatapathOptions,
-  ) {
+  private constructor(coll: Collection, opts: NetworkDatapathOptions) {
     this.coll = coll;
     const raw = (name: string, k: number, v: number): RawMap =>
       coll.map(name, bytes(k) as Codec<Buffer>, bytes(v) as Codec<Buffer>);
@@ -121,8 +116,8 @@ export class NetworkDatapath {
       ports: raw('np_ports', PORT_KEY.SIZE, VERDICT.SIZE),
       counters: coll.map('np_counters', u32, u64),
     };
-    this.reader = new RingReader(coll.mapInfo('np_flows').fd, (buf, off, len) =>
-      this.onRecord(buf, off, len),
+    this.reader = new RecordReader(coll.mapInfo('np_flows').fd, decodeFlowRecord, (flows) =>
+      opts.onFlows(flows),
     );
   }
 
@@ -285,15 +280,15 @@ export class NetworkDatapath {
       dropped: sum(Counter.DROPPED),
       audited: sum(Counter.AUDIT),
       revoked: sum(Counter.REVOKED),
-      decodeErrors: this.decodeErrors,
+      decodeErrors: this.reader.decodeErrors,
     };
   }
 
   /** Deliver the flows ready now, synchronously. Returns how many records were read. */
   drain(): number {
-    const n = this.reader.drain();
-    this.flush();
-    return n;
+    const before = this.reader.records;
+    this.reader.drain();
+    return this.reader.records - before;
   }
 
   /** Detach from every cgroup and free the programs and maps. Safe to call twice. */
@@ -308,23 +303,6 @@ export class NetworkDatapath {
   private clearSlot(slot: number): void {
     for (const [m, k] of this.written[slot]!) m.delete(k);
     this.written[slot] = [];
-  }
-
-  private onRecord(buf: Buffer, off: number, len: number): void {
-    try {
-      this.pending.push(decodeFlowRecord(buf, off, len));
-    } catch {
-      this.decodeErrors++;
-    }
-    // the native reader delivers a batch synchronously; hand it over at its end
-    queueMicrotask(() => this.flush());
-  }
-
-  private flush(): void {
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
-    this.opts.onFlows(batch);
   }
 }
 

@@ -1,4 +1,4 @@
-import { closeSync, constants, openSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import {
@@ -10,7 +10,7 @@ import {
   Collection,
   native,
   possibleCpus,
-  RingReader,
+  RecordReader,
   u32,
   u64,
 } from '../../kernel/index.js';
@@ -44,18 +44,15 @@ const PROGRAMS = ['osprey_exec', 'osprey_fork', 'osprey_exit'] as const;
  */
 export class ProcessSensor {
   private readonly coll: Collection;
-  private readonly reader: RingReader;
+  private readonly reader: RecordReader<ProcessRecord>;
   private readonly drops: BpfMap<number, bigint>;
-  private decodeErrors = 0;
-  private pending: ProcessRecord[] = [];
 
-  private constructor(
-    coll: Collection,
-    private readonly opts: ProcessSensorOptions,
-  ) {
+  private constructor(coll: Collection, opts: ProcessSensorOptions) {
     this.coll = coll;
     this.drops = coll.map('drops', u32, u64);
-    this.reader = new RingReader(coll.mapInfo('events').fd, (buf, off, len) => this.onRecord(buf, off, len));
+    this.reader = new RecordReader(coll.mapInfo('events').fd, decodeRecord, (records) =>
+      opts.onRecords(records),
+    );
   }
 
   static start(opts: ProcessSensorOptions): ProcessSensor {
@@ -73,7 +70,7 @@ export class ProcessSensor {
       if (opts.scopeCgroup) {
         const dir = path.resolve(opts.scopeCgroup);
         if (!statSync(dir).isDirectory()) throw new Error(`scope cgroup ${dir} is not a directory`);
-        setCgroupArray(coll, 'scope_cgroups', dir);
+        coll.setCgroup('scope_cgroups', 0, dir);
         cfg.writeUInt32LE(1, CONFIG.scope_cgroup);
       }
       coll.map('osprey_cfg', u32, bytes(CONFIG.SIZE) as Codec<Buffer>).update(0, cfg);
@@ -89,7 +86,6 @@ export class ProcessSensor {
   /** Records ready in the ring now, delivered synchronously. */
   drain(): void {
     this.reader.drain();
-    this.flush();
   }
 
   counters(): SensorCounters {
@@ -97,7 +93,7 @@ export class ProcessSensor {
     return {
       records: this.reader.records,
       batches: this.reader.batches,
-      decodeErrors: this.decodeErrors,
+      decodeErrors: this.reader.decodeErrors,
       kernelDrops: { ringbuf: Number(sum(DROP.RINGBUF)), args: Number(sum(DROP.ARGS)) },
     };
   }
@@ -169,39 +165,5 @@ export class ProcessSensor {
       this.reader.close();
       this.coll.close();
     }
-  }
-
-  private onRecord(buf: Buffer, off: number, len: number): void {
-    try {
-      const r = decodeRecord(buf, off, len);
-      if (r) this.pending.push(r);
-      else this.decodeErrors++;
-    } catch {
-      this.decodeErrors++;
-    }
-    // the native reader calls us for every record of a batch in one go; we
-    // hand the batch on at the end of the current tick
-    if (this.pending.length === 1) queueMicrotask(() => this.flush());
-  }
-
-  private flush(): void {
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
-    this.opts.onRecords(batch);
-  }
-}
-
-/** Put the cgroup directory's fd in slot 0 of a BPF_MAP_TYPE_CGROUP_ARRAY. */
-function setCgroupArray(coll: Collection, map: string, dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    const info = coll.mapInfo(map);
-    const key = Buffer.alloc(4);
-    const val = Buffer.alloc(4);
-    val.writeUInt32LE(fd, 0);
-    native().mapUpdate(info.fd, key, val, 0);
-  } finally {
-    closeSync(fd);
   }
 }

@@ -1,6 +1,4 @@
-import { closeSync, constants, openSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import path from 'node:path';
 import {
   type BpfMap,
   bpfObjectPath,
@@ -9,7 +7,7 @@ import {
   Collection,
   native,
   possibleCpus,
-  RingReader,
+  RecordReader,
   u32,
   u64,
 } from '../../kernel/index.js';
@@ -90,11 +88,9 @@ const FOLLOW = 'osprey_follow_fork';
  */
 export class PolicyProgram {
   private readonly coll: Collection;
-  private readonly reader: RingReader;
+  private readonly reader: RecordReader<TracingRecord>;
   private readonly counterMap: BpfMap<number, bigint>;
   private readonly cfg: BpfMap<number, Buffer>;
-  private pending: TracingRecord[] = [];
-  private decodeErrors = 0;
   private closed = false;
 
   private constructor(
@@ -106,7 +102,11 @@ export class PolicyProgram {
     this.coll = coll;
     this.counterMap = coll.map('counters', u32, u64);
     this.cfg = coll.map('osp_cfg', u32, bytes(CONFIG.SIZE) as Codec<Buffer>);
-    this.reader = new RingReader(coll.mapInfo('events').fd, (buf, off, len) => this.onRecord(buf, off, len));
+    this.reader = new RecordReader(
+      coll.mapInfo('events').fd,
+      (buf, off, len) => decodeTracingRecord(buf, off, len, tables.hooks),
+      (records) => opts.onRecords(records),
+    );
   }
 
   /** Validate, load, fill and attach one policy. Throws (with nothing left behind) on any failure. */
@@ -174,7 +174,7 @@ export class PolicyProgram {
     try {
       fillMaps(coll, kt);
       if (opts.scopeCgroup) {
-        setCgroupArray(coll, 'scope_cgroups', opts.scopeCgroup);
+        coll.setCgroup('scope_cgroups', 0, opts.scopeCgroup);
         kt.config.writeUInt32LE(1, CONFIG.scope_cgroup);
       }
       prog = new PolicyProgram(tables, coll, kt, opts);
@@ -223,7 +223,7 @@ export class PolicyProgram {
       rateLimited: sum(Counter.RATE_LIMITED),
       ringbufDrops: sum(Counter.RINGBUF_DROP),
       pendingDrops: sum(Counter.PENDING_DROP),
-      decodeErrors: this.decodeErrors,
+      decodeErrors: this.reader.decodeErrors,
     };
   }
 
@@ -231,7 +231,6 @@ export class PolicyProgram {
   drain(): void {
     if (this.closed) return;
     this.reader.drain();
-    this.flush();
   }
 
   /** This policy's maps (the shared process table is not its own). */
@@ -285,24 +284,6 @@ export class PolicyProgram {
     } catch {
       // best effort: a stale bit only matters if the same bit is reused
     }
-  }
-
-  private onRecord(buf: Buffer, off: number, len: number): void {
-    try {
-      const r = decodeTracingRecord(buf, off, len, this.tables.hooks);
-      if (r) this.pending.push(r);
-      else this.decodeErrors++;
-    } catch {
-      this.decodeErrors++;
-    }
-    if (this.pending.length === 1) queueMicrotask(() => this.flush());
-  }
-
-  private flush(): void {
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
-    this.opts.onRecords(batch);
   }
 }
 
@@ -431,19 +412,4 @@ function fillMaps(coll: Collection, kt: KernelTables): void {
   kt.follow.forEach((f, i) => {
     put('follow_filters', idx(i), f);
   });
-}
-
-/** Put the cgroup directory's fd in slot 0 of a BPF_MAP_TYPE_CGROUP_ARRAY. */
-function setCgroupArray(coll: Collection, map: string, dir: string): void {
-  const abs = path.resolve(dir);
-  if (!statSync(abs).isDirectory()) throw new Error(`scope cgroup ${abs} is not a directory`);
-  const fd = openSync(abs, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    const key = Buffer.alloc(4);
-    const val = Buffer.alloc(4);
-    val.writeUInt32LE(fd, 0);
-    native().mapUpdate(coll.mapInfo(map).fd, key, val, 0);
-  } finally {
-    closeSync(fd);
-  }
 }
