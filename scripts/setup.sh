@@ -11,7 +11,7 @@ die() { printf 'osprey setup: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (loading BPF programs needs CAP_BPF/CAP_SYS_ADMIN)"
 
 # 1. system packages (Debian)
-APT_PKGS=(clang-19 llvm-19 libbpf-dev libelf-dev zlib1g-dev bpftool make g++ python3 pkg-config iproute2)
+APT_PKGS=(clang-19 llvm-19 libbpf-dev libelf-dev zlib1g-dev bpftool make g++ python3 pkg-config iproute2 chromium)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -47,7 +47,7 @@ fi
 make -s >&2
 
 # 5. TypeScript
-if [ ! -f dist/src/cli/main.js ] || [ -n "$(find src test bench tsconfig.json -newer dist/.built -print -quit 2>/dev/null || echo x)" ]; then
+if [ ! -f dist/src/cli/main.js ] || [ -n "$(find src test bench web tsconfig.json -newer dist/.built -print -quit 2>/dev/null || echo x)" ]; then
   say "compiling TypeScript"
   npx --no-install tsc -p tsconfig.json
   touch dist/.built

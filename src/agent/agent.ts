@@ -34,9 +34,14 @@ import { FileExporter } from './export-file.js';
 import { StdoutExporter } from './export-stdout.js';
 import { describeFsError, UserError } from './fs-util.js';
 import { LatencyHistogram } from './latency.js';
+import { NetworkFeature, parseNetworkFlows } from './network.js';
 import { PolicyManager, type PreparedPolicy } from './policies.js';
+import { PolicyRouter, prepareStartupPolicies } from './policy-router.js';
+import { AgentServices } from './service.js';
 import type { AgentStatus, KernelFeaturesStatus, ProgramStatus } from './status.js';
+import { startUi, type UiServer } from './ui-server.js';
 import { version } from './version.js';
+import { parseConfiguredWorkloads } from './workload-config.js';
 
 /** Bus group of the exporters, whose drops show as bus_queue_overflow. */
 export const EXPORT_GROUP = 'export';
@@ -68,12 +73,16 @@ export class Agent {
   private pipeline: ProcessPipeline | undefined;
   private sensor: ProcessSensor | undefined;
   private policyManager: PolicyManager | undefined;
+  private network: NetworkFeature | undefined;
   private api: ApiServer<ExportEvent> | undefined;
+  private ui: UiServer | undefined;
   private fileExporter: FileExporter | undefined;
   private fileSub: Subscription<ExportEvent> | undefined;
   private stdoutExporter: StdoutExporter<ExportEvent> | undefined;
   private stdoutSub: Subscription<ExportEvent> | undefined;
   private stopping: Promise<void> | undefined;
+  /** store, history, metrics, TCP API, redaction and export filters (service.ts) */
+  private services: AgentServices | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
   private readonly lastReported = new Map<string, number>();
   private readonly log: (line: string) => void;
@@ -123,23 +132,39 @@ export class Agent {
     // a start-up error that names its file, line and field
     const kernel = kernelCapabilities(this.features);
     const tracefs = tracefsRoot();
-    const startupPolicies: PreparedPolicy[] = cfg.policy.length
-      ? PolicyManager.prepare(cfg.policy, kernel, tracefs)
-      : [];
+    // routed by kind: TracingPolicy files to the policy manager, network policies to the network's
+    const startup = prepareStartupPolicies(cfg.policy, (files) =>
+      PolicyManager.prepare(files, kernel, tracefs),
+    );
+    const startupPolicies: PreparedPolicy[] = startup.tracing;
+    const configuredWorkloads = parseConfiguredWorkloads(cfg.workloads, cfg.configFile);
+    const networkFlows = parseNetworkFlows(cfg.networkFlows);
 
     await claimSocket(cfg.apiSocket);
+    this.services = AgentServices.open(
+      cfg,
+      this.log,
+      (source, message) => this.report(source, message),
+      this.encode,
+    );
+    const services = this.services;
     if (cfg.exportFile) {
       this.fileExporter = FileExporter.open({
         path: cfg.exportFile,
         maxBytes: Math.max(1, Math.round(cfg.exportFileMaxSizeMb * 1024 * 1024)),
         maxBackups: cfg.exportFileMaxBackups,
+        rotateIntervalMs: cfg.exportFileRotationIntervalMs,
+        compress: cfg.exportFileCompress,
         onError: (err) => this.report('export-file', err.message),
       });
       const fx = this.fileExporter;
-      this.fileSub = this.bus.subscribe((batch) => fx.write(batch.map(this.encode)), {
-        name: 'export-file',
-        ...this.exportQueue(),
-      });
+      this.fileSub = this.bus.subscribe(
+        services.fileSink((batch) => fx.write(batch.map(this.encode))),
+        {
+          name: 'export-file',
+          ...this.exportQueue(),
+        },
+      );
     }
     if (cfg.exportStdout) {
       const render = cfg.stdoutFormat === 'compact' ? (ev: ExportEvent) => renderCompact(ev) : this.encode;
@@ -154,7 +179,18 @@ export class Agent {
     }
 
     // it finds the cgroup v2 mount itself, and warns when there is none
-    const pipeline = new ProcessPipeline({ nodeName: cfg.nodeName });
+    // workloads, the network datapath and its policies; never throws (off, with the reason, when it cannot start)
+    this.network = NetworkFeature.start({
+      nodeName: cfg.nodeName,
+      stateDir: cfg.stateDir,
+      workloadCgroup: cfg.workloadCgroup,
+      workloads: configuredWorkloads,
+      flows: networkFlows,
+      log: this.log,
+      publish: (events) => this.publish(events),
+    });
+    const net = this.network;
+    const pipeline = new ProcessPipeline({ nodeName: cfg.nodeName, workloadLabels: net.labelsOf });
     this.pipeline = pipeline;
     // takes requests once the stored policies are loaded (restore below)
     this.policyManager = new PolicyManager({
@@ -175,10 +211,20 @@ export class Agent {
       bus: this.bus,
       encode: this.encode,
       makeFilter: (f) => eventFilter(f),
+      serviceRoutes: (app) => services.routes(app),
       status: () => this.status(),
       health: () => ({ pid: process.pid, version: version(), node_name: cfg.nodeName }),
-      policies: this.policyManager,
+      policies: new PolicyRouter(this.policyManager, net.policies, net.unavailable),
+      extraRoutes: (app, stream) => net.routes(app, stream),
     });
+    const api = this.api;
+    await services.listen({
+      bus: this.bus,
+      status: () => this.status(),
+      routes: () => api.routeList(),
+      handle: (req, res) => api.handle(req, res),
+    });
+    this.ui = await startUi(cfg, this.log);
     enableRunTimeStats();
     this.sensor = ProcessSensor.start({
       argsMax: cfg.argsMax,
@@ -206,6 +252,7 @@ export class Agent {
     // policies after the process sensor: they share its process table
     this.policyManager.loadStartup(startupPolicies);
     this.policyManager.restore();
+    net.load(startup.network);
     // verify a policy object ahead of time, off the event loop: a live add then only fills maps and attaches
     void prewarmPolicyObjects({ procsMapFd: this.sensor.processTableFd() });
     // exits lost to a full ring leave entries that look live; reconcile with /proc now and then
@@ -260,7 +307,8 @@ export class Agent {
       const t = eventType(ev);
       this.byType.set(t, (this.byType.get(t) ?? 0) + 1);
     }
-    this.bus.publish(events);
+    // redacted before the bus: no sink ever holds the secrets
+    this.bus.publish(this.services ? this.services.beforePublish(events) : events);
   }
 
   /** The policies of this agent (add, delete, list ...). */
@@ -304,6 +352,10 @@ export class Agent {
       const pm = this.policyManager;
       await step('unload policies', () => pm.close());
     }
+    if (this.network) {
+      const n = this.network;
+      await step('stop network policy', () => n.stop());
+    }
     if (this.sensor) {
       const s = this.sensor;
       this.sensor = undefined;
@@ -316,6 +368,10 @@ export class Agent {
       },
       6000,
     );
+    if (this.services) {
+      const sv = this.services;
+      await step('close event store', () => sv.closeSinks(this.bus));
+    }
     if (this.fileExporter) {
       const f = this.fileExporter;
       await step('close export file', () => f.close());
@@ -326,10 +382,15 @@ export class Agent {
     }
     this.fileSub?.close();
     this.stdoutSub?.close();
+    await step('close web UI', async () => this.ui?.close());
     if (this.api) {
       const a = this.api;
       this.api = undefined;
       await step('close API', () => a.close());
+    }
+    if (this.services) {
+      const sv = this.services;
+      await step('close metrics and TCP API', () => sv.close());
     }
     if (errors.length) this.log(`while stopping: ${errors.join('; ')}`);
   }
@@ -343,6 +404,7 @@ export class Agent {
       this.policyLine(),
       `API on ${this.config.apiSocket}`,
       this.fileExporter ? `exporting to ${this.fileExporter.path}` : 'no export file',
+      ...(this.services?.readyParts() ?? []),
     ];
     if (this.config.seed) parts.push(`${this.seeded} processes seeded from /proc`);
     return `ready: ${parts.join('; ')}`;
@@ -430,13 +492,15 @@ export class Agent {
         this.stdoutExporter && this.stdoutSub
           ? { ...this.stdoutExporter.stats(), queued: this.stdoutSub.queued, dropped: this.stdoutSub.dropped }
           : null,
-      api: { socket: cfg.apiSocket, clients: this.api?.clientCount ?? 0 },
+      api: { socket: cfg.apiSocket, clients: this.api?.clientCount ?? 0, ...this.services?.apiStatus() },
       latency: this.latency.summary(),
       memory: {
         rss_bytes: mem.rss,
         peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
         heap_used_bytes: mem.heapUsed,
       },
+      ...(this.network ? { network: this.network.status() } : {}),
+      ...this.services?.status(),
     };
   }
 

@@ -3,8 +3,9 @@
  *
  *   GET /v1/health                         liveness, and who is serving
  *   GET /v1/status                         AgentStatus as JSON
- *   GET /v1/events?types=a,b&process=RE&policy=NAME
- *                                          NDJSON stream of events from now on
+ *   GET /v1/events?types=a,b&process=RE&binary=RE&policy=NAME&allow=JSON&deny=JSON
+ *                                          NDJSON stream of events from now on; allow/deny
+ *                                          are Tetragon filter lists (src/export/filter.ts)
  *   GET    /v1/policies                    {policies: PolicyInfo[]}
  *   GET    /v1/policies/:name              PolicyInfo
  *   POST   /v1/policies?mode=M&source=F    body: the policy's YAML -> 201 PolicyInfo;
@@ -15,6 +16,10 @@
  *   PUT    /v1/policies/:name/mode         ?mode=M, or body M or {"mode": M} -> PolicyInfo
  *
  * Every policy error answers {error, errors[]} (404 for an unknown name).
+ *
+ * The service routes (service.ts) add GET /v1/events/history,
+ * GET /v1/processes/:exec_id and GET /v1/openapi.json, the document that
+ * describes every route; the same router also serves --api-address (tcp-api.ts).
  *
  * Each stream client has its own bounded bus queue. While its socket is not
  * writable, events queue; when the queue is full they are dropped and
@@ -61,7 +66,18 @@ export interface ApiOptions<T> {
   /** one JSON line, no newline */
   encode: (ev: T) => string;
   /** builds a server-side filter; throws on bad input */
-  makeFilter: (opts: { eventTypes?: string[]; process?: string; policy?: string }) => (ev: T) => boolean;
+  makeFilter: (opts: {
+    eventTypes?: string[];
+    process?: string;
+    policy?: string;
+    /** regular expression on the process binary */
+    binary?: string;
+    /** Tetragon-style allow/deny filter lists (JSON lines or a JSON array) */
+    allow?: string;
+    deny?: string;
+  }) => (ev: T) => boolean;
+  /** the service routes (history, processes, OpenAPI: see service.ts) */
+  serviceRoutes?: (app: FastifyInstance) => void;
   /** the policy endpoints answer 503 without it */
   policies?: PolicyApi;
   /** per-client queue bound (default 10,000 events) */
@@ -70,6 +86,11 @@ export interface ApiOptions<T> {
   clientMaxBytes?: number;
   /** a client whose queue keeps overflowing this long is disconnected (default 5 s) */
   slowClientGraceMs?: number;
+  /** more routes (network: /v1/flows, /v1/workloads), given the event stream of this server */
+  extraRoutes?: (
+    app: FastifyInstance,
+    stream: (res: ServerResponse, filter: (ev: T) => boolean) => void,
+  ) => void;
 }
 
 export const API_GROUP = 'api';
@@ -85,6 +106,8 @@ export class ApiServer<T> {
   private readonly clients = new Set<StreamClient<T>>();
   private closing: Promise<void> | undefined;
   private clientSeq = 0;
+  /** "GET /v1/status" ..., as fastify registered them (HEAD routes included) */
+  private readonly registered: string[] = [];
 
   private constructor(
     private readonly app: FastifyInstance,
@@ -99,10 +122,23 @@ export class ApiServer<T> {
     return this.clients.size;
   }
 
+  /** Every route served, "GET /v1/status", without the HEAD routes fastify adds to GETs. */
+  routeList(): string[] {
+    return this.registered.filter((r) => !r.startsWith('HEAD ')).sort();
+  }
+
+  /** Route a request that arrived elsewhere (the TCP listener) through this server. */
+  handle(req: http.IncomingMessage, res: ServerResponse): void {
+    this.app.routing(req, res);
+  }
+
   /** Listen on the socket (see claimSocket first), readable and writable by root only. */
   static async listen<T>(opts: ApiOptions<T>): Promise<ApiServer<T>> {
     const app = Fastify({ logger: false, forceCloseConnections: true });
     const api = new ApiServer(app, opts);
+    app.addHook('onRoute', (r) => {
+      for (const m of Array.isArray(r.method) ? r.method : [r.method]) api.registered.push(`${m} ${r.url}`);
+    });
     api.routes();
     // no window in which the socket exists with looser permissions
     const old = process.umask(0o177);
@@ -158,12 +194,18 @@ export class ApiServer<T> {
       const types = one(q.types);
       const proc = one(q.process);
       const policy = one(q.policy);
+      const allow = one(q.allow);
+      const deny = one(q.deny);
+      const binary = one(q.binary);
       let filter: (ev: T) => boolean;
       try {
         filter = opts.makeFilter({
           ...(types ? { eventTypes: types.split(',').filter(Boolean) } : {}),
           ...(proc ? { process: proc } : {}),
           ...(policy ? { policy } : {}),
+          ...(allow ? { allow } : {}),
+          ...(deny ? { deny } : {}),
+          ...(binary ? { binary } : {}),
         });
       } catch (err) {
         reply.code(400).send({ error: (err as Error).message });
@@ -173,6 +215,8 @@ export class ApiServer<T> {
       this.stream(reply.raw, filter);
     });
     this.policyRoutes();
+    opts.extraRoutes?.(app, (res, filter) => this.stream(res, filter));
+    opts.serviceRoutes?.(app);
     app.setNotFoundHandler((req, reply) => {
       reply.code(404).send({
         error: `no endpoint ${req.method} ${req.url}; see /v1/health, /v1/status, /v1/events, /v1/policies`,

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
+import { checkAddress, checkDuration } from './config-kinds.js';
 import { describeFsError, UserError } from './fs-util.js';
 
 export type StdoutFormat = 'json' | 'compact';
@@ -33,7 +34,42 @@ export interface AgentConfig {
   stateDir: string;
   /** TracingPolicy files, or directories of them, loaded at start (not stored) */
   policy: string[];
+  /** the embedded event store (SQLite); undefined disables it. Default STATE_DIR/events.db */
+  storePath: string | undefined;
+  /** events older than this leave the store; 0 keeps them */
+  storeMaxAgeMs: number;
+  /** the store file is kept under this size; 0: no limit */
+  storeMaxSizeMb: number;
+  /** Tetragon-style export filters: JSON lines or a JSON array (a list of objects in YAML) */
+  exportAllowlist: ExportListSetting;
+  exportDenylist: ExportListSetting;
+  fieldFilters: ExportListSetting;
+  /** applied before the event bus: no sink (API, store, files) sees what they redact */
+  redactionFilters: ExportListSetting;
+  /** events per minute the file export writes at most; -1: no limit */
+  exportRateLimit: number;
+  /** rotate the export file this often (ms) as well as by size; 0: by size only */
+  exportFileRotationIntervalMs: number;
+  /** gzip rotated export files (PATH.1.gz ...) */
+  exportFileCompress: boolean;
+  /** HOST:PORT of the Prometheus endpoint; undefined disables it */
+  metricsAddress: string | undefined;
+  /** HOST:PORT of the API over TCP (loopback when only a port); undefined: unix socket only */
+  apiAddress: string | undefined;
+  /** HOST:PORT (loopback) of the web UI (src/agent/ui-server.ts); undefined turns it off */
+  uiAddress: string | undefined;
+  /** bearer token for changes over TCP; created (mode 0600) when missing. Default STATE_DIR/api-token */
+  apiTokenFile: string;
+  /** where managed workloads (`osprey run`) are created; undefined: <cgroup2>/osprey.workloads */
+  workloadCgroup: string | undefined;
+  /** existing cgroups to label ([{path, labels, name?}]); checked by src/agent/workload-config.ts at start */
+  workloads: ExportListSetting;
+  /** which flows of allowed traffic the kernel reports: all | new | denied (src/agent/network.ts) */
+  networkFlows: string;
 }
+
+/** An export filter list as the user gave it; parsed and checked by src/export at start. */
+export type ExportListSetting = string | unknown[] | Record<string, unknown> | undefined;
 
 /** The repository root (dist/src/agent -> ../../..). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -51,7 +87,10 @@ type Kind =
   | 'optional-string'
   | 'format'
   | 'number'
-  | 'int';
+  | 'int'
+  | 'duration'
+  | 'address'
+  | 'json-list';
 
 interface Setting {
   key: string;
@@ -60,6 +99,8 @@ interface Setting {
   min?: number;
   max?: number;
   help: string;
+  /** shown as the default in --help when the default is derived from another setting */
+  defaultText?: string;
 }
 
 /** Every setting, in the order `osprey agent --help` lists them. */
@@ -121,6 +162,115 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'path-list',
     help: 'load the TracingPolicy FILE, or each *.yaml in DIR, at start (repeatable)',
   },
+  {
+    key: 'store-path',
+    field: 'storePath',
+    kind: 'optional-path',
+    help: 'SQLite event store for history queries ("" disables)',
+    defaultText: 'STATE_DIR/events.db',
+  },
+  {
+    key: 'store-max-age',
+    field: 'storeMaxAgeMs',
+    kind: 'duration',
+    help: 'delete stored events older than this (e.g. 7d; 0 keeps them)',
+    defaultText: '7d',
+  },
+  {
+    key: 'store-max-size-mb',
+    field: 'storeMaxSizeMb',
+    kind: 'number',
+    min: -1,
+    help: 'keep the event store under this size in MB (0: no limit)',
+  },
+  {
+    key: 'export-allowlist',
+    field: 'exportAllowlist',
+    kind: 'json-list',
+    help: 'export only events matching a filter (JSON lines, Tetragon filter fields)',
+  },
+  {
+    key: 'export-denylist',
+    field: 'exportDenylist',
+    kind: 'json-list',
+    help: 'do not export events matching a filter',
+  },
+  {
+    key: 'field-filters',
+    field: 'fieldFilters',
+    kind: 'json-list',
+    help: 'include/exclude fields per event type in the export file',
+  },
+  {
+    key: 'redaction-filters',
+    field: 'redactionFilters',
+    kind: 'json-list',
+    help: 'redact secrets in arguments (capture groups -> *****) before any sink',
+  },
+  {
+    key: 'export-rate-limit',
+    field: 'exportRateLimit',
+    kind: 'int',
+    min: -1,
+    max: 2 ** 31,
+    help: 'events per minute written to the export file (-1: no limit)',
+  },
+  {
+    key: 'export-file-rotation-interval',
+    field: 'exportFileRotationIntervalMs',
+    kind: 'duration',
+    help: 'also rotate the export file this often (e.g. 1h; 0: by size only)',
+  },
+  {
+    key: 'export-file-compress',
+    field: 'exportFileCompress',
+    kind: 'bool',
+    help: 'gzip rotated export files',
+  },
+  {
+    key: 'metrics-address',
+    field: 'metricsAddress',
+    kind: 'address',
+    help: 'Prometheus /metrics on HOST:PORT ("" disables)',
+  },
+  {
+    key: 'api-address',
+    field: 'apiAddress',
+    kind: 'address',
+    help: 'also serve the API on HOST:PORT (a bare :PORT is loopback)',
+  },
+  {
+    key: 'ui-address',
+    field: 'uiAddress',
+    kind: 'address',
+    help: 'serve the web UI on this loopback HOST:PORT ("" disables)',
+  },
+  {
+    key: 'api-token-file',
+    field: 'apiTokenFile',
+    kind: 'path',
+    help: 'bearer token for changes over the TCP API (created when missing)',
+    defaultText: 'STATE_DIR/api-token',
+  },
+  {
+    key: 'workload-cgroup',
+    field: 'workloadCgroup',
+    kind: 'optional-path',
+    help: 'cgroup v2 directory for workloads started with osprey run',
+    defaultText: '<cgroup2>/osprey.workloads',
+  },
+  {
+    key: 'workloads',
+    field: 'workloads',
+    kind: 'json-list',
+    help: 'label existing cgroups: [{path: system.slice/nginx.service, labels: {app: nginx}}]',
+  },
+  {
+    key: 'network-flows',
+    field: 'networkFlows',
+    kind: 'string',
+    help: 'flows of allowed traffic: all | new (no established/closed) | denied (none)',
+  },
 ];
 
 export interface LoadOptions {
@@ -132,10 +282,18 @@ export interface LoadOptions {
   cwd?: string;
 }
 
-/** Built-in defaults: the same values config/osprey.yaml documents. */
-export function defaults(hostname = os.hostname()): Omit<AgentConfig, 'stdoutFormat'> & {
+/**
+ * Defaults before the config file and flags; null means "derived from the
+ * state directory" (store-path, api-token-file).
+ */
+export type DefaultConfig = Omit<AgentConfig, 'stdoutFormat' | 'storePath' | 'apiTokenFile'> & {
   stdoutFormat: StdoutFormat | 'auto';
-} {
+  storePath: string | undefined | null;
+  apiTokenFile: string | null;
+};
+
+/** Built-in defaults: the same values config/osprey.yaml documents. */
+export function defaults(hostname = os.hostname()): DefaultConfig {
   return {
     configFile: undefined,
     exportFile: '/var/log/osprey/events.log',
@@ -150,8 +308,28 @@ export function defaults(hostname = os.hostname()): Omit<AgentConfig, 'stdoutFor
     seed: true,
     stateDir: DEFAULT_STATE_DIR,
     policy: [],
+    storePath: null,
+    storeMaxAgeMs: 7 * 86_400_000,
+    storeMaxSizeMb: 512,
+    exportAllowlist: undefined,
+    exportDenylist: undefined,
+    fieldFilters: undefined,
+    redactionFilters: undefined,
+    exportRateLimit: -1,
+    exportFileRotationIntervalMs: 0,
+    exportFileCompress: false,
+    metricsAddress: DEFAULT_METRICS_ADDRESS,
+    apiAddress: undefined,
+    uiAddress: DEFAULT_UI_ADDRESS,
+    apiTokenFile: null,
+    workloadCgroup: undefined,
+    workloads: [],
+    networkFlows: 'all',
   };
 }
+
+export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:2112';
+export const DEFAULT_UI_ADDRESS = '127.0.0.1:2113';
 
 /** One entry of a node:util parseArgs option table. */
 export interface FlagOption {
@@ -176,7 +354,9 @@ export function agentFlagOptions(): Record<string, FlagOption> {
       o[`no-${s.key}`] = { type: 'boolean' };
     } else {
       o[s.key] = { type: 'string' };
-      if (s.kind.startsWith('optional')) o[`no-${s.key}`] = { type: 'boolean' };
+      if (s.kind.startsWith('optional') || s.kind === 'address' || s.kind === 'json-list') {
+        o[`no-${s.key}`] = { type: 'boolean' };
+      }
     }
   }
   return o;
@@ -240,6 +420,8 @@ function finish(cfg: ReturnType<typeof defaults>, opts: LoadOptions): AgentConfi
   const tty = opts.stdoutIsTTY ?? process.stdout.isTTY === true;
   return {
     ...cfg,
+    storePath: cfg.storePath === null ? path.join(cfg.stateDir, 'events.db') : cfg.storePath,
+    apiTokenFile: cfg.apiTokenFile ?? path.join(cfg.stateDir, 'api-token'),
     nodeName: cfg.nodeName || (opts.hostname ?? os.hostname()),
     stdoutFormat: cfg.stdoutFormat === 'auto' ? (tty ? 'compact' : 'json') : cfg.stdoutFormat,
   };
@@ -293,7 +475,7 @@ export function parseCommandLine(
 
 /** A flag's string value converted to the setting's type. */
 function convertFlag(s: Setting, raw: string): unknown {
-  const r = check(s, s.kind === 'number' || s.kind === 'int' ? numberOf(raw) : raw);
+  const r = check(s, s.kind === 'number' || s.kind === 'int' || s.kind === 'duration' ? numberOf(raw) : raw);
   if (r.error) throw new UserError(`--${s.key}: ${r.error}`, 2);
   return r.value;
 }
@@ -337,6 +519,15 @@ function check(s: Setting, v: unknown): { value?: unknown; error?: string } {
       const ok = typeof v === 'number' && Number.isInteger(v) && v >= (s.min ?? 0) && v <= (s.max ?? 2 ** 31);
       return ok ? { value: v } : { error: `expected an integer from ${s.min} to ${s.max}, got ${shown}` };
     }
+    case 'duration':
+      return checkDuration(s.key, v);
+    case 'address':
+      return checkAddress(s.key, v);
+    case 'json-list':
+      if (v === null || v === '') return { value: undefined };
+      return typeof v === 'string' || (typeof v === 'object' && v !== null)
+        ? { value: v }
+        : { error: `expected JSON lines, a JSON array or a list of objects, got ${shown}` };
   }
 }
 
@@ -389,7 +580,7 @@ function applyFile(cfg: ReturnType<typeof defaults>, file: string): void {
     const v =
       typeof r.value === 'string' && s.kind.endsWith('path')
         ? path.resolve(dir, r.value)
-        : Array.isArray(r.value)
+        : Array.isArray(r.value) && s.kind === 'path-list'
           ? r.value.map((p: string) => path.resolve(dir, p))
           : r.value;
     set(cfg, s, v);
@@ -430,7 +621,11 @@ export function settingsHelp(): string {
     const flag = s.kind === 'bool' ? `--[no-]${s.key}` : `--${s.key} ${metavar(s)}`;
     const def = d[s.field];
     const empty = def === undefined || (Array.isArray(def) && def.length === 0);
-    const shown = empty ? '' : ` (default ${s.key === 'node-name' ? 'hostname' : String(def)})`;
+    const shown = s.defaultText
+      ? ` (default ${s.defaultText})`
+      : empty
+        ? ''
+        : ` (default ${s.key === 'node-name' ? 'hostname' : String(def)})`;
     lines.push(`      ${flag.padEnd(32)} ${s.help}${shown}`);
   }
   return lines.join('\n');
@@ -438,6 +633,9 @@ export function settingsHelp(): string {
 
 function metavar(s: Setting): string {
   if (s.kind === 'format') return 'FORMAT';
+  if (s.kind === 'duration') return 'DURATION';
+  if (s.kind === 'address') return 'HOST:PORT';
+  if (s.kind === 'json-list') return 'JSON';
   if (s.kind === 'int' || s.kind === 'number') return 'N';
   if (s.kind.endsWith('path') || s.kind === 'path-list') return 'PATH';
   return 'NAME';

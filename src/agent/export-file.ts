@@ -1,11 +1,27 @@
 /**
- * JSON-lines file export with size-based rotation: when the next batch would
- * push the file past its size limit, file.N-1 -> file.N ... file -> file.1,
- * keeping at most maxBackups old files, and writing continues in a fresh file.
+ * JSON-lines file export with rotation: when the next batch would push the
+ * file past its size limit, or when the rotation interval has passed,
+ * file.N-1 -> file.N ... file -> file.1, keeping at most maxBackups old
+ * files, and writing continues in a fresh file. With compression the
+ * backups are file.1.gz ...: the rotated file is gzipped in the background
+ * (node:zlib streams, off the event loop's critical path) while writing goes
+ * on in the fresh file; the next rotation waits for it.
  * Each batch is one write(2) per file it lands in, never one per event.
  */
-import { closeSync, existsSync, fstatSync, openSync, renameSync, unlinkSync, write } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  fstatSync,
+  openSync,
+  renameSync,
+  unlinkSync,
+  write,
+} from 'node:fs';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import { describeFsError, mkdirp, UserError } from './fs-util.js';
 
 export interface FileExporterOptions {
@@ -14,6 +30,10 @@ export interface FileExporterOptions {
   maxBytes: number;
   /** old files kept: file.1 .. file.N; 0 keeps none */
   maxBackups: number;
+  /** also rotate a non-empty file this often (ms); 0 or absent: by size only */
+  rotateIntervalMs?: number;
+  /** gzip rotated files (file.1.gz ...) */
+  compress?: boolean;
   /** a write or rotation failed; the exporter keeps going */
   onError?: (err: Error) => void;
 }
@@ -29,6 +49,9 @@ export interface FileExporterStats {
   write_errors: number;
   /** events in batches that could not be written */
   events_lost: number;
+  /** 0: by size only */
+  rotation_interval_ms: number;
+  compress: boolean;
   last_error?: string;
 }
 
@@ -43,6 +66,10 @@ export class FileExporter {
   private eventsLost = 0;
   private lastError: string | undefined;
   private writing: Promise<void> = Promise.resolve();
+  /** the gzip of the last rotated file, when compressing */
+  private compressing: Promise<void> = Promise.resolve();
+  private openedAt = Date.now();
+  private intervalTimer: NodeJS.Timeout | undefined;
 
   private constructor(private readonly opts: FileExporterOptions) {
     this.path = path.resolve(opts.path);
@@ -56,6 +83,10 @@ export class FileExporter {
     if (!(opts.maxBytes > 0)) throw new Error(`export file size limit ${opts.maxBytes} must be > 0 bytes`);
     if (!Number.isInteger(opts.maxBackups) || opts.maxBackups < 0) {
       throw new Error(`export file backups ${opts.maxBackups} must be an integer >= 0`);
+    }
+    const every = opts.rotateIntervalMs ?? 0;
+    if (!Number.isFinite(every) || every < 0) {
+      throw new Error(`export file rotation interval ${every} ms must be >= 0`);
     }
     const ex = new FileExporter(opts);
     const dir = path.dirname(ex.path);
@@ -74,7 +105,21 @@ export class FileExporter {
         `cannot write export file ${ex.path}: ${describeFsError(err)}; choose a writable path with --export-file`,
       );
     }
+    if (every > 0) {
+      // checked at least every second, so a quiet file still rotates on time
+      ex.intervalTimer = setInterval(() => ex.rotateIfDue(), Math.min(every, 1000));
+      ex.intervalTimer.unref();
+    }
     return ex;
+  }
+
+  /** Queue a rotation behind the writes when the interval has passed and the file is not empty. */
+  private rotateIfDue(): void {
+    const every = this.opts.rotateIntervalMs ?? 0;
+    if (every <= 0 || Date.now() - this.openedAt < every) return;
+    this.writing = this.writing.then(async () => {
+      if (this.size > 0 && Date.now() - this.openedAt >= every) await this.rotate();
+    });
   }
 
   /**
@@ -94,7 +139,9 @@ export class FileExporter {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.intervalTimer);
     await this.flush();
+    await this.compressing;
     if (this.fd !== undefined) {
       try {
         closeSync(this.fd);
@@ -116,6 +163,8 @@ export class FileExporter {
       rotations: this.rotations,
       write_errors: this.writeErrors,
       events_lost: this.eventsLost,
+      rotation_interval_ms: this.opts.rotateIntervalMs ?? 0,
+      compress: this.opts.compress === true,
     };
     if (this.lastError) s.last_error = this.lastError;
     return s;
@@ -140,7 +189,7 @@ export class FileExporter {
         }
       }
       if (chunk.length === 0) {
-        if (this.rotate()) continue;
+        if (await this.rotate()) continue;
         // better a file over its limit than lost events: write the rest here
         const rest = lines.slice(i);
         i = lines.length;
@@ -187,7 +236,11 @@ export class FileExporter {
   }
 
   /** Shift the backups and start an empty file. */
-  private rotate(): boolean {
+  private async rotate(): Promise<boolean> {
+    // the previous backup must be whole before it moves up
+    await this.compressing;
+    const gz = this.opts.compress === true;
+    const ext = gz ? '.gz' : '';
     try {
       if (this.fd !== undefined) closeSync(this.fd);
       this.fd = undefined;
@@ -196,10 +249,11 @@ export class FileExporter {
         unlinkSync(this.path);
       } else {
         for (let k = n - 1; k >= 1; k--) {
-          const from = `${this.path}.${k}`;
-          if (existsSync(from)) renameSync(from, `${this.path}.${k + 1}`);
+          const from = `${this.path}.${k}${ext}`;
+          if (existsSync(from)) renameSync(from, `${this.path}.${k + 1}${ext}`);
         }
         renameSync(this.path, `${this.path}.1`);
+        if (gz) this.compressing = this.gzip(`${this.path}.1`, `${this.path}.1.gz`);
       }
       this.rotations++;
       this.reopen();
@@ -210,10 +264,21 @@ export class FileExporter {
     }
   }
 
+  /** from -> to gzipped, then from removed; a failure keeps `from` as it is. Never rejects. */
+  private async gzip(from: string, to: string): Promise<void> {
+    try {
+      await pipeline(createReadStream(from), createGzip(), createWriteStream(to, { mode: 0o640 }));
+      unlinkSync(from);
+    } catch (err) {
+      this.fail(`compress ${from}`, err);
+    }
+  }
+
   private reopen(): void {
     const fd = openSync(this.path, 'a', 0o640);
     this.fd = fd;
     this.size = fstatSync(fd).size;
+    this.openedAt = Date.now();
   }
 
   private fail(what: string, err: unknown): void {

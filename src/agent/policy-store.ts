@@ -48,8 +48,9 @@ const MAX_PLAIN_NAME = 200;
 export class PolicyStore {
   readonly dir: string;
 
-  constructor(stateDir: string) {
-    this.dir = path.join(stateDir, 'policies');
+  /** subdir: the directory under stateDir (network policies keep their own: network-policies) */
+  constructor(stateDir: string, subdir = 'policies') {
+    this.dir = path.join(stateDir, subdir);
   }
 
   get indexPath(): string {
@@ -154,7 +155,7 @@ function parseIndex(text: string): StoredPolicy[] {
 }
 
 /** Write then rename, with both the file and the directory flushed: all of it or none of it. */
-function atomicWrite(file: string, text: string): void {
+export function atomicWrite(file: string, text: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     const fd = openSync(tmp, 'w', 0o600);

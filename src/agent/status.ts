@@ -5,7 +5,10 @@
 import type { FileExporterStats } from './export-file.js';
 import type { StdoutExporterStats } from './export-stdout.js';
 import type { LatencySummary } from './latency.js';
+import { type NetworkStatus, renderNetworkStatus } from './network-status.js';
 import type { PolicyInfo } from './policies.js';
+import type { ApiServiceStatus } from './service.js';
+import { renderServiceStatus, type ServiceStatusView } from './service-status.js';
 
 export interface ProgramStatus {
   name: string;
@@ -64,10 +67,20 @@ export interface AgentStatus {
   process_cache: { size: number; live: number; exited: number; evictions: number; seeded: number };
   export_file: (FileExporterStats & { queued: number; dropped: number }) | null;
   export_stdout: (StdoutExporterStats & { queued: number; dropped: number }) | null;
-  api: { socket: string; clients: number };
+  api: { socket: string; clients: number } & Partial<ApiServiceStatus>;
   /** ms from the kernel making a record to user space receiving it (exec records) */
   latency: LatencySummary;
   memory: { rss_bytes: number; peak_rss_bytes: number; heap_used_bytes: number };
+  /** workloads, network policies, flows and the network datapath's counters */
+  network?: NetworkStatus;
+  /** the event store: path, counters, or why it is unavailable */
+  store?: ServiceStatusView['store'];
+  /** the Prometheus endpoint; null when turned off */
+  metrics?: ServiceStatusView['metrics'];
+  /** the export file's allow/deny lists, field filters and rate limit; null when none is set */
+  export_filters?: ServiceStatusView['export_filters'];
+  /** redaction before the bus; null when no redaction filter is set */
+  redaction?: ServiceStatusView['redaction'];
 }
 
 /** A readable summary of a status document. */
@@ -132,8 +145,10 @@ export function renderStatusText(s: AgentStatus): string {
     s.export_stdout ? `${s.export_stdout.format}, ${s.export_stdout.events_written} events` : 'off',
   );
   kv('api', `${s.api.socket}, ${s.api.clients} stream client(s)`);
+  renderServiceStatus(s, kv);
   out.push('');
   kv('memory', `rss ${bytes(s.memory.rss_bytes)}, peak ${bytes(s.memory.peak_rss_bytes)}`);
+  if (s.network) out.push('', ...renderNetworkStatus(s.network));
   return out.join('\n');
 }
 

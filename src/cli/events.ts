@@ -12,6 +12,7 @@ import { UserError } from '../agent/fs-util.js';
 import { renderCompact } from '../events/index.js';
 import type { ExportEvent } from '../events/types.js';
 import { apiError, apiRequest } from './client.js';
+import { printHistory } from './history.js';
 import { commandUsage } from './usage.js';
 
 export async function eventsCommand(argv: string[]): Promise<number> {
@@ -22,6 +23,14 @@ export async function eventsCommand(argv: string[]): Promise<number> {
     policy: { type: 'string' },
     socket: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
+    // history (the event store) and Tetragon-style filters
+    since: { type: 'string' },
+    until: { type: 'string' },
+    type: { type: 'string' },
+    binary: { type: 'string' },
+    allow: { type: 'string' },
+    deny: { type: 'string' },
+    limit: { type: 'string' },
   });
   if (f.help) {
     process.stdout.write(`${commandUsage('events')}\n`);
@@ -30,16 +39,24 @@ export async function eventsCommand(argv: string[]): Promise<number> {
   const output = (f.output as string | undefined) ?? (process.stdout.isTTY ? 'compact' : 'json');
   if (output !== 'json' && output !== 'compact')
     throw new UserError(`unknown output format "${output}" for -o; give json or compact`, 2);
-  const types = (f['event-types'] as string | undefined)
-    ?.split(',')
+  const types = [f['event-types'], f.type]
+    .filter((v): v is string => typeof v === 'string')
+    .join(',')
+    .split(',')
     .map((t) => t.trim())
     .filter(Boolean);
   const proc = f.process as string | undefined;
   const policy = f.policy as string | undefined;
+  const binary = f.binary as string | undefined;
+  const allow = f.allow as string | undefined;
+  const deny = f.deny as string | undefined;
   const spec = {
     ...(types?.length ? { eventTypes: types } : {}),
     ...(proc !== undefined ? { process: proc } : {}),
     ...(policy ? { policy } : {}),
+    ...(binary ? { binary } : {}),
+    ...(allow ? { allow } : {}),
+    ...(deny ? { deny } : {}),
   };
   let filter: (ev: ExportEvent) => boolean;
   try {
@@ -57,10 +74,23 @@ export async function eventsCommand(argv: string[]): Promise<number> {
   if (f.socket === undefined && stdinHoldsData()) return renderStdin(output, filter);
 
   const socket = (f.socket as string | undefined) ?? DEFAULT_SOCKET;
+  if (f.since !== undefined || f.until !== undefined) {
+    const str = (k: string) => (typeof f[k] === 'string' ? { [k]: f[k] as string } : {});
+    return printHistory(
+      socket,
+      { ...str('since'), ...str('until'), ...str('limit'), ...spec, ...(types.length ? { types } : {}) },
+      output,
+    );
+  }
+  if (f.limit !== undefined)
+    throw new UserError('--limit goes with --since (history); a live stream has none', 2);
   const q = new URLSearchParams();
   if (types?.length) q.set('types', types.join(','));
   if (proc !== undefined) q.set('process', proc);
   if (policy) q.set('policy', policy);
+  if (binary) q.set('binary', binary);
+  if (allow) q.set('allow', allow);
+  if (deny) q.set('deny', deny);
   const qs = q.toString();
   const res = await apiRequest(socket, `/v1/events${qs ? `?${qs}` : ''}`);
   if (res.statusCode !== 200) throw await apiError(res);

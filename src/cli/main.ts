@@ -32,6 +32,14 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./status.js')).statusCommand(rest);
       case 'policy':
         return await (await import('./policy.js')).policyCommand(rest);
+      case 'run':
+        return await (await import('./run.js')).runCommand(rest);
+      case 'flows':
+        return await (await import('./flows.js')).flowsCommand(rest);
+      case 'workload':
+        return await (await import('./workload.js')).workloadCommand(rest);
+      case 'process':
+        return await (await import('./process.js')).processCommand(rest);
       case 'version':
         if (rest.length) throw new UserError(`unexpected argument "${rest[0]}"`, 2);
         return versionCommand();

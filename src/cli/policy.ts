@@ -8,6 +8,7 @@ import { DEFAULT_SOCKET, parseCommandLine } from '../agent/config.js';
 import { describeFsError, UserError } from '../agent/fs-util.js';
 import type { PolicyInfo } from '../agent/policies.js';
 import { type ApiAnswer, apiCall } from './client.js';
+import { isNetworkPolicy, networkAddedLine, renderNetworkPolicyTable } from './netpolicy-table.js';
 import { commandUsage } from './usage.js';
 
 const SUBCOMMANDS = ['add', 'list', 'delete', 'enable', 'disable', 'set-mode'] as const;
@@ -100,6 +101,10 @@ async function add(socket: string, file: string, mode: string | undefined): Prom
     contentType: 'application/yaml',
   });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (isNetworkPolicy(p)) {
+    process.stdout.write(`${networkAddedLine(p, ms)}\n`);
+    return 0;
+  }
   process.stdout.write(
     `policy "${p.name}" added: ${p.state}, ${p.mode} mode, ${plural(p.hooks, 'hook')} on ${plural(p.programs, 'tracepoint')}, ${bytes(p.memory_bytes)} of kernel memory; loaded in ${ms.toFixed(1)} ms\n`,
   );
@@ -114,7 +119,11 @@ async function list(socket: string, output: string): Promise<number> {
   if (output === 'json') {
     process.stdout.write(`${JSON.stringify(policies, null, 2)}\n`);
   } else {
-    process.stdout.write(`${renderPolicyTable(policies)}\n`);
+    const network = policies.filter(isNetworkPolicy);
+    const tracing = policies.filter((p) => !isNetworkPolicy(p));
+    const parts = tracing.length || !network.length ? [renderPolicyTable(tracing)] : [];
+    if (network.length) parts.push(renderNetworkPolicyTable(network));
+    process.stdout.write(`${parts.join('\n\n')}\n`);
   }
   return 0;
 }

@@ -1,4 +1,5 @@
 import { X86_64_SYSCALL_NUMBERS } from '../policy/syscall-numbers.js';
+import { type FlowEvent, flowOf, renderFlowCompact } from './flow.js';
 import type {
   EventProcess,
   KprobeAction,
@@ -163,6 +164,10 @@ export function renderCompact(ev: ExportEvent): string {
   if (kprobe?.process) return kprobeLine(kprobe);
   const tp = (ev as { process_tracepoint?: ProcessTracepoint }).process_tracepoint;
   if (tp?.process) return tracepointLine(tp);
+  const flow = flowOf(ev);
+  if (flow?.IP && flow.l4 && flow.source && flow.destination) {
+    return `🌐 flow    ${renderFlowCompact(ev as unknown as FlowEvent)}`;
+  }
   const type = eventType(ev);
   const p = payloadProcess(ev);
   const fn = (ev as Record<string, { function_name?: unknown } | undefined>)[type]?.function_name;

@@ -1,3 +1,4 @@
+import { encodeFlowLine, type FlowEvent } from './flow.js';
 import type { ExportEvent } from './types.js';
 
 function bigintAsString(_key: string, value: unknown): unknown {
@@ -82,6 +83,8 @@ function encodePayload(payload: Record<string, unknown>): string {
  * failing the whole stream.
  */
 export function encodeEvent(ev: ExportEvent): string {
+  // flows come at the rate of new connections: they have an encoder of their own
+  if ((ev as { flow?: unknown }).flow !== undefined) return encodeFlowLine(ev as unknown as FlowEvent);
   let out = '{';
   let first = true;
   const rec = ev as Record<string, unknown>;

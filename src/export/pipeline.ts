@@ -144,6 +144,18 @@ export class ExportPipeline {
     return [info];
   }
 
+  /**
+   * The rate_limit_info for what was dropped since the last one, whether or
+   * not the interval is over: for an exporter about to close, so that its
+   * last gap is reported too.
+   */
+  flushInfo(nowMs = Date.now()): ExportEvent[] {
+    const info = this.limiter?.takeInfo(nowMs, true);
+    if (!info) return [];
+    this.infoSent++;
+    return [info];
+  }
+
   stats(): ExportPipelineStats {
     return {
       passed: this.passed,

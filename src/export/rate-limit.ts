@@ -71,11 +71,12 @@ export class RateLimiter {
   /**
    * The rate_limit_info event when an interval has passed since the last one
    * and events were dropped in it; undefined otherwise. Call it often (each
-   * batch, and from a timer so a silent stream still reports).
+   * batch, and from a timer so a silent stream still reports). `force`
+   * reports before the interval is over, for an exporter that is closing.
    */
-  takeInfo(nowMs: number): RateLimitInfoEvent | undefined {
+  takeInfo(nowMs: number, force = false): RateLimitInfoEvent | undefined {
     if (this.intervalStart === undefined) return undefined;
-    if (nowMs - this.intervalStart < this.intervalMs) return undefined;
+    if (!force && nowMs - this.intervalStart < this.intervalMs) return undefined;
     this.intervalStart = nowMs;
     if (this.droppedSinceInfo === 0) return undefined;
     const n = this.droppedSinceInfo;

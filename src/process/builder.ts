@@ -20,6 +20,12 @@ const MAX_INTERNED_CAPS = 1024;
  */
 export class ProcessBuilder {
   private readonly capLists = new Map<bigint, string[]>();
+  /**
+   * Labels of the workload a cgroup id (decimal) is, for process.workload.labels:
+   * a Map lookup on the hot path, and the labels object is shared by every
+   * process of the workload. Unset: no labels.
+   */
+  workloadLabels: ((cgroupId: string) => Readonly<Record<string, string>> | undefined) | undefined;
 
   constructor(
     readonly nodeName: string,
@@ -182,12 +188,19 @@ export class ProcessBuilder {
   }
 
   workload(cgroupId: bigint): Workload {
-    return { cgroup_id: cgroupId.toString(), cgroup_path: this.cgroups.path(cgroupId) };
+    const id = cgroupId.toString();
+    const w: Workload = { cgroup_id: id, cgroup_path: this.cgroups.path(cgroupId) };
+    const labels = this.workloadLabels?.(id);
+    if (labels) w.labels = labels as Record<string, string>;
+    return w;
   }
 
   private workloadOfPath(rel: string | undefined): Workload | undefined {
     if (rel === undefined) return undefined;
-    return { cgroup_id: this.cgroups.idOf(rel) ?? '', cgroup_path: rel };
+    const w: Workload = { cgroup_id: this.cgroups.idOf(rel) ?? '', cgroup_path: rel };
+    const labels = w.cgroup_id ? this.workloadLabels?.(w.cgroup_id) : undefined;
+    if (labels) w.labels = labels as Record<string, string>;
+    return w;
   }
 
   private caps(permitted: bigint, effective: bigint, inheritable: bigint): Capabilities {

@@ -20,6 +20,8 @@ export interface ProcessPipelineOptions {
   procRoot?: string;
   /** realpath used when an exec looks like a script (default fs.realpathSync); for tests */
   realpath?: (p: string) => string;
+  /** labels of the workload a cgroup id (decimal) belongs to: process.workload.labels */
+  workloadLabels?: (cgroupId: string) => Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -68,6 +70,7 @@ export class ProcessPipeline {
       new NamespaceTable(this.hostNamespaces.inums),
       opts.realpath,
     );
+    this.builder.workloadLabels = opts.workloadLabels;
   }
 
   /**

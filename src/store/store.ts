@@ -47,6 +47,8 @@ export interface EventStoreOptions {
   busyTimeoutMs?: number;
   /** a background write or retention step failed (already counted and kept as last_error) */
   onError?: (err: StoreError) => void;
+  /** the event's JSON (default encodeEvent): the agent passes its cached encoding, made once for every sink */
+  encode?: (ev: ExportEvent) => string;
 }
 
 export interface EventStoreStats {
@@ -180,6 +182,7 @@ interface Settings {
   retentionBatch: number;
   busyTimeoutMs: number;
   onError: ((err: StoreError) => void) | undefined;
+  encode: (ev: ExportEvent) => string;
 }
 
 /** The options with their defaults, checked before any file is touched. */
@@ -194,6 +197,7 @@ function settings(o: EventStoreOptions): Settings {
     retentionBatch: positiveInt(o.retentionBatch, 2000, 'retention batch'),
     busyTimeoutMs: nonNegative(o.busyTimeoutMs, 100, 'busy timeout (ms)'),
     onError: o.onError,
+    encode: o.encode ?? encodeEvent,
   };
 }
 
@@ -208,6 +212,7 @@ export class EventStore {
   private readonly flushEvents: number;
   private readonly retentionBatch: number;
   private readonly onError: ((err: StoreError) => void) | undefined;
+  private readonly encode: (ev: ExportEvent) => string;
   private readonly journalMode: string;
 
   private queue: ExportEvent[] = [];
@@ -252,6 +257,7 @@ export class EventStore {
     this.flushEvents = set.flushEvents;
     this.retentionBatch = set.retentionBatch;
     this.onError = set.onError;
+    this.encode = set.encode;
 
     db.function('regexp', { deterministic: true }, (pattern: unknown, value: unknown) => {
       if (typeof value !== 'string' || typeof pattern !== 'string') return 0;
@@ -703,7 +709,7 @@ export class EventStore {
         c.binary,
         c.policyName,
         c.nodeName,
-        encodeEvent(ev),
+        this.encode(ev),
       );
       const lifecycle = c.type === 'process_exec' || c.type === 'process_exit';
       if (c.process) this.upsert(c.process, c.timeNs, now, lifecycle);

@@ -54,7 +54,7 @@ export class WorkloadRegistry {
   create(name: string, labels: Labels): Workload {
     checkName(name);
     if (this.byName.has(name)) throw new Error(`workload "${name}" exists already`);
-    if (!existsSync(this.parentDir)) mkdirSync(this.parentDir);
+    if (!existsSync(this.parentDir)) mkdirSync(this.parentDir, { recursive: true });
     const dir = path.join(this.parentDir, name);
     try {
       mkdirSync(dir);
@@ -64,8 +64,12 @@ export class WorkloadRegistry {
     return this.add(name, dir, labels, true);
   }
 
-  /** Label an existing cgroup v2 directory (absolute, or relative to the cgroup2 root). */
-  adopt(name: string, cgroupPath: string, labels: Labels): Workload {
+  /**
+   * Label an existing cgroup v2 directory (absolute, or relative to the
+   * cgroup2 root). `managed` takes over a directory the registry created
+   * before (an agent restart): it is then removed with the workload.
+   */
+  adopt(name: string, cgroupPath: string, labels: Labels, opts: { managed?: boolean } = {}): Workload {
     checkName(name);
     if (this.byName.has(name)) throw new Error(`workload "${name}" exists already`);
     const dir = path.isAbsolute(cgroupPath) ? cgroupPath : path.join(this.root, cgroupPath);
@@ -75,7 +79,7 @@ export class WorkloadRegistry {
     if (!existsSync(path.join(dir, 'cgroup.procs'))) {
       throw new Error(`${dir} is not a cgroup v2 directory (no cgroup.procs)`);
     }
-    return this.add(name, dir, labels, false);
+    return this.add(name, dir, labels, opts.managed === true);
   }
 
   /** Move a process (all its threads) into the workload's cgroup. */

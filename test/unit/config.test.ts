@@ -42,7 +42,44 @@ describe('agent config', () => {
       seed: true,
       stateDir: '/var/lib/osprey',
       policy: [],
+      storePath: '/var/lib/osprey/events.db',
+      storeMaxAgeMs: 7 * 86_400_000,
+      storeMaxSizeMb: 512,
+      exportAllowlist: undefined,
+      exportDenylist: undefined,
+      fieldFilters: undefined,
+      redactionFilters: undefined,
+      exportRateLimit: -1,
+      exportFileRotationIntervalMs: 0,
+      exportFileCompress: false,
+      metricsAddress: '127.0.0.1:2112',
+      apiAddress: undefined,
+      uiAddress: '127.0.0.1:2113',
+      apiTokenFile: '/var/lib/osprey/api-token',
+      workloadCgroup: undefined,
+      workloads: [],
+      networkFlows: 'all',
     });
+  });
+
+  it('derives the store and token paths from the state directory, and reads the service settings', () => {
+    const c = load(['--state-dir', '/srv/o', '--store-max-age', '12h', '--api-address', ':8181']);
+    assert.equal(c.storePath, '/srv/o/events.db');
+    assert.equal(c.apiTokenFile, '/srv/o/api-token');
+    assert.equal(c.storeMaxAgeMs, 12 * 3_600_000);
+    assert.equal(c.apiAddress, ':8181');
+    assert.equal(load(['--store-path', '']).storePath, undefined);
+    assert.equal(load(['--no-metrics-address']).metricsAddress, undefined);
+    const f = file(
+      'store-max-age: 90\nexport-file-rotation-interval: 1h30m\nexport-allowlist:\n  - {binary_regex: [curl]}\n',
+    );
+    const fc = load(['--config', f]);
+    assert.equal(fc.storeMaxAgeMs, 90_000);
+    assert.equal(fc.exportFileRotationIntervalMs, 5_400_000);
+    assert.deepEqual(fc.exportAllowlist, [{ binary_regex: ['curl'] }]);
+    throwsUser(() => load(['--store-max-age', '7 days']), /--store-max-age: .*not a duration/, 2);
+    throwsUser(() => load(['--metrics-address', 'localhost']), /--metrics-address: .*HOST:PORT/, 2);
+    throwsUser(() => load(['--api-address', '1.2.3.4:99999']), /port "99999"/, 2);
   });
 
   it('reads the bundled config/osprey.yaml to the same values as the built-in defaults', () => {

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { gunzipSync } from 'node:zlib';
 import { FileExporter } from '../../src/agent/export-file.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'osprey-export-test-'));
@@ -50,6 +51,40 @@ describe('FileExporter', () => {
     for (let k = 1; k < kept.length; k++) assert.equal(kept[k], kept[k - 1]! + 1);
     assert.ok(ex.stats().rotations >= 4);
     assert.equal(ex.stats().events_written, 21);
+  });
+
+  it('gzips rotated files and shifts the .gz backups', async () => {
+    const file = fresh();
+    // two-digit sequence numbers: every line has the same length
+    const size = Buffer.byteLength(line(10)) + 1;
+    const ex = FileExporter.open({ path: file, maxBytes: size * 4, maxBackups: 2, compress: true });
+    for (let b = 0; b < 3; b++) await ex.write(lines(10 + b * 4, 14 + b * 4));
+    await ex.close();
+    const gz = (p: string) => gunzipSync(readFileSync(p)).toString('utf8').split('\n').filter(Boolean);
+    assert.deepEqual(gz(`${file}.2.gz`), lines(10, 14));
+    assert.deepEqual(gz(`${file}.1.gz`), lines(14, 18));
+    assert.deepEqual(read(file), lines(18, 22));
+    assert.ok(!existsSync(`${file}.1`) && !existsSync(`${file}.2`), 'no uncompressed backups left');
+    assert.equal(ex.stats().compress, true);
+  });
+
+  it('rotates a non-empty file when the rotation interval has passed, and leaves an empty one', async () => {
+    const file = fresh();
+    const ex = FileExporter.open({ path: file, maxBytes: 1 << 20, maxBackups: 3, rotateIntervalMs: 150 });
+    await ex.write(lines(0, 2));
+    await new Promise((r) => setTimeout(r, 400));
+    await ex.flush();
+    await ex.write(lines(2, 3));
+    await new Promise((r) => setTimeout(r, 400));
+    await ex.flush();
+    const rotations = ex.stats().rotations;
+    await new Promise((r) => setTimeout(r, 400));
+    await ex.close();
+    assert.deepEqual(read(`${file}.2`), lines(0, 2));
+    assert.deepEqual(read(`${file}.1`), lines(2, 3));
+    assert.deepEqual(read(file), []);
+    assert.equal(rotations, 2);
+    assert.equal(ex.stats().rotations, 2, 'an empty file is not rotated');
   });
 
   it('splits a batch that crosses the limit at a line boundary', async () => {

@@ -69,6 +69,9 @@ const PROGRAMS = [
 
 const DIR: Record<Direction, number> = { egress: 0, ingress: 1 };
 
+/** Entries of the CIDR and port tables (both slots together). */
+const LPM_TABLE_ENTRIES = 1 << 20;
+
 type RawMap = BpfMap<Buffer, Buffer>;
 
 /**
@@ -128,7 +131,9 @@ export class NetworkDatapath {
       throw new Error(`ringBytes ${ringBytes} is not a power of 2 of at least 4096`);
     }
     const coll = Collection.load(opts.objectFile ?? bpfObjectPath('netpolicy'), {
-      maxEntries: { np_flows: ringBytes },
+      // LPM tries allocate per entry (no prealloc): the cap costs nothing until used, and the
+      // two table slots must hold a policy of 100,000 CIDRs each while the other is in force
+      maxEntries: { np_flows: ringBytes, np_cidrs: LPM_TABLE_ENTRIES, np_ports: LPM_TABLE_ENTRIES },
     });
     let dp: NetworkDatapath;
     try {
@@ -271,6 +276,15 @@ export class NetworkDatapath {
     this.maps.config.update(0, next);
     this.gen = next;
     return next;
+  }
+
+  /**
+   * Which events of FORWARDED flows the kernel leaves out: a mask of
+   * 1 << FlowEvent. 0 (the default) posts every flow; DROPPED and AUDIT
+   * flows and REVOKED events are posted whatever the mask.
+   */
+  setFlowSkip(mask: number): void {
+    this.coll.map('np_flow_skip', u32, u32).update(0, mask >>> 0);
   }
 
   counters(): NetworkCounters {

@@ -1,0 +1,157 @@
+/**
+ * The API's questions about the past, answered from the event store:
+ *
+ *   GET /v1/events/history?since=1h&until=..&type=a,b&binary=RE&policy=NAME&process=RE
+ *                         &allow=JSON&deny=JSON&limit=N
+ *       -> {events: [...], count, limit, truncated}   (oldest first)
+ *   GET /v1/processes/:exec_id?events=N
+ *       -> {process, ancestors, children, descendants, events}
+ *
+ * since/until take a duration back from now ("30m", "1h", "7d") or an RFC
+ * 3339 time. type, binary and policy are answered by the store's indexes;
+ * process, allow and deny are applied to what the store returns, so `limit`
+ * counts the events before them.
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { ExportEvent } from '../events/types.js';
+import { ExportOptionError } from '../export/json-list.js';
+import { StoreError, type StoreQuery } from '../store/index.js';
+import { parseTimeBound } from './duration.js';
+import { eventFilter } from './event-filter.js';
+import type { AgentStore } from './store.js';
+
+/** Default and largest `limit` of a history query. */
+export const HISTORY_DEFAULT_LIMIT = 1000;
+export const HISTORY_MAX_LIMIT = 100_000;
+
+type Query = Record<string, string | string[] | undefined>;
+
+/** A request the client got wrong: answered 400 with the message. */
+class BadRequest extends Error {}
+
+function one(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+function list(v: string | string[] | undefined): string[] | undefined {
+  const s = one(v);
+  if (s === undefined) return undefined;
+  const l = s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  return l.length ? l : undefined;
+}
+
+function intParam(q: Query, name: string, def: number, max: number): number {
+  const raw = one(q[name]);
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > max) {
+    throw new BadRequest(`${name}=${raw}: give a whole number from 1 to ${max}`);
+  }
+  return n;
+}
+
+/** The store query and the filters applied after it, from the request's parameters. */
+export function historyQuery(
+  q: Query,
+  nowMs = Date.now(),
+): { query: StoreQuery; after: ((ev: ExportEvent) => boolean) | undefined } {
+  const query: StoreQuery = { limit: intParam(q, 'limit', HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT) };
+  try {
+    const since = one(q.since);
+    const until = one(q.until);
+    if (since) query.since = parseTimeBound(since, 'since', nowMs);
+    if (until) query.until = parseTimeBound(until, 'until', nowMs);
+  } catch (err) {
+    throw new BadRequest((err as Error).message);
+  }
+  const types = list(q.type) ?? list(q.types);
+  if (types) query.types = types;
+  const binary = one(q.binary);
+  if (binary) {
+    try {
+      new RegExp(binary);
+    } catch (err) {
+      throw new BadRequest(`binary "${binary}" is not a valid regular expression: ${(err as Error).message}`);
+    }
+    query.binary = binary;
+  }
+  const policies = list(q.policy);
+  if (policies) query.policy = policies;
+  const proc = one(q.process);
+  const allow = one(q.allow);
+  const deny = one(q.deny);
+  let after: ((ev: ExportEvent) => boolean) | undefined;
+  if (proc || allow || deny) {
+    try {
+      after = eventFilter({
+        ...(proc ? { process: proc } : {}),
+        ...(allow ? { allow } : {}),
+        ...(deny ? { deny } : {}),
+      });
+    } catch (err) {
+      throw new BadRequest((err as Error).message);
+    }
+  }
+  return { query, after };
+}
+
+function failed(reply: FastifyReply, err: unknown): FastifyReply {
+  if (err instanceof BadRequest || err instanceof ExportOptionError) {
+    return reply.code(400).send({ error: err.message });
+  }
+  if (err instanceof StoreError) return reply.code(500).send({ error: err.message });
+  // the store's own checks (event type names, limits) are about the request
+  return reply.code(400).send({ error: (err as Error)?.message ?? String(err) });
+}
+
+/** Register the history routes; `store` may be unavailable, and then they answer 503. */
+export function historyRoutes(app: FastifyInstance, store: AgentStore): void {
+  app.get('/v1/events/history', async (req, reply) => {
+    const why = store.unavailable();
+    if (why) return reply.code(503).send({ error: why });
+    try {
+      const { query, after } = historyQuery(req.query as Query);
+      const rows = store.store!.query(query);
+      const events = after ? rows.filter(after) : rows;
+      return reply.send({
+        events,
+        count: events.length,
+        limit: query.limit,
+        // the store had at least `limit` events: older ones may exist
+        truncated: rows.length >= (query.limit ?? HISTORY_DEFAULT_LIMIT),
+      });
+    } catch (err) {
+      return failed(reply, err);
+    }
+  });
+
+  app.get('/v1/processes/:exec_id', async (req, reply) => {
+    const why = store.unavailable();
+    if (why) return reply.code(503).send({ error: why });
+    const execId = (req.params as { exec_id: string }).exec_id;
+    try {
+      const q = req.query as Query;
+      const maxEvents = intParam(q, 'events', 1000, HISTORY_MAX_LIMIT);
+      const tree = store.store!.process(execId, { maxEvents });
+      if (!tree) {
+        return reply.code(404).send({
+          error:
+            `no process with exec_id ${execId} in the event store; it may have run before the store ` +
+            'was on, or left it by retention',
+        });
+      }
+      return reply.send({
+        process: tree.process,
+        ancestors: tree.ancestors,
+        children: tree.descendants.filter((d) => d.depth === 1),
+        descendants: tree.descendants,
+        events: tree.events,
+      });
+    } catch (err) {
+      return failed(reply, err);
+    }
+  });
+}

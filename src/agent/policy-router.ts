@@ -1,0 +1,208 @@
+/**
+ * One set of policy commands for both kinds of policy: `osprey policy
+ * add|list|delete|enable|disable|set-mode` and `--policy` reach the
+ * TracingPolicy manager or the network policy manager by the YAML's `kind`
+ * (add, --policy) or by the name (the rest). A name is unique across both,
+ * so `osprey policy delete NAME` never has to guess.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { NETPOLICY_KINDS } from '../netpolicy/index.js';
+import { parseNetworkPolicyText } from '../netpolicy/parse.js';
+import type { PolicyMode } from '../sensors/tracing/index.js';
+import type { PolicyApi } from './api.js';
+import { describeFsError, UserError } from './fs-util.js';
+import {
+  documentKinds,
+  isNetworkPolicyText,
+  type NetworkPolicyInfo,
+  type NetworkPolicyKind,
+  type NetworkPolicyManager,
+  type PreparedNetworkPolicy,
+  policyDocuments,
+} from './netpolicies.js';
+import { type PolicyInfo, type PolicyManager, PolicyOpError, type PreparedPolicy } from './policies.js';
+
+/** A policy as the API lists it: the kind says which manager holds it. */
+export type AnyPolicyInfo = (PolicyInfo & { kind: 'TracingPolicy' }) | NetworkPolicyInfo;
+
+export class PolicyRouter implements PolicyApi {
+  constructor(
+    private readonly tracing: PolicyManager,
+    private readonly network: NetworkPolicyManager | undefined,
+    /** why there is no network policy manager */
+    private readonly networkUnavailable = 'network policy is not available in this agent',
+  ) {}
+
+  list(): AnyPolicyInfo[] {
+    const all: AnyPolicyInfo[] = [
+      ...this.tracing.list().map((p) => ({ ...p, kind: 'TracingPolicy' as const })),
+      ...(this.network?.list() ?? []),
+    ];
+    return all.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  get(name: string): AnyPolicyInfo {
+    if (this.network?.has(name)) return this.network.get(name);
+    return { ...this.tracing.get(name), kind: 'TracingPolicy' };
+  }
+
+  add(text: string, source: string, opts: { mode?: PolicyMode }): AnyPolicyInfo {
+    const docs = policyDocuments(text);
+    const names = docs.map((d) => d.name).filter((n): n is string => n !== undefined);
+    if (isNetworkPolicyText(text)) {
+      const other = docs.find(
+        (d) => d.kind !== undefined && !(NETPOLICY_KINDS as readonly string[]).includes(d.kind),
+      );
+      if (other) {
+        throw new PolicyOpError('invalid', [
+          `${source}: mixes network policies with kind ${other.kind}; put each policy in its own file`,
+        ]);
+      }
+      if (!this.network) {
+        throw new PolicyOpError('load-failed', [`${source}: ${this.networkUnavailable}`]);
+      }
+      for (const n of names) this.refuseTaken(n, 'network');
+      return this.network.add(text, source, opts);
+    }
+    for (const n of names) this.refuseTaken(n, 'tracing');
+    return { ...this.tracing.add(text, source, opts), kind: 'TracingPolicy' };
+  }
+
+  delete(name: string): void {
+    if (this.network?.has(name)) this.network.delete(name);
+    else this.tracing.delete(name);
+  }
+
+  enable(name: string): AnyPolicyInfo {
+    if (this.network?.has(name)) return this.network.enable(name);
+    return { ...this.tracing.enable(name), kind: 'TracingPolicy' };
+  }
+
+  disable(name: string): AnyPolicyInfo {
+    if (this.network?.has(name)) return this.network.disable(name);
+    return { ...this.tracing.disable(name), kind: 'TracingPolicy' };
+  }
+
+  setMode(name: string, mode: PolicyMode): AnyPolicyInfo {
+    if (this.network?.has(name)) return this.network.setMode(name, mode);
+    return { ...this.tracing.setMode(name, mode), kind: 'TracingPolicy' };
+  }
+
+  /** A name the other kind holds is refused: later commands by name must not be ambiguous. */
+  private refuseTaken(name: string, adding: 'network' | 'tracing'): void {
+    const taken =
+      adding === 'network'
+        ? this.tracing.list().some((p) => p.name === name)
+        : this.network?.has(name) === true;
+    if (taken) {
+      throw new PolicyOpError('exists', [
+        `a ${adding === 'network' ? 'TracingPolicy' : 'network policy'} named "${name}" is loaded; policy names are shared by both kinds, give this one another name or delete that one first: osprey policy delete ${name}`,
+      ]);
+    }
+  }
+}
+
+/** The --policy files, split by kind and validated. */
+export interface StartupPolicies {
+  tracing: PreparedPolicy[];
+  network: PreparedNetworkPolicy[];
+}
+
+/**
+ * Read and validate every --policy file (a directory: each *.yaml and *.yml
+ * in it) before anything is attached, sending each file to the parser of its
+ * kind. Throws a UserError listing every problem of every file as
+ * FILE:LINE:COL: field: message.
+ */
+export function prepareStartupPolicies(
+  paths: string[],
+  prepareTracing: (files: string[]) => PreparedPolicy[],
+): StartupPolicies {
+  const problems: string[] = [];
+  const tracingFiles: string[] = [];
+  const network: PreparedNetworkPolicy[] = [];
+  const seen = new Map<string, string>();
+  for (const file of expandPolicyPaths(paths, problems)) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      problems.push(`${file}: cannot read: ${describeFsError(err)}`);
+      continue;
+    }
+    if (!isNetworkPolicyText(text)) {
+      tracingFiles.push(file);
+      continue;
+    }
+    const r = parseNetworkPolicyText(text, file);
+    problems.push(...r.errors.map(String));
+    const kinds = documentKinds(text);
+    r.policies.forEach((p, i) => {
+      const other = seen.get(p.name);
+      if (other !== undefined) {
+        problems.push(
+          `${file}:${p.source.line}:${p.source.column}: metadata.name: policy "${p.name}" is also defined in ${other} (give each policy its own name)`,
+        );
+        return;
+      }
+      seen.set(p.name, file);
+      const kind: NetworkPolicyKind = kinds[i] ?? 'CiliumNetworkPolicy';
+      network.push({ name: p.name, kind, text, file, policy: p });
+    });
+  }
+  let tracing: PreparedPolicy[] = [];
+  if (tracingFiles.length) {
+    try {
+      tracing = prepareTracing(tracingFiles);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      // its message: a header line, then one indented line per problem
+      const lines = err.message.split('\n').slice(1);
+      problems.push(...(lines.length ? lines.map((l) => l.trim()) : [err.message]));
+    }
+  }
+  for (const t of tracing) {
+    const other = seen.get(t.name);
+    if (other !== undefined) {
+      problems.push(
+        `${t.file}: metadata.name: policy "${t.name}" is also defined in ${other} (policy names are shared by both kinds; give each policy its own name)`,
+      );
+    }
+  }
+  if (problems.length) {
+    const n = problems.length;
+    throw new UserError(
+      `--policy: ${n} problem${n === 1 ? '' : 's'}; fix ${n === 1 ? 'it' : 'them'} and start again (nothing was loaded):\n${problems.map((p) => `  ${p}`).join('\n')}`,
+    );
+  }
+  return { tracing, network };
+}
+
+/** --policy paths to files: a directory gives its *.yaml and *.yml, sorted. */
+function expandPolicyPaths(paths: string[], problems: string[]): string[] {
+  const files: string[] = [];
+  for (const p of paths) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch (err) {
+      problems.push(`${p}: ${describeFsError(err)} (check the --policy path)`);
+      continue;
+    }
+    if (!isDir) {
+      files.push(p);
+      continue;
+    }
+    let names: string[];
+    try {
+      names = readdirSync(p).filter((n) => /\.ya?ml$/.test(n));
+    } catch (err) {
+      problems.push(`${p}: cannot list: ${describeFsError(err)}`);
+      continue;
+    }
+    if (names.length === 0) problems.push(`${p}: no *.yaml or *.yml files in this directory`);
+    for (const n of names.sort()) files.push(path.join(p, n));
+  }
+  return files;
+}

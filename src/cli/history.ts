@@ -1,0 +1,57 @@
+/**
+ * `osprey events --since 1h ...`: events from the agent's event store
+ * instead of the live stream.
+ */
+import { renderCompact } from '../events/index.js';
+import type { ExportEvent } from '../events/types.js';
+import { apiError, apiRequest, readBody } from './client.js';
+
+export interface HistoryParams {
+  since?: string;
+  until?: string;
+  types?: string[];
+  binary?: string;
+  policy?: string;
+  process?: string;
+  allow?: string;
+  deny?: string;
+  limit?: string;
+}
+
+interface HistoryAnswer {
+  events: ExportEvent[];
+  count: number;
+  limit: number;
+  truncated: boolean;
+}
+
+/** Fetch and print; a truncated answer is said on stderr with what to do. */
+export async function printHistory(
+  socket: string,
+  p: HistoryParams,
+  output: 'json' | 'compact',
+): Promise<number> {
+  const q = new URLSearchParams();
+  if (p.since) q.set('since', p.since);
+  if (p.until) q.set('until', p.until);
+  if (p.types?.length) q.set('type', p.types.join(','));
+  if (p.binary) q.set('binary', p.binary);
+  if (p.policy) q.set('policy', p.policy);
+  if (p.process) q.set('process', p.process);
+  if (p.allow) q.set('allow', p.allow);
+  if (p.deny) q.set('deny', p.deny);
+  if (p.limit) q.set('limit', p.limit);
+  const res = await apiRequest(socket, `/v1/events/history?${q.toString()}`, 60_000);
+  if (res.statusCode !== 200) throw await apiError(res);
+  const answer = JSON.parse(await readBody(res)) as HistoryAnswer;
+  let text = '';
+  for (const ev of answer.events) text += `${output === 'json' ? JSON.stringify(ev) : renderCompact(ev)}\n`;
+  process.stdout.write(text);
+  if (answer.truncated) {
+    process.stderr.write(
+      `osprey events: the newest ${answer.limit} matching events are shown; older ones exist ` +
+        '(narrow --since/--until, or raise --limit)\n',
+    );
+  }
+  return 0;
+}

@@ -1,0 +1,225 @@
+// The pure parts of network policy in the agent: labels, the workloads config
+// key, routing policies by kind, `osprey run` arguments, the flow filter and
+// the compact flow line.
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { UserError } from '../../src/agent/fs-util.js';
+import { documentKinds, isNetworkPolicyText } from '../../src/agent/netpolicies.js';
+import { parseConfiguredWorkloads } from '../../src/agent/workload-config.js';
+import { configuredName } from '../../src/agent/workloads.js';
+import { parseRunArgs } from '../../src/cli/run.js';
+import { encodeEvent } from '../../src/events/encode.js';
+import { encodeFlowLine, type FlowEvent, makeFlowFilter, renderFlowCompact } from '../../src/events/flow.js';
+import type { ExportEvent } from '../../src/events/types.js';
+import { type FlowRecord, toHubbleFlow } from '../../src/sensors/network/decode.js';
+import { labelProblems, labelsText, parseLabelArgs } from '../../src/workload/labels.js';
+
+const flow = (over: Partial<FlowEvent['flow']> = {}): FlowEvent => ({
+  flow: {
+    time: '2026-11-25T08:13:22.123456789Z',
+    verdict: 'DROPPED',
+    drop_reason_desc: 'POLICY_DENIED',
+    IP: { source: '10.248.60.1', destination: '10.248.60.2', ipVersion: 'IPv4' },
+    l4: { TCP: { source_port: 0, destination_port: 8081 } },
+    source: { identity: 256, labels: ['app=web', 'tier=front'], workload: 'web-1' },
+    destination: { identity: 2, labels: ['reserved:world'] },
+    Type: 'L3_L4',
+    node_name: 'n',
+    traffic_direction: 'EGRESS',
+    is_reply: false,
+    Summary: '',
+    egress_denied_by: [{ name: 'web-egress', rule: 'spec.egressDeny[0]' }],
+    osprey: { event: 'NEW', socket_cookie: '1', policy_generation: '3' },
+    ...over,
+  },
+  node_name: 'n',
+  time: '2026-11-25T08:13:22.123456789Z',
+});
+const ev = (f: FlowEvent) => f as unknown as ExportEvent;
+
+describe('workload labels', () => {
+  it('parses key=value and refuses what a selector could not name', () => {
+    assert.deepEqual(parseLabelArgs(['app=web', 'tier=front', 'k8s.io/role=db']), {
+      app: 'web',
+      tier: 'front',
+      'k8s.io/role': 'db',
+    });
+    assert.throws(() => parseLabelArgs(['app']), /not key=value/);
+    assert.throws(() => parseLabelArgs(['app=a', 'app=b']), /given twice/);
+    assert.throws(() => parseLabelArgs(['reserved:host=x']), /reserved/);
+    assert.throws(() => parseLabelArgs(['app=has space']), /value "has space"/);
+    assert.deepEqual(labelProblems({ 'Bad_Prefix.x/app': 'v' }).length, 1);
+    assert.equal(labelsText({ tier: 'front', app: 'web', flag: '' }), 'app=web,flag,tier=front');
+  });
+});
+
+describe('the workloads config key', () => {
+  it('reads a list of {path, labels, name?} and names each problem with its line', () => {
+    assert.deepEqual(
+      parseConfiguredWorkloads([{ path: 'system.slice/nginx.service', labels: { app: 'nginx', v: 2 } }]),
+      [{ path: 'system.slice/nginx.service', labels: { app: 'nginx', v: '2' } }],
+    );
+    assert.equal(configuredName({ path: 'system.slice/nginx.service', labels: {} }), 'nginx.service');
+    assert.deepEqual(parseConfiguredWorkloads('{"path":"a/b","labels":{"app":"x"},"name":"bee"}'), [
+      { path: 'a/b', labels: { app: 'x' }, name: 'bee' },
+    ]);
+    const dir = mkdtempSync('/tmp/osprey-wlcfg-');
+    const file = path.join(dir, 'osprey.yaml');
+    writeFileSync(
+      file,
+      'args-max: 10\nworkloads:\n  - path: a\n    labels: {app: ok}\n  - path: b\n    labels: {}\n    extra: 1\n',
+    );
+    assert.throws(
+      () =>
+        parseConfiguredWorkloads(
+          [
+            { path: 'a', labels: { app: 'ok' } },
+            { path: 'b', labels: {}, extra: 1 },
+          ],
+          file,
+        ),
+      (err: unknown) => {
+        assert.ok(err instanceof UserError);
+        assert.match(err.message, new RegExp(`${file}:5:5: workloads\\[1\\]\\.extra: unknown field`));
+        assert.match(err.message, /workloads\[1\]\.labels: give at least one label/);
+        return true;
+      },
+    );
+    assert.throws(
+      () =>
+        parseConfiguredWorkloads([
+          { path: 'x/a', labels: { app: 'a' } },
+          { path: 'y/a', labels: { app: 'b' } },
+        ]),
+      /a second workload named "a"/,
+    );
+  });
+});
+
+describe('policies routed by kind', () => {
+  it('tells network policies from TracingPolicies', () => {
+    const cnp = 'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: a}\n';
+    const ccnp = 'apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: b}\n';
+    const tp = 'apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata: {name: c}\n';
+    assert.equal(isNetworkPolicyText(cnp), true);
+    assert.equal(isNetworkPolicyText(ccnp), true);
+    assert.equal(isNetworkPolicyText(tp), false);
+    assert.equal(isNetworkPolicyText('not: [valid'), false);
+    assert.deepEqual(documentKinds(`${cnp}---\n${ccnp}`), [
+      'CiliumNetworkPolicy',
+      'CiliumClusterwideNetworkPolicy',
+    ]);
+  });
+});
+
+describe('osprey run arguments', () => {
+  it('takes flags up to -- or the first argument, the rest is the command', () => {
+    assert.deepEqual(parseRunArgs(['--label', 'app=web', '-l', 'x=y', '--name=n', '--', 'curl', '-s', 'u']), {
+      labels: ['app=web', 'x=y'],
+      name: 'n',
+      help: false,
+      command: ['curl', '-s', 'u'],
+    });
+    assert.deepEqual(parseRunArgs(['--label=app=web', 'sleep', '--help']).command, ['sleep', '--help']);
+    assert.throws(() => parseRunArgs(['--bogus', 'x']), /unknown flag --bogus/);
+    assert.throws(() => parseRunArgs(['--label']), /needs a value/);
+  });
+});
+
+describe('flow filter and compact line', () => {
+  it('filters by verdict, labels on either end, port and policy', () => {
+    const f = ev(flow());
+    assert.equal(makeFlowFilter({})(f), true);
+    assert.equal(makeFlowFilter({ verdicts: ['dropped'] })(f), true);
+    assert.equal(makeFlowFilter({ verdicts: ['FORWARDED', 'AUDIT'] })(f), false);
+    assert.equal(makeFlowFilter({ labels: ['app=web', 'tier=front'] })(f), true);
+    assert.equal(makeFlowFilter({ labels: ['app=web', 'tier=back'] })(f), false);
+    assert.equal(makeFlowFilter({ labels: ['reserved:world'] })(f), true);
+    assert.equal(makeFlowFilter({ ports: [8081] })(f), true);
+    assert.equal(makeFlowFilter({ ports: [80] })(f), false);
+    assert.equal(makeFlowFilter({ policy: 'web-egress' })(f), true);
+    assert.equal(makeFlowFilter({ policy: 'other' })(f), false);
+    assert.equal(makeFlowFilter({})({ process_exec: {}, node_name: 'n', time: 't' } as ExportEvent), false);
+    assert.throws(() => makeFlowFilter({ verdicts: ['LOST'] }), /verdict "LOST"/);
+    assert.throws(() => makeFlowFilter({ ports: [70000] }), /port 70000/);
+  });
+
+  it('renders time, ends with labels, protocol, verdict and policy/rule', () => {
+    assert.equal(
+      renderFlowCompact(flow()),
+      'Nov 25 08:13:22.123 10.248.60.1:0 (web-1: app=web,tier=front) -> 10.248.60.2:8081 (reserved:world) TCP DROPPED web-egress/spec.egressDeny[0]',
+    );
+    const closed = flow({
+      verdict: 'FORWARDED',
+      egress_denied_by: undefined,
+      osprey: {
+        event: 'CLOSED',
+        socket_cookie: '1',
+        policy_generation: '3',
+        bytes_sent: '2',
+        bytes_received: '7',
+      },
+    });
+    assert.match(renderFlowCompact(closed), / TCP FORWARDED - CLOSED sent 2 received 7$/);
+    const dd = flow({ egress_denied_by: [{ name: 'p', default_deny: true }] });
+    assert.match(renderFlowCompact(dd), / TCP DROPPED p\/default-deny$/);
+  });
+});
+
+describe('flow JSON', () => {
+  it('the flow encoder writes what JSON.stringify writes, for every shape toHubbleFlow builds', () => {
+    const base: FlowRecord = {
+      ktime: 123456789012n,
+      cpu: 1,
+      pid: 4242,
+      tid: 4242,
+      cgroupId: 12345n,
+      cookie: 99n,
+      generation: 3n,
+      event: 'NEW',
+      direction: 'EGRESS',
+      protocol: 'TCP',
+      ipVersion: 4,
+      srcAddr: '10.248.60.1',
+      dstAddr: '10.248.60.2',
+      srcPort: 0,
+      dstPort: 8080,
+      srcIdentity: 256,
+      dstIdentity: 2,
+      verdict: 'FORWARDED',
+      defaultDeny: false,
+      denyRule: false,
+      noPolicy: false,
+      policyId: 1,
+      rule: 0,
+      bytesSent: 0n,
+      bytesReceived: 0n,
+    };
+    const ctx = {
+      nodeName: 'node "a"',
+      labels: (id: number) => (id === 256 ? { app: 'web', 'k8s.io/x': 'y' } : undefined),
+      workloadName: (cg: bigint) => (cg === 12345n ? 'web-1' : undefined),
+      policyName: (id: number) => (id === 1 ? 'web-egress' : undefined),
+    };
+    const variants: Partial<FlowRecord>[] = [
+      {},
+      { event: 'CLOSED', bytesSent: 2n, bytesReceived: 7n },
+      { verdict: 'DROPPED', defaultDeny: true, rule: undefined },
+      { verdict: 'DROPPED', denyRule: true, rule: 3 },
+      { verdict: 'AUDIT', policyId: 7, rule: undefined, defaultDeny: true },
+      { noPolicy: true, policyId: 0, rule: undefined, pid: 0 },
+      { direction: 'INGRESS', protocol: 'UDP', srcIdentity: 1, dstIdentity: 256, event: 'REVOKED' },
+      { ipVersion: 6, srcAddr: 'fd00:248:60::1', dstAddr: '', cgroupId: 1n },
+    ];
+    for (const v of variants) {
+      const line = toHubbleFlow({ ...base, ...v }, ctx) as unknown as FlowEvent;
+      assert.equal(encodeFlowLine(line), JSON.stringify(line));
+      assert.equal(encodeEvent(line as unknown as ExportEvent), JSON.stringify(line));
+    }
+    // any other shape is JSON.stringify's
+    const odd = { flow: { verdict: 'DROPPED' }, node_name: 'n', time: 't' } as unknown as FlowEvent;
+    assert.equal(encodeFlowLine(odd), JSON.stringify(odd));
+  });
+});
