@@ -131,6 +131,13 @@ describe('osprey agent, scoped to a cgroup', () => {
       'json',
       '--node-name',
       'agent-test-node',
+      // keep this agent's state and listeners to itself
+      '--state-dir',
+      path.join(tmp, 'state'),
+      '--metrics-address',
+      '',
+      '--ui-address',
+      '',
     ]);
     await waitFor('the agent to be ready', () => agent.stderr.includes('ready:') || undefined, 15_000).catch(
       (err: Error) => {

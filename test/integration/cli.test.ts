@@ -76,7 +76,16 @@ interface Agent {
 
 /** Start `osprey agent ARGS` and wait for its ready line. */
 async function startAgent(args: string[]): Promise<Agent> {
-  const child = spawn(OSPREY, ['agent', ...args], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] });
+  // each agent keeps its state and listeners to itself
+  const own = [
+    '--state-dir',
+    path.join(tmp, `state-${children.size}`),
+    '--metrics-address',
+    '',
+    '--ui-address',
+    '',
+  ];
+  const child = spawn(OSPREY, ['agent', ...own, ...args], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   let stderr = '';
   const exited = new Promise<number | null>((resolve) =>
