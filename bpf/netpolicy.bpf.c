@@ -123,6 +123,14 @@ struct {
 	__type(value, __u64);
 } np_counters SEC(".maps");
 
+/* np_flow_skip[0]: bit (1 << event) set = do not post that event of FORWARDED flows */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} np_flow_skip SEC(".maps");
+
 /* The remote end of a decision. */
 struct peer {
 	__u8 family;
@@ -276,6 +284,15 @@ static __always_inline void count_verdict(const struct np_verdict *v)
  */
 static __always_inline void emit(__u8 event, const struct np_sock *s, __u64 pid_tgid, __u64 sent, __u64 rcvd)
 {
+	/* the agent may want fewer flows of allowed traffic; drops and audits always go out */
+	if (s->v.verdict == NP_VERDICT_FORWARDED) {
+		__u32 zero = 0;
+		__u32 *skip = bpf_map_lookup_elem(&np_flow_skip, &zero);
+
+		if (skip && ((*skip >> (event & 31)) & 1))
+			return;
+	}
+
 	struct np_flow *f = bpf_ringbuf_reserve(&np_flows, sizeof(*f), 0);
 
 	if (!f) {

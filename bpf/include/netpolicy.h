@@ -85,6 +85,12 @@ struct np_verdict {
 	__u32 policy;   /* policy id given by the compiler; 0 = none */
 };
 
+/*
+ * np_flow_skip[0] (a __u32): bit (1 << enum np_flow_event) set = that event
+ * of a FORWARDED flow is not posted. Zero (the default) posts every flow;
+ * DROPPED and AUDIT flows and REVOKED events are always posted.
+ */
+
 /* np_config[0]: the generation; generation & 1 is the active table slot */
 struct np_config {
 	__u64 generation;

@@ -46,8 +46,11 @@ export interface PolicyApi {
   setMode(name: string, mode: PolicyMode): PolicyInfo;
 }
 
-/** Policy bodies are small; a policy file of a MiB is a mistake. */
-const POLICY_BODY_LIMIT = 1024 * 1024;
+/**
+ * Policy bodies are small, but a network policy listing 100,000 CIDRs is
+ * about 2 MiB of YAML; 16 MiB still catches a file that is not a policy.
+ */
+const POLICY_BODY_LIMIT = 16 * 1024 * 1024;
 
 const STATUS_OF: Readonly<Record<PolicyOpError['code'], number>> = {
   invalid: 400,

@@ -17,6 +17,7 @@
  */
 import { existsSync, type FSWatcher, readFileSync, rmdirSync, watch } from 'node:fs';
 import path from 'node:path';
+import { cgroup2Root } from '../kernel/mounts.js';
 import type { Labels } from '../netpolicy/model.js';
 import { HOST_WORKLOAD_LABELS, labelProblems } from '../workload/labels.js';
 import { type Workload, WorkloadRegistry } from '../workload/registry.js';
@@ -100,19 +101,18 @@ export class WorkloadManager {
   private closed = false;
 
   constructor(private readonly opts: WorkloadManagerOptions) {
-    const root = opts.cgroupRoot;
-    const probe = new WorkloadRegistry(root ? { root } : {});
+    const root = opts.cgroupRoot ?? cgroup2Root();
     let parent = 'osprey.workloads';
     if (opts.parentDir) {
-      const rel = path.relative(probe.root, path.resolve(opts.parentDir));
+      const rel = path.relative(root, path.resolve(opts.parentDir));
       if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
         throw new Error(
-          `workload-cgroup ${opts.parentDir} is not below the cgroup v2 mount ${probe.root}; give a directory inside it`,
+          `workload-cgroup ${opts.parentDir} is not below the cgroup v2 mount ${root}; give a directory inside it`,
         );
       }
       parent = rel;
     }
-    this.registry = new WorkloadRegistry({ root: probe.root, parent, identities: probe.identities });
+    this.registry = new WorkloadRegistry({ root, parent });
     this.stateFile = path.join(opts.stateDir, 'workloads.json');
   }
 

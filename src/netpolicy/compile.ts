@@ -274,32 +274,43 @@ class WorldIndex {
       for (const c of peers.cidrs) {
         const id = this.ruleOf.length;
         this.ruleOf.push(i);
-        (this.node(c.cidr).cidrs ??= []).push(id);
-        for (const x of c.except) (this.node(x).excepts ??= []).push(id);
+        const node = this.node(c.cidr);
+        node.cidrs ??= [];
+        node.cidrs.push(id);
+        for (const x of c.except) {
+          const ex = this.node(x);
+          ex.excepts ??= [];
+          ex.excepts.push(id);
+        }
       }
     });
   }
 
   select(p: Cidr): RuleRef[] {
     const picked = new Set(this.always[p.family]);
-    let candidates: number[] | undefined;
-    let excluded: Set<number> | undefined;
+    const candidates: number[] = [];
+    const excluded = new Set<number>();
     let n: TrieNode | undefined = this.roots[p.family];
     for (let depth = 0; n; depth++) {
-      if (n.cidrs) (candidates ??= []).push(...n.cidrs);
-      if (n.excepts) for (const id of n.excepts) (excluded ??= new Set()).add(id);
+      if (n.cidrs) for (const id of n.cidrs) candidates.push(id);
+      if (n.excepts) for (const id of n.excepts) excluded.add(id);
       if (depth === p.bits) break;
       n = bitAt(p.addr, depth) ? n.one : n.zero;
     }
-    for (const id of candidates ?? []) if (!excluded?.has(id)) picked.add(this.ruleOf[id]!);
+    for (const id of candidates) if (!excluded.has(id)) picked.add(this.ruleOf[id]!);
     return [...picked].sort((a, b) => a - b).map((i) => this.rules[i]!);
   }
 
   private node(c: Cidr): TrieNode {
     let n = this.roots[c.family];
     for (let depth = 0; depth < c.bits; depth++) {
-      if (bitAt(c.addr, depth)) n = n.one ??= {};
-      else n = n.zero ??= {};
+      if (bitAt(c.addr, depth)) {
+        n.one ??= {};
+        n = n.one;
+      } else {
+        n.zero ??= {};
+        n = n.zero;
+      }
     }
     return n;
   }

@@ -429,6 +429,16 @@ spec:
     const m = await cli('policy', 'set-mode', 'web-egress', 'enforce');
     assert.equal(m.code, 0, m.stderr);
     assert.deepEqual(await runClient(['app=web'], 8081), { ok: false, code: 'EPERM', exit: 1 });
+
+    // disable keeps it (listed, stored) and lifts it; enable puts it back
+    const dis = await cli('policy', 'disable', 'web-egress');
+    assert.equal(dis.code, 0, dis.stderr);
+    assert.deepEqual(await runClient(['app=web'], 8081), { ok: true, reply: 'echo:hi', exit: 0 });
+    const listed = await cli('policy', 'list');
+    assert.match(listed.stdout, /^web-egress\s+CiliumNetworkPolicy\s+disabled\s+enforce/m);
+    const en = await cli('policy', 'enable', 'web-egress');
+    assert.equal(en.code, 0, en.stderr);
+    assert.deepEqual(await runClient(['app=web'], 8081), { ok: false, code: 'EPERM', exit: 1 });
   });
 
   it('a live policy change cuts an open connection', async () => {
