@@ -82,6 +82,8 @@ interface Entry {
 
 export class NetworkPolicyManager {
   private readonly entries = new Map<string, Entry>();
+  /** stored policies a --policy one of the same name keeps from loading: they stay in the index */
+  private shadowed: StoredPolicy[] = [];
   private readonly store: PolicyStore;
   private ready = false;
   private closed = false;
@@ -132,8 +134,9 @@ export class NetworkPolicyManager {
     }
     for (const s of stored) {
       if (this.entries.has(s.name)) {
+        this.shadowed.push(s);
         this.opts.log(
-          `warning: stored network policy "${s.name}" is not loaded: --policy defines a policy of that name`,
+          `warning: stored network policy "${s.name}" is not loaded: --policy defines a policy of that name; it stays stored`,
         );
         continue;
       }
@@ -392,7 +395,7 @@ export class NetworkPolicyManager {
   private storedList(): StoredPolicy[] {
     const out: StoredPolicy[] = [];
     for (const e of this.entries.values()) if (e.origin === 'api') out.push(stored(e));
-    return out;
+    return [...out, ...this.shadowed];
   }
 
   private saveOrThrow(list: StoredPolicy[], name: string): void {
