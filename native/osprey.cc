@@ -592,6 +592,14 @@ Napi::Value ProbeHelper(const Napi::CallbackInfo& info) {
 // Reads a BPF ring buffer on the libuv loop. On each wake-up it drains every
 // ready record into one Buffer laid out as [u32 len][u32 pad][record, padded
 // to 8] ... and calls the JS callback once with (buffer, count).
+//
+// Wake-up coalescing: with a hold-off of H milliseconds (0 = off), a wake-up
+// that delivered records stops watching the ring's fd and reads it again H
+// later, so records that arrive close together cross into JS as one batch.
+// A read that finds nothing goes back to waking on the fd. An idle ring is
+// therefore never read on a timer, the first record after a quiet spell is
+// delivered at once, and under load records wait at most H before they are
+// read. It bounds wake-ups to 1/H per second.
 class RingReader : public Napi::ObjectWrap<RingReader> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
@@ -599,11 +607,15 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
                           {InstanceMethod("close", &RingReader::Close), InstanceMethod("drain", &RingReader::Drain)});
     exports.Set("RingReader", fn);
   }
-  // new RingReader(mapFd, callback)
+  // new RingReader(mapFd, callback, holdoffMs = 0)
   explicit RingReader(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingReader>(info) {
     auto env = info.Env();
     int fd = info[0].As<Napi::Number>().Int32Value();
     cb_ = Napi::Persistent(info[1].As<Napi::Function>());
+    if (info.Length() > 2 && info[2].IsNumber()) {
+      double ms = info[2].As<Napi::Number>().DoubleValue();
+      holdoff_ms_ = ms >= 1 ? static_cast<uint64_t>(ms) : 0;
+    }
     rb_ = ring_buffer__new(fd, &RingReader::OnRecord, this, nullptr);
     int err = libbpf_get_error(rb_);
     if (err) {
@@ -611,11 +623,16 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
       Throw(env, "open ring buffer", err);
       return;
     }
-    poll_ = new uv_poll_t;
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
+    poll_ = new uv_poll_t;
     uv_poll_init(loop, poll_, ring_buffer__epoll_fd(rb_));
     poll_->data = this;
+    if (holdoff_ms_ > 0) {
+      timer_ = new uv_timer_t;
+      uv_timer_init(loop, timer_);
+      timer_->data = this;
+    }
     uv_poll_start(poll_, UV_READABLE, &RingReader::OnReadable);
     Ref();  // alive while polling
   }
@@ -637,11 +654,40 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
   static void OnReadable(uv_poll_t* h, int status, int events) {
     auto* self = static_cast<RingReader*>(h->data);
     if (!self->rb_) return;
-    Napi::HandleScope scope(self->Env());
-    self->Deliver();
+    self->ReadAndHold();
   }
-  // Consume whatever is ready and hand it to JS; returns the count.
-  uint32_t Deliver() {
+  static void OnHoldoff(uv_timer_t* t) {
+    auto* self = static_cast<RingReader*>(t->data);
+    if (!self->rb_) return;
+    self->ReadAndHold();
+  }
+  // Deliver what is ready; with a hold-off, wait before the next read while
+  // records keep coming, and go back to the fd when a read finds none.
+  void ReadAndHold() {
+    Napi::HandleScope scope(Env());
+    uint32_t n = Deliver(true);
+    if (!rb_ || !timer_) return;  // closed by the callback, or no hold-off
+    if (n > 0) {
+      if (polling_) {
+        uv_poll_stop(poll_);
+        polling_ = false;
+      }
+      uv_timer_start(timer_, &RingReader::OnHoldoff, holdoff_ms_, 0);
+    } else if (!polling_) {
+      uv_poll_start(poll_, UV_READABLE, &RingReader::OnReadable);
+      polling_ = true;
+      // a record committed between the read and the re-arm woke no one: look once more
+      if (Deliver(true) > 0 && rb_) {
+        uv_poll_stop(poll_);
+        polling_ = false;
+        uv_timer_start(timer_, &RingReader::OnHoldoff, holdoff_ms_, 0);
+      }
+    }
+  }
+  // Consume whatever is ready and hand it to JS; returns the count. From the
+  // loop (fromLoop), the callback runs as a macrotask: promise jobs and
+  // nextTicks it queues run before control goes back to the loop.
+  uint32_t Deliver(bool fromLoop) {
     batch_.clear();
     count_ = 0;
     ring_buffer__consume(rb_);
@@ -651,7 +697,16 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     auto buf = Napi::Buffer<uint8_t>::Copy(env, batch_.data(), batch_.size());
     // keep the scratch vector from growing without bound after a burst
     if (batch_.capacity() > (8u << 20)) std::vector<uint8_t>().swap(batch_);
-    cb_.Call({buf, Napi::Number::New(env, n)});
+    if (fromLoop) {
+      try {
+        cb_.MakeCallback(env.Global(), {buf, Napi::Number::New(env, n)});
+      } catch (const Napi::Error& e) {
+        // nothing above us on the stack to take it: the process's uncaughtException
+        napi_fatal_exception(env, e.Value());
+      }
+    } else {
+      cb_.Call({buf, Napi::Number::New(env, n)});
+    }
     return n;
   }
   void Stop() {
@@ -659,6 +714,11 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
       uv_poll_stop(poll_);
       uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
       poll_ = nullptr;
+    }
+    if (timer_) {
+      uv_timer_stop(timer_);
+      uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      timer_ = nullptr;
     }
     if (rb_) {
       ring_buffer__free(rb_);
@@ -673,12 +733,15 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
   }
   // drain(): deliver what is ready now, synchronously (used on shutdown)
   Napi::Value Drain(const Napi::CallbackInfo& info) {
-    uint32_t n = rb_ ? Deliver() : 0;
+    uint32_t n = rb_ ? Deliver(false) : 0;
     return Napi::Number::New(info.Env(), n);
   }
 
   ring_buffer* rb_ = nullptr;
   uv_poll_t* poll_ = nullptr;
+  uv_timer_t* timer_ = nullptr;
+  bool polling_ = true;
+  uint64_t holdoff_ms_ = 0;
   Napi::FunctionReference cb_;
   std::vector<uint8_t> batch_;
   uint32_t count_ = 0;

@@ -11,6 +11,9 @@
  * does not sprint to catch up by more than 64 opens at a time; how far behind
  * it ended is reported (behind_s), so an unreached rate is visible.
  *
+ * One open before the clock starts checks that PATH opens at all; it is
+ * reported as probe_opens, since a policy watching PATH sees it too.
+ *
  * Any failed open or close is counted in "failed" and makes the exit status
  * 1: a broken run is never mistaken for a fast one.
  */
@@ -94,7 +97,8 @@ int main(int argc, char **argv) {
   getrusage(RUSAGE_SELF, &ru1);
   double user = tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime);
   double sys = tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime);
-  printf("{\"opens\":%ld,\"failed\":%ld,\"rate_target\":%.0f,\"wall_s\":%.6f,\"user_s\":%.6f,"
+  /* probe_opens: the open before the clock started, which a policy sees too */
+  printf("{\"opens\":%ld,\"probe_opens\":1,\"failed\":%ld,\"rate_target\":%.0f,\"wall_s\":%.6f,\"user_s\":%.6f,"
          "\"sys_s\":%.6f,\"opens_per_s\":%.1f,\"sleeps\":%ld,\"behind_s\":%.6f,"
          "\"vol_ctx_switches\":%ld,\"invol_ctx_switches\":%ld}\n",
          n, failed, rate, wall, user, sys, (double)n / wall, sleeps, slip,

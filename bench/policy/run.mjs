@@ -40,7 +40,7 @@ const USAGE = `usage: bench/policy/run.sh [--measure 123] [--opens N] [--repeat 
   --repeat R        rounds of measurements 1 and 2; each round runs every mode or rate once (default 5)
   --modes LIST      modes of measurement 1 (default abc; a is required)
   --rates LIST      paced rates of measurement 2 in opens/s, "max" = flat out
-                    (default 10000,20000,30000,40000,50000,75000,100000,150000,200000,max)
+                    (default 10000,15000,20000,25000,30000,40000,50000,100000,200000,max)
   --step-seconds S  seconds each paced step of measurement 2 runs (default 2)
   --max-opens N     opens of the flat-out step and of its no-agent baseline (default 600000)
   --adds K          adds+deletes timed in measurement 3, after 2 warm-up ones (default 20)
@@ -57,7 +57,7 @@ async function main() {
       opens: { type: 'string', default: '1000000' },
       repeat: { type: 'string', default: '5' },
       modes: { type: 'string', default: 'abc' },
-      rates: { type: 'string', default: '10000,20000,30000,40000,50000,75000,100000,150000,200000,max' },
+      rates: { type: 'string', default: '10000,15000,20000,25000,30000,40000,50000,100000,200000,max' },
       'step-seconds': { type: 'string', default: '2' },
       'max-opens': { type: 'string', default: '600000' },
       adds: { type: 'string', default: '20' },

@@ -109,12 +109,14 @@ async function step(round, rate, n, ctx, setup) {
     const st0 = await agentStatus(agent.socket);
     const posted0 = policyInfo(st0, POLICY)?.counters?.events_posted ?? 0;
     const prog0 = policyProgramStats(st0, POLICY);
-    const cpu0 = cpuSeconds(agent.pid) ?? 0;
     const m = await measuredLoop(ctx, [agent.pid], n, setup.loopFile, rate === 'max' ? 0 : rate);
+    const cpuLoopEnd = cpuSeconds(agent.pid) ?? 0;
     // drain: the first marker opened after the loop is in the file once the
     // agent has written (or lost) everything before it
-    const drain_s = await waitForMarker(agent.exportFile, setup.doneMarker, 180000, agent.up, 2000);
-    const agentCpu = (cpuSeconds(agent.pid) ?? 0) - cpu0;
+    // (opened again every 200 ms: a full ring may drop the first)
+    const drain_s = await waitForMarker(agent.exportFile, setup.doneMarker, 180000, agent.up, 200);
+    // over the loop and the drain after it (not the idle second before)
+    const agentCpu = m.observer_cpu_s + ((cpuSeconds(agent.pid) ?? 0) - cpuLoopEnd);
     const status = await agentStatus(agent.socket);
     const samples = sampler.stop();
     const exit = await stopAgent(agent);
@@ -122,18 +124,21 @@ async function step(round, rate, n, ctx, setup) {
     const info = policyInfo(status, POLICY);
     const c = info?.counters ?? {};
     const prog1 = policyProgramStats(status, POLICY);
-    const lost = n - counts.events;
+    // the driver opens the file once before its clock starts (probe_opens)
+    const expected = n + (m.loop.probe_opens ?? 0);
+    const lost = expected - counts.events;
     const achieved = m.loop.opens_per_s;
     const exportWindow = m.wall_s + drain_s;
     return {
       ...m,
       opens: n,
+      events_expected: expected,
       rate_target: rate === 'max' ? null : rate,
       opens_per_s: round3(achieved),
       reached_target: rate === 'max' ? true : achieved >= rate * REACHED,
       events_in_file: counts.events,
       events_lost: lost,
-      loss_pct: round3((lost / n) * 100),
+      loss_pct: round3((lost / expected) * 100),
       // counters over the step (the ready and done markers are a few events)
       kernel_posted: (c.events_posted ?? 0) - posted0,
       kernel_ringbuf_drops: c.ringbuf_drops ?? null,

@@ -8,7 +8,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { encodeEvent, renderCompact } from '../events/index.js';
+import { cachedJson, encodeEvent, renderCompact } from '../events/index.js';
 import { type ExportEvent, eventType } from '../events/types.js';
 import {
   cgroup2Root,
@@ -86,7 +86,6 @@ export class Agent {
   private pruneTimer: NodeJS.Timeout | undefined;
   private readonly lastReported = new Map<string, number>();
   private readonly log: (line: string) => void;
-  private readonly encoded = new WeakMap<ExportEvent, string>();
 
   private constructor(
     readonly config: AgentConfig,
@@ -109,12 +108,7 @@ export class Agent {
 
   /** One JSON line per event, computed once however many sinks want it. */
   encode = (ev: ExportEvent): string => {
-    let s = this.encoded.get(ev);
-    if (s === undefined) {
-      s = encodeEvent(ev);
-      this.encoded.set(ev, s);
-    }
-    return s;
+    return cachedJson(ev, encodeEvent);
   };
 
   private async startUp(): Promise<void> {
@@ -204,6 +198,7 @@ export class Agent {
       publish: (events) => this.publish(events),
       beforeRecords: () => this.sensor?.drain(),
       log: this.log,
+      ringHoldoffMs: cfg.ringHoldoffMs,
     });
 
     this.api = await ApiServer.listen<ExportEvent>({
@@ -228,6 +223,8 @@ export class Agent {
     enableRunTimeStats();
     this.sensor = ProcessSensor.start({
       argsMax: cfg.argsMax,
+      ringBytes: cfg.ringBufferMb * 1024 * 1024,
+      holdoffMs: cfg.ringHoldoffMs,
       ...(scope ? { scopeCgroup: scope } : {}),
       onRecords: (records) => this.onRecords(records),
     });
@@ -463,6 +460,7 @@ export class Agent {
       config_file: cfg.configFile ?? null,
       scope_cgroup: cfg.cgroup ?? null,
       args_max: cfg.argsMax,
+      ring: { buffer_bytes: cfg.ringBufferMb * 1024 * 1024, holdoff_ms: cfg.ringHoldoffMs },
       kernel: featuresStatus(this.features),
       programs,
       records: { total: counters?.records ?? 0, batches: counters?.batches ?? 0 },

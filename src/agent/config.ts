@@ -25,6 +25,10 @@ export interface AgentConfig {
   stdoutFormat: StdoutFormat;
   apiSocket: string;
   argsMax: number;
+  /** the process sensor's ring buffer, MiB (a power of 2) */
+  ringBufferMb: number;
+  /** wake-up coalescing of the ring readers, ms (0 = off) */
+  ringHoldoffMs: number;
   /** watch only this cgroup v2 directory and below */
   cgroup: string | undefined;
   nodeName: string;
@@ -98,6 +102,8 @@ interface Setting {
   kind: Kind;
   min?: number;
   max?: number;
+  /** an int that must be a power of 2 */
+  pow2?: boolean;
   help: string;
   /** shown as the default in --help when the default is derived from another setting */
   defaultText?: string;
@@ -141,6 +147,23 @@ export const SETTINGS: readonly Setting[] = [
     min: 0,
     max: 32767,
     help: 'bytes of argv captured per exec',
+  },
+  {
+    key: 'ring-buffer-mb',
+    field: 'ringBufferMb',
+    kind: 'int',
+    min: 1,
+    max: 1024,
+    pow2: true,
+    help: "size of the process sensor's ring buffer in MiB (a power of 2)",
+  },
+  {
+    key: 'ring-holdoff-ms',
+    field: 'ringHoldoffMs',
+    kind: 'int',
+    min: 0,
+    max: 100,
+    help: 'after a wake-up with records, read the ring again this much later instead of on the next record (0: every record wakes the agent)',
   },
   { key: 'cgroup', field: 'cgroup', kind: 'optional-path', help: 'watch only this cgroup v2 subtree' },
   {
@@ -303,6 +326,8 @@ export function defaults(hostname = os.hostname()): DefaultConfig {
     stdoutFormat: 'auto',
     apiSocket: DEFAULT_SOCKET,
     argsMax: 4096,
+    ringBufferMb: 4,
+    ringHoldoffMs: 1,
     cgroup: undefined,
     nodeName: hostname,
     seed: true,
@@ -517,6 +542,9 @@ function check(s: Setting, v: unknown): { value?: unknown; error?: string } {
         : { error: `expected a number greater than ${s.min}, got ${shown}` };
     case 'int': {
       const ok = typeof v === 'number' && Number.isInteger(v) && v >= (s.min ?? 0) && v <= (s.max ?? 2 ** 31);
+      if (ok && s.pow2 && (v & (v - 1)) !== 0) {
+        return { error: `expected a power of 2 (1, 2, 4, 8, ...), got ${shown}` };
+      }
       return ok ? { value: v } : { error: `expected an integer from ${s.min} to ${s.max}, got ${shown}` };
     }
     case 'duration':

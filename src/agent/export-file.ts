@@ -55,6 +55,10 @@ export interface FileExporterStats {
   last_error?: string;
 }
 
+/** The scratch buffer batches are encoded into, and the size it is brought back to after a burst. */
+const SCRATCH_INITIAL = 256 * 1024;
+const SCRATCH_KEEP = 4 * 1024 * 1024;
+
 export class FileExporter {
   readonly path: string;
   private fd: number | undefined;
@@ -70,6 +74,7 @@ export class FileExporter {
   private compressing: Promise<void> = Promise.resolve();
   private openedAt = Date.now();
   private intervalTimer: NodeJS.Timeout | undefined;
+  private scratch = Buffer.allocUnsafe(SCRATCH_INITIAL);
 
   private constructor(private readonly opts: FileExporterOptions) {
     this.path = path.resolve(opts.path);
@@ -171,6 +176,16 @@ export class FileExporter {
   }
 
   private async writeNow(lines: readonly string[]): Promise<void> {
+    if (lines.length === 0) return;
+    // the usual case: the whole batch fits in the current file, one buffer, one write
+    const all = this.encodeLines(lines);
+    if (all.length <= this.opts.maxBytes - this.size) {
+      const ok = await this.appendBuffer(all);
+      if (ok) this.eventsWritten += lines.length;
+      else this.eventsLost += lines.length;
+      if (this.scratch.length > SCRATCH_KEEP) this.scratch = Buffer.allocUnsafe(SCRATCH_INITIAL);
+      return;
+    }
     let i = 0;
     while (i < lines.length) {
       // take as many lines as fit in what is left of the current file
@@ -209,7 +224,37 @@ export class FileExporter {
     else this.eventsLost += chunk.length;
   }
 
-  private async append(text: string, bytes: number): Promise<boolean> {
+  /**
+   * The lines as UTF-8, each followed by a newline, in the exporter's scratch
+   * buffer (valid until the next call): no joined string and no buffer per
+   * batch to collect afterwards. Batches are written one after another, so
+   * the scratch buffer is never in two writes at once.
+   */
+  private encodeLines(lines: readonly string[]): Buffer {
+    let buf = this.scratch;
+    let off = 0;
+    for (const line of lines) {
+      // a UTF-16 code unit is at most 3 bytes of UTF-8: count exactly only near the end
+      if (buf.length - off < line.length * 3 + 1) {
+        const need = off + Buffer.byteLength(line) + 1;
+        if (need > buf.length) {
+          const bigger = Buffer.allocUnsafe(Math.max(need, buf.length * 2));
+          buf.copy(bigger, 0, 0, off);
+          buf = bigger;
+          this.scratch = bigger;
+        }
+      }
+      off += buf.write(line, off);
+      buf[off++] = 0x0a;
+    }
+    return buf.subarray(0, off);
+  }
+
+  private append(text: string, bytes: number): Promise<boolean> {
+    return this.appendBuffer(Buffer.from(text), bytes);
+  }
+
+  private async appendBuffer(buf: Buffer, bytes = buf.length): Promise<boolean> {
     if (this.fd === undefined) {
       try {
         this.reopen();
@@ -218,7 +263,6 @@ export class FileExporter {
         return false;
       }
     }
-    const buf = Buffer.from(text);
     let off = 0;
     try {
       while (off < buf.length) {

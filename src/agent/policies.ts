@@ -119,6 +119,8 @@ export interface PolicyManagerOptions {
   tracefsRoot?: string;
   /** bytes of each policy's ring buffer (default: the engine's, 1 MiB) */
   ringBytes?: number;
+  /** wake-up coalescing of each policy's ring reader, ms (default 0: off) */
+  ringHoldoffMs?: number;
 }
 
 /** A --policy document, validated, not loaded yet. */
@@ -548,6 +550,7 @@ export class PolicyManager {
         ...(procsFd !== undefined ? { procsMapFd: procsFd } : {}),
         ...(this.opts.scopeCgroup ? { scopeCgroup: this.opts.scopeCgroup } : {}),
         ...(this.opts.ringBytes ? { ringBytes: this.opts.ringBytes } : {}),
+        ...(this.opts.ringHoldoffMs ? { holdoffMs: this.opts.ringHoldoffMs } : {}),
       });
     } catch (err) {
       throw new PolicyOpError('load-failed', [

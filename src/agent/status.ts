@@ -55,6 +55,7 @@ export interface AgentStatus {
   config_file: string | null;
   scope_cgroup: string | null;
   args_max: number;
+  ring: { buffer_bytes: number; holdoff_ms: number };
   kernel: KernelFeaturesStatus;
   programs: ProgramStatus[];
   records: { total: number; batches: number };

@@ -6,19 +6,47 @@ function bigintAsString(_key: string, value: unknown): unknown {
 }
 
 /**
- * JSON of each process object, made once. Process objects are shared by the
- * cache and every event that names them and are never changed after they
- * are built (see src/process/builder.ts), so an event's process, parent and
- * ancestors cost a lookup instead of a walk: they are most of an event's
- * bytes, and every process appears in several events.
+ * JSON of each process object, made once and kept on the object under a
+ * symbol (which for...in, JSON.stringify and structured clones all skip).
+ * Process objects are shared by the cache and every event that names them
+ * and are never changed after they are built (see src/process/builder.ts),
+ * so an event's process, parent and ancestors cost a property read instead
+ * of a walk: they are most of an event's bytes, and every process appears in
+ * several events. A symbol rather than a WeakMap: tens of thousands of
+ * WeakMap entries made the garbage collector's ephemeron pass a measurable
+ * part of the agent's CPU in exec storms.
  */
-const processJson = new WeakMap<object, string>();
+const JSON_OF = Symbol('osprey.json');
+
+type WithJson = { [JSON_OF]?: string };
+
+/** Not enumerable, so that copies made with spread or Object.assign do not inherit a stale JSON. */
+function keep(o: object, s: string): void {
+  // frozen shared constants are encoded each time
+  if (!Object.isExtensible(o)) return;
+  Object.defineProperty(o, JSON_OF, { value: s, enumerable: false, writable: false, configurable: false });
+}
 
 function encodeProcess(p: object): string {
-  let s = processJson.get(p);
+  const o = p as WithJson;
+  let s = o[JSON_OF];
   if (s === undefined) {
     s = encodeFields(p as Record<string, unknown>);
-    processJson.set(p, s);
+    keep(o, s);
+  }
+  return s;
+}
+
+/**
+ * JSON of an object kept on the object itself, made once: for objects that
+ * never change after they are made, such as events once published.
+ */
+export function cachedJson<T extends object>(v: T, make: (v: T) => string): string {
+  const o = v as WithJson;
+  let s = o[JSON_OF];
+  if (s === undefined) {
+    s = make(v);
+    keep(o, s);
   }
   return s;
 }
@@ -44,13 +72,12 @@ function encodeFields(p: Record<string, unknown>): string {
   return `${out}}`;
 }
 
-const sharedJson = new WeakMap<object, string>();
-
 function encodeShared(v: object): string {
-  let s = sharedJson.get(v);
+  const o = v as WithJson;
+  let s = o[JSON_OF];
   if (s === undefined) {
     s = Array.isArray(v) ? stringify(v) : encodeFields(v as Record<string, unknown>);
-    sharedJson.set(v, s);
+    keep(o, s);
   }
   return s;
 }

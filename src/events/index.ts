@@ -1,7 +1,7 @@
 /** Exported event shapes and what turns them into output: JSON lines, compact lines, filters. */
 export { CAP_NAMES, capBit, capName, capNames } from './caps.js';
 export { payloadProcess, renderCompact } from './compact.js';
-export { encodeEvent } from './encode.js';
+export { cachedJson, encodeEvent } from './encode.js';
 export { type FilterOptions, makeFilter } from './filter.js';
 export { decodeWaitStatus, signalName, signalNumber } from './signals.js';
 export * from './tracing.js';

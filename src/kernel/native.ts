@@ -53,7 +53,11 @@ export interface NativeRingReader {
 
 export interface Native {
   Object: new (path: string) => NativeObject;
-  RingReader: new (mapFd: number, onBatch: (batch: Buffer, count: number) => void) => NativeRingReader;
+  RingReader: new (
+    mapFd: number,
+    onBatch: (batch: Buffer, count: number) => void,
+    holdoffMs?: number,
+  ) => NativeRingReader;
   mapLookup(fd: number, key: Buffer, valueOut: Buffer): boolean;
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
   mapDelete(fd: number, key: Buffer): boolean;

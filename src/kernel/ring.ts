@@ -8,7 +8,11 @@ export type RecordHandler = (buf: Buffer, off: number, len: number) => void;
 /**
  * Reads a BPF ring buffer on the libuv loop: the native side wakes on the
  * ring's epoll fd, drains every ready record into one Buffer and crosses
- * into JS once per wake-up, never per record and never on a timer.
+ * into JS once per wake-up, never per record. With a hold-off (ms), a
+ * wake-up that found records is followed by another read that much later
+ * instead of by the next wake-up, so a burst arrives in few large batches;
+ * a read that finds the ring empty goes back to waking on the fd, so an
+ * idle ring costs nothing and a lone record is delivered at once.
  */
 export class RingReader {
   private reader: NativeRingReader | undefined;
@@ -21,9 +25,13 @@ export class RingReader {
     private readonly onRecord: RecordHandler,
     /** called after the last record of each batch */
     private readonly onBatchEnd?: () => void,
+    holdoffMs = 0,
   ) {
+    if (!Number.isInteger(holdoffMs) || holdoffMs < 0 || holdoffMs > 1000) {
+      throw new Error(`ring hold-off ${holdoffMs} ms must be an integer from 0 to 1000`);
+    }
     try {
-      this.reader = new (native().RingReader)(mapFd, (batch) => this.deliver(batch));
+      this.reader = new (native().RingReader)(mapFd, (batch) => this.deliver(batch), holdoffMs);
     } catch (err) {
       throw new KernelError('open ring buffer reader', err);
     }
@@ -68,6 +76,7 @@ export class RecordReader<T> {
     mapFd: number,
     decode: (buf: Buffer, off: number, len: number) => T | undefined,
     private readonly onBatch: (items: T[]) => void,
+    holdoffMs = 0,
   ) {
     this.ring = new RingReader(
       mapFd,
@@ -81,6 +90,7 @@ export class RecordReader<T> {
         }
       },
       () => this.flush(),
+      holdoffMs,
     );
   }
 

@@ -83,6 +83,55 @@ test('tracepoint program counts into a hash map and a per-CPU map, and the ring 
   }
 });
 
+test('ring hold-off: a lone record comes at once, a burst after it in one more batch', async () => {
+  const c = load();
+  const { RingReader } = await import('../../src/kernel/ring.js');
+  let batch = 0;
+  let ours = 0;
+  const batchesWithOurs = new Set<number>();
+  const reader = new RingReader(
+    c.mapInfo('ring').fd,
+    (buf, off) => {
+      if (buf.readUInt32LE(off) === 1 && buf.readUInt32LE(off + 4) === process.pid) {
+        ours++;
+        batchesWithOurs.add(batch);
+      }
+    },
+    () => batch++,
+    50,
+  );
+  const link = c.attachTracepoint('tp_getppid', 'syscalls', 'sys_enter_getppid');
+  try {
+    // quiet ring: the first record wakes the reader, no drain() and no 50 ms wait needed
+    void process.ppid;
+    const t0 = Date.now();
+    while (ours === 0 && Date.now() - t0 < 2000) await sleep(1);
+    assert.equal(ours, 1, 'the lone record was delivered');
+    // five bursts, 2 ms apart: within the hold-off, so read together
+    for (let b = 0; b < 5; b++) {
+      for (let i = 0; i < 20; i++) void process.ppid;
+      await sleep(2);
+    }
+    const t1 = Date.now();
+    while (ours < 101 && Date.now() - t1 < 2000) await sleep(5);
+    assert.equal(ours, 101);
+    // the lone record's batch, then the bursts in one (two when the machine stalls the test)
+    assert.ok(batchesWithOurs.size <= 3, `records came in ${batchesWithOurs.size} batches`);
+    await sleep(120);
+    // idle again: back to waking on the fd, so one more record comes at once
+    const before = ours;
+    void process.ppid;
+    const t2 = Date.now();
+    while (ours === before && Date.now() - t2 < 2000) await sleep(1);
+    assert.equal(ours, before + 1);
+    assert.ok(Date.now() - t2 < 40, `took ${Date.now() - t2} ms with a 50 ms hold-off`);
+  } finally {
+    link.destroy();
+    reader.close();
+  }
+  assert.throws(() => new RingReader(c.mapInfo('ring').fd, () => {}, undefined, -1), /hold-off -1 ms/);
+});
+
 test('typed map access: update, lookup, delete, iterate, batch lookup', () => {
   const c = load();
   const hits = c.map('hits', u32, u64);

@@ -37,6 +37,8 @@ describe('agent config', () => {
       stdoutFormat: 'json',
       apiSocket: '/run/osprey/osprey.sock',
       argsMax: 4096,
+      ringBufferMb: 4,
+      ringHoldoffMs: 1,
       cgroup: undefined,
       nodeName: 'node-a',
       seed: true,
@@ -150,6 +152,13 @@ describe('agent config', () => {
       2,
     );
     throwsUser(() => load(['--stdout-format', 'xml']), /--stdout-format: expected json, compact or auto/, 2);
+    throwsUser(() => load(['--ring-buffer-mb', '3']), /--ring-buffer-mb: expected a power of 2/, 2);
+    throwsUser(
+      () => load(['--ring-holdoff-ms', '500']),
+      /--ring-holdoff-ms: expected an integer from 0 to 100/,
+      2,
+    );
+    assert.equal(load(['--ring-buffer-mb', '16', '--ring-holdoff-ms', '0']).ringBufferMb, 16);
   });
 
   it('names the file, line and column of an unknown key, and suggests the near one', () => {

@@ -23,6 +23,10 @@ export interface ProcessSensorOptions {
   argsMax?: number;
   /** watch only tasks in this cgroup v2 directory and below */
   scopeCgroup?: string;
+  /** ring buffer size in bytes, a power of 2 of at least 4096 (default 4 MiB) */
+  ringBytes?: number;
+  /** wake-up coalescing of the ring reader, ms (default 0: off) */
+  holdoffMs?: number;
   /** called with each batch's records, in ring order */
   onRecords: (records: ProcessRecord[]) => void;
 }
@@ -50,8 +54,11 @@ export class ProcessSensor {
   private constructor(coll: Collection, opts: ProcessSensorOptions) {
     this.coll = coll;
     this.drops = coll.map('drops', u32, u64);
-    this.reader = new RecordReader(coll.mapInfo('events').fd, decodeRecord, (records) =>
-      opts.onRecords(records),
+    this.reader = new RecordReader(
+      coll.mapInfo('events').fd,
+      decodeRecord,
+      (records) => opts.onRecords(records),
+      opts.holdoffMs ?? 0,
     );
   }
 
@@ -60,8 +67,12 @@ export class ProcessSensor {
     if (!Number.isInteger(argsMax) || argsMax < 0 || argsMax > 32767) {
       throw new Error(`args-max ${argsMax} is out of range: give 0..32767 bytes`);
     }
+    const ringBytes = opts.ringBytes ?? 4 << 20;
+    if (!Number.isInteger(ringBytes) || ringBytes < 4096 || (ringBytes & (ringBytes - 1)) !== 0) {
+      throw new Error(`ring buffer of ${ringBytes} bytes: give a power of 2 of at least 4096`);
+    }
     const coll = Collection.load(bpfObjectPath('process'), {
-      maxEntries: { exec_heap: Math.max(possibleCpus(), availableParallelism()) },
+      maxEntries: { exec_heap: Math.max(possibleCpus(), availableParallelism()), events: ringBytes },
     });
     try {
       const cfg = Buffer.alloc(CONFIG.SIZE);

@@ -32,6 +32,8 @@ export interface PolicyProgramOptions {
   /** act only on tasks in this cgroup v2 directory and below */
   scopeCgroup?: string;
   /** bytes of this policy's ring buffer: a power of 2, at least 4096 (default 1 MiB) */
+  /** wake-up coalescing of the ring reader, ms (default 0: off) */
+  holdoffMs?: number;
   ringBytes?: number;
   /** the object to load (tests); default bpf/.output/generic.bpf.o */
   objectFile?: string;
@@ -106,6 +108,7 @@ export class PolicyProgram {
       coll.mapInfo('events').fd,
       (buf, off, len) => decodeTracingRecord(buf, off, len, tables.hooks),
       (records) => opts.onRecords(records),
+      opts.holdoffMs ?? 0,
     );
   }
 
