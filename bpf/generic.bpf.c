@@ -442,6 +442,13 @@ static long read_arg_cb(__u32 i, void *arg)
 		__u64 want = 0;
 		__u32 sa = sp->size_arg;
 
+		if (sa == OSP_SIZE_RET) {
+			/* returnCopy: the syscall fills the buffer; copy_at_return reads it */
+			flags |= OSP_ARGF_AT_RETURN;
+			av->off = at;
+			av->len = 0;
+			break;
+		}
 		if (sa < OSP_MAX_ARGS)
 			want = h->st.av[sa].val;
 		if ((__s64)want < 0)
@@ -1131,6 +1138,63 @@ __noinline int finish(__u32 slot, __u32 hook, __u32 winner, __u32 nsel)
 /* ------------------------------------------------------------------ */
 /* programs                                                            */
 
+struct copy_ctx {
+	__u32 slot;
+	__u32 hook;  /* the enter hook: it has the arg specs */
+	__u32 nargs;
+};
+
+/*
+ * returnCopy: at exit, read each char_buf marked OSP_ARGF_AT_RETURN from the
+ * user pointer saved at entry, ret bytes (capped at its max), and append it
+ * after the args as one more osp_arg_rec. The entry placeholder keeps its
+ * place in the arg order; the decoder pairs placeholders with appended
+ * records in order.
+ */
+static long copy_at_return_cb(__u32 i, void *arg)
+{
+	struct copy_ctx *c = arg;
+	struct osp_heap *h = bpf_map_lookup_elem(&heap, &c->slot);
+	struct osp_hook *hk = bpf_map_lookup_elem(&hooks, &c->hook);
+	struct osp_arg_spec *sp;
+	struct osp_arg_rec *rec;
+	__u64 idx = i, want;
+	__u32 pos, at, len, max;
+	__u8 flags = 0;
+
+	if (!h || !hk || i >= c->nargs || i >= OSP_MAX_ARGS)
+		return 1;
+	CLAMP(idx, OSP_MAX_ARGS);
+	sp = &hk->args[idx];
+	if (sp->type != OSP_ARG_CHAR_BUF || sp->size_arg != OSP_SIZE_RET)
+		return 0;
+	pos = h->ev.data_len;
+	if (pos > OSP_DATA_SIZE - OSP_STR_MAX - 16)
+		return 1; /* no room left: the placeholder stays empty */
+	pos &= DMASK;
+	at = pos + sizeof(*rec);
+	max = sp->max_bytes;
+	if (max > OSP_STR_MAX - 1)
+		max = OSP_STR_MAX - 1;
+	want = h->st.ret > 0 ? (__u64)h->st.ret : 0;
+	if (want > max) {
+		want = max;
+		flags |= OSP_ARGF_TRUNCATED;
+	}
+	len = want;
+	BOUND(len, SMASK);
+	if (len && bpf_probe_read_user(&h->data[at & DMASK], len, (void *)h->st.av[idx].val) < 0) {
+		flags |= OSP_ARGF_FAULT;
+		len = 0;
+	}
+	rec = (struct osp_arg_rec *)&h->data[pos];
+	rec->type = OSP_ARG_CHAR_BUF;
+	rec->flags = flags;
+	rec->len = len;
+	h->ev.data_len = pos + sizeof(*rec) + (len & SMASK);
+	return 0;
+}
+
 static __always_inline int on_exit(void *ctx, __u32 hook_idx, const struct osp_hook *hk, __u32 slot)
 {
 	struct osp_pending_key pk = { .pid_tgid = bpf_get_current_pid_tgid(), .hook = hk->pair };
@@ -1155,6 +1219,11 @@ static __always_inline int on_exit(void *ctx, __u32 hook_idx, const struct osp_h
 	if (!eh)
 		return 0;
 	nsel = eh->nsel;
+	{
+		struct copy_ctx cc = { .slot = slot, .hook = enter, .nargs = eh->nargs };
+
+		bpf_loop(OSP_MAX_ARGS, copy_at_return_cb, &cc, 0);
+	}
 	sc.hook = enter;
 	sc.nsel = nsel;
 	sc.mask = h->st.selmask;

@@ -360,9 +360,10 @@ export async function agentUnavailable() {
  * Starts `osprey agent` with everything it writes in `dir` (export file,
  * socket, state directory: nothing of the host's /var/lib/osprey or
  * /var/log/osprey is read or touched), the given --policy files loaded, and
- * waits until its API answers and every policy is enabled.
+ * waits until its API answers and every policy is enabled. `extraArgs` go
+ * last on the command line (a later flag wins over an earlier one).
  */
-export async function startAgent(dir, policies = []) {
+export async function startAgent(dir, policies = [], extraArgs = []) {
   mkdirSync(dir, { recursive: true });
   const exportFile = path.join(dir, 'events.json');
   const socket = path.join(dir, 'api.sock');
@@ -384,6 +385,7 @@ export async function startAgent(dir, policies = []) {
     '--node-name',
     'bench',
     ...policies.flatMap((p) => ['--policy', p]),
+    ...extraArgs,
   ];
   const t0 = Date.now();
   const agent = spawnObserver('osprey agent', OSPREY, args, path.join(dir, 'agent'));

@@ -45,6 +45,7 @@ typedef int64_t __s64;
 #define OSP_DATA_SIZE 32768       /* arg payload area of a record */
 #define OSP_STR_BUCKETS 8         /* Equal maps: keys of 32, 64, ... 4096 bytes */
 #define OSP_NO_ARG 0xff           /* osp_arg_spec.size_arg: none */
+#define OSP_SIZE_RET 0xfe         /* osp_arg_spec.size_arg: char_buf read at exit, ret bytes (returnCopy) */
 #define OSP_ARG_RETURN 0xff       /* osp_filter.arg: the return value */
 #define OSP_NO_SELECTOR 0xff      /* osp_event.selector: hook without selectors */
 #define OSP_NO_HOOK 0xffffffff    /* osp_hook.next: end of the chain */
@@ -314,6 +315,7 @@ enum osp_arg_flags {
 	OSP_ARGF_TRUNCATED = 1 << 0,
 	OSP_ARGF_FAULT = 1 << 1,       /* user memory could not be read */
 	OSP_ARGF_NO_FILE = 1 << 2,     /* fd: no open file with that number */
+	OSP_ARGF_AT_RETURN = 1 << 3,   /* char_buf copied at exit: its payload is appended after the args */
 };
 
 struct osp_arg_rec {

@@ -173,17 +173,15 @@ function enforcement(
   }
 }
 
+/**
+ * A selector's actions. With matchReturnActions the selector is decided at
+ * the syscall's return (its matchReturnArgs are read there), so both lists
+ * are taken there, together: the event is posted unless either list says
+ * NoPost, and at most one enforcement action is taken across the two.
+ */
 function actions(s: Selector, host: SelectorHost, problems: SelectorProblem[]): SelectorActions | undefined {
-  if (s.onReturn) {
-    problems.push({
-      at: s.source,
-      message:
-        'matchReturnActions are not supported by the tracing engine: a selector has one action list, taken when its filters (matchReturnArgs included) are decided',
-      hint: 'move the actions to matchActions; with matchReturnArgs they are taken at the syscall return',
-    });
-    return undefined;
-  }
-  const set = s.onMatch;
+  const set = s.onReturn ? mergeActionSets(s, s.onMatch, s.onReturn, problems) : s.onMatch;
+  if (!set) return undefined;
   const enforce = enforcement(set, host, problems);
   if (enforce === null) return undefined;
   const out: SelectorActions = { post: set.post !== undefined };
@@ -193,6 +191,29 @@ function actions(s: Selector, host: SelectorHost, problems: SelectorProblem[]): 
   }
   if (enforce) out.enforce = enforce;
   return out;
+}
+
+function mergeActionSets(
+  s: Selector,
+  entry: ActionSet,
+  ret: ActionSet,
+  problems: SelectorProblem[],
+): ActionSet | undefined {
+  const posts = [entry.post, ret.post];
+  const limited = posts.filter((p) => p?.rateLimitMs !== undefined);
+  if (limited.length > 1) {
+    problems.push({
+      at: s.source,
+      message:
+        'matchActions and matchReturnActions both give Post a rateLimit; the engine posts one event per call',
+      hint: 'keep the rateLimit in one of the two lists',
+    });
+    return undefined;
+  }
+  return {
+    post: entry.post && ret.post ? (limited[0] ?? entry.post) : undefined,
+    enforce: [...entry.enforce, ...ret.enforce],
+  };
 }
 
 /** One selector; undefined (with problems) when the engine cannot express it. */

@@ -310,14 +310,9 @@ class Compiler {
           break;
         case 'buffer':
           if (a.returnCopy) {
-            this.fail(
-              a.source,
-              h,
-              `arg ${a.index}: returnCopy is not supported by the tracing engine, which reads args at syscall entry only`,
-              'read the buffer at entry with sizeArgIndex (e.g. write(fd, buf, count): sizeArgIndex: 3), or drop the arg',
-            );
-            ok = false;
-            continue;
+            // read when the syscall returns (read(2) fills it), as many bytes as it returned
+            args.push({ type: 'char_buf', offset: f.offset, size: 8, signed: false, sizeFromReturn: true });
+            break;
           }
           if (!a.sizeField) {
             this.fail(a.source, h, `arg ${a.index}: a char_buf needs sizeArgIndex`);

@@ -59,6 +59,13 @@ int main(int argc, char **argv)
 			if (fd < 0)
 				return 7;
 			close(fd);
+		} else if (!strcmp(op, "read77")) {
+			/* read(2) of up to 77 bytes: a count no one else asks for */
+			char buf[77];
+			int fd = open(argv[++i], O_RDONLY);
+			if (fd < 0 || read(fd, buf, sizeof(buf)) < 0)
+				return 8;
+			close(fd);
 		} else if (!strcmp(op, "lseek")) {
 			int fd = open("/dev/null", O_RDONLY);
 			lseek(fd, 0, atoi(argv[++i]));
@@ -96,7 +103,11 @@ after(() => {
 });
 
 function fixture(name: string): TracingPolicy {
-  const r = parsePolicyFile(path.join(FIXTURES, name));
+  return fixtureAt(path.join(FIXTURES, name));
+}
+
+function fixtureAt(file: string): TracingPolicy {
+  const r = parsePolicyFile(file);
   assert.deepEqual(r.errors.map(String), []);
   assert.equal(r.policies.length, 1);
   return r.policies[0]!;
@@ -254,6 +265,66 @@ test('write.yaml: writes to stdout of processes outside the init tree post the f
       all.every((e) => JSON.stringify(e.process_kprobe?.args?.[0]) === '{"int_arg":1}'),
       'only fd 1 is watched',
     );
+  });
+});
+
+test('returnCopy and matchReturnActions: read(2) posts the bytes it returned, and a non-empty read is killed at return', async () => {
+  const file = path.join(tmp, 'returned.txt');
+  writeFileSync(file, 'secret-bytes-read-back');
+  const empty = path.join(tmp, 'empty.txt');
+  writeFileSync(empty, '');
+  const yaml = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: read-back
+spec:
+  kprobes:
+    - call: sys_read
+      syscall: true
+      return: true
+      args:
+        - index: 0
+          type: int
+        - index: 1
+          type: char_buf
+          returnCopy: true
+        - index: 2
+          type: size_t
+      returnArg:
+        index: 0
+        type: long
+      selectors:
+        - matchArgs:
+            - index: 2
+              operator: Equal
+              values: ["77"]
+          matchReturnArgs:
+            - operator: GT
+              values: ["0"]
+          matchActions:
+            - action: Post
+          matchReturnActions:
+            - action: Sigkill
+`;
+  const policyFile = path.join(tmp, 'read-back.yaml');
+  writeFileSync(policyFile, yaml);
+  const c = compile(fixtureAt(policyFile));
+  await withPolicy('read-back', c, async (l) => {
+    const full = await runIn(l.w.cgroup, [target, 'read77', file, 'stdout', 'after']);
+    assert.equal(full.signal, 'SIGKILL', 'killed when read(2) returned bytes');
+    const none = await runIn(l.w.cgroup, [target, 'read77', empty]);
+    assert.equal(none.code, 0, 'an empty read is not matched: no kill');
+    const all = await eventsOf(l, c, none.pid, pidsSeen(l.w));
+    const reads = all.filter((e) => e.process_kprobe?.args?.[2] !== undefined).map((e) => e.process_kprobe!);
+    assert.equal(reads.length, 1, JSON.stringify(all));
+    const k = reads[0]!;
+    assert.equal(k.function_name, '__x64_sys_read');
+    // the buffer as read(2) filled it, as many bytes as it returned
+    assert.deepEqual(k.args?.[1], { bytes_arg: b64('secret-bytes-read-back') });
+    assert.deepEqual(k.args?.[2], { size_arg: '77' });
+    assert.deepEqual(k.return, { long_arg: '22' });
+    assert.equal(k.action, 'KPROBE_ACTION_SIGKILL');
+    assert.equal(proc(k.process).pid, full.pid);
   });
 });
 

@@ -70,6 +70,48 @@ function policy(spec: string, name = 'inline'): string {
 /** sys_enter_X args: 8-byte slots from offset 16 */
 const slot = (i: number) => 16 + 8 * i;
 
+describe('return values', () => {
+  test('return.yaml: returnCopy reads the buffer at exit; matchReturnActions are taken there with matchActions', () => {
+    const [reads] = fromFile('policies/good/return.yaml');
+    const c = compile(reads!);
+    const enter = c.tables.hooks.find((h) => h.name === 'sys_enter_read')!;
+    assert.equal(enter.kind, 'enter');
+    const buf = enter.args[1]!;
+    assert.equal(buf.type, 'char_buf');
+    assert.equal(buf.sizeFromReturn, true);
+    assert.equal(buf.sizeArg, undefined);
+    // matchActions absent (Post) + matchReturnActions [Sigkill]
+    assert.deepEqual(enter.selectors[0]!.actions, { post: true, enforce: { action: 'Sigkill' } });
+    // NoPost in either list keeps the event
+    const quiet = compile(
+      fromText(
+        policy(`  kprobes:
+    - call: sys_read
+      syscall: true
+      return: true
+      args:
+        - index: 1
+          type: char_buf
+          returnCopy: true
+      returnArg:
+        index: 0
+        type: long
+      selectors:
+        - matchActions:
+            - action: NoPost
+          matchReturnActions:
+            - action: Signal
+              argSig: 10
+`),
+      ),
+    );
+    assert.deepEqual(quiet.tables.hooks.find((h) => h.kind === 'enter')!.selectors[0]!.actions, {
+      post: false,
+      enforce: { action: 'Signal', signal: 10 },
+    });
+  });
+});
+
 describe("Tetragon's example policies", () => {
   test('write.yaml: one hook on sys_enter_write; the char_buf sized by the declared count', () => {
     const c = compile(fromFile('tetragon/write.yaml')[0]!);
@@ -453,26 +495,48 @@ describe('compiling', () => {
 });
 
 describe('refusals name the policy, the hook and the field', () => {
-  test('returnCopy and matchReturnActions (return.yaml)', () => {
-    const [reads] = fromFile('policies/good/return.yaml');
-    const problems = refused(reads!);
-    assert.deepEqual(
-      problems.map((q) => [q.hook, q.fieldPath, q.line]),
-      [
-        ['kprobes[0]', 'spec.kprobes[0].args[1]', 15],
-        ['kprobes[0]', 'spec.kprobes[0].selectors[0]', 26],
-      ],
+  test('two enforcement actions across matchActions and matchReturnActions, or two rate limits', () => {
+    const hook = (actions: string) =>
+      policy(`  kprobes:
+    - call: sys_read
+      syscall: true
+      return: true
+      args:
+        - index: 2
+          type: size_t
+      returnArg:
+        index: 0
+        type: long
+      selectors:
+        - matchReturnArgs:
+            - operator: GT
+              values: ["0"]
+${actions}`);
+    const two = refused(
+      fromText(
+        hook(`          matchActions:
+            - action: Sigkill
+          matchReturnActions:
+            - action: Signal
+              argSig: 15
+`),
+      ),
     );
-    assert.match(
-      problems[0]!.message,
-      /^policy "reads": kprobe "sys_read": arg 1: returnCopy is not supported/,
+    assert.equal(two.length, 1);
+    assert.match(two[0]!.message, /2 enforcement actions; the engine takes one per selector/);
+    assert.equal(two[0]!.line, 23);
+    const limits = refused(
+      fromText(
+        hook(`          matchActions:
+            - action: Post
+              rateLimit: 1m
+          matchReturnActions:
+            - action: Post
+              rateLimit: 2m
+`),
+      ),
     );
-    assert.match(
-      problems[1]!.message,
-      /^policy "reads": kprobe "sys_read": matchReturnActions are not supported/,
-    );
-    assert.ok(String(problems[0]).startsWith(`${path.join(FIXTURES, 'policies/good/return.yaml')}:15:`));
-    assert.ok(problems[0]!.hint.length > 0);
+    assert.match(limits[0]!.message, /both give Post a rateLimit/);
   });
 
   test('a namespaced policy: Osprey has no Kubernetes namespaces', () => {

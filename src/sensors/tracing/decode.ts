@@ -78,6 +78,8 @@ export function decodeTracingRecord(
   if (flags & EventFlag.RET) rec.ret = buf.readBigInt64LE(off + EVENT.ret);
   let at = off + EVENT.SIZE;
   const end = at + dataLen;
+  // char_bufs read at the syscall's return (returnCopy): placeholders, filled from records after the args
+  let atReturn: number[] | undefined;
   for (let i = 0; i < nargs && at + ARG_REC.SIZE <= end; i++) {
     const type = buf.readUInt8(at + ARG_REC.type);
     const aflags = buf.readUInt8(at + ARG_REC.flags);
@@ -97,6 +99,7 @@ export function decodeTracingRecord(
         rec.args.push({ type: 'string', value: buf.toString('utf8', p, p + alen), truncated, fault });
         break;
       case ArgType.CHAR_BUF:
+        if (aflags & ArgFlag.AT_RETURN) (atReturn ??= []).push(rec.args.length);
         rec.args.push({ type: 'bytes', value: Buffer.from(buf.subarray(p, p + alen)), truncated, fault });
         break;
       case ArgType.FD:
@@ -113,6 +116,21 @@ export function decodeTracingRecord(
       default:
         throw new Error(`arg ${i} has unknown type ${type}`);
     }
+    at = p + alen;
+  }
+  for (const k of atReturn ?? []) {
+    // none when the syscall did not return (the thread died in it) or there was no room
+    if (at + ARG_REC.SIZE > end) break;
+    const aflags = buf.readUInt8(at + ARG_REC.flags);
+    const alen = buf.readUInt16LE(at + ARG_REC.len);
+    const p = at + ARG_REC.SIZE;
+    if (p + alen > end) throw new Error(`returned buffer of ${alen} bytes runs past the record`);
+    rec.args[k] = {
+      type: 'bytes',
+      value: Buffer.from(buf.subarray(p, p + alen)),
+      truncated: (aflags & ArgFlag.TRUNCATED) !== 0,
+      fault: (aflags & ArgFlag.FAULT) !== 0,
+    };
     at = p + alen;
   }
   return rec;

@@ -27,6 +27,7 @@ export const OSP_LIMITS = {
   DATA_SIZE: 32768,
   STR_BUCKETS: 8,
   NO_ARG: 0xff,
+  SIZE_RET: 0xfe,
   ARG_RETURN: 0xff,
   NO_SELECTOR: 0xff,
   NO_HOOK: 0xffffffff,
@@ -80,7 +81,7 @@ export const Counter = {
 
 export const FilterFlag = { SIGNED: 1, INT: 2 } as const;
 
-export const ArgFlag = { TRUNCATED: 1, FAULT: 2, NO_FILE: 4 } as const;
+export const ArgFlag = { TRUNCATED: 1, FAULT: 2, NO_FILE: 4, AT_RETURN: 8 } as const;
 
 export const EventFlag = { RET: 1 } as const;
 

@@ -115,7 +115,9 @@ export interface FieldRef {
  * - int: the field itself (syscall64, size_t, int...). For a syscall's 32-bit
  *   int arg in its 8-byte slot give size 4 and signed, so -100 reads as -100.
  * - string (also filename): the field is a user pointer to a NUL-terminated string.
- * - char_buf: user pointer, byte count from args[sizeArg] (capped at maxBytes).
+ * - char_buf: user pointer, byte count from args[sizeArg] (capped at maxBytes);
+ *   or, with sizeFromReturn (returnCopy), read when the syscall returns, as
+ *   many bytes as it returned (an enter hook's arg only).
  * - fd: an int fd, resolved in the kernel to the open file's absolute path.
  * - sockaddr: user pointer to struct sockaddr (family, port, IPv4/IPv6 address).
  */
@@ -125,6 +127,8 @@ export interface ArgSpec extends FieldRef {
   maxBytes?: number;
   /** char_buf: index in args of the int arg holding the byte count */
   sizeArg?: number;
+  /** char_buf: read at the syscall's return, the return value's count of bytes (returnCopy) */
+  sizeFromReturn?: boolean;
   /** for events: the arg's label, if the policy gave one */
   label?: string;
 }
@@ -402,7 +406,13 @@ function validateHook(t: PolicyTables, h: HookTable, i: number): void {
     ) {
       throw new TablesError(w, `maxBytes ${a.maxBytes} is not in 1..${MAX_STRING}`);
     }
-    if (a.type === 'char_buf') {
+    if (a.sizeFromReturn) {
+      if (a.type !== 'char_buf') throw new TablesError(w, 'sizeFromReturn applies to char_buf only');
+      if (h.kind !== 'enter') {
+        throw new TablesError(w, 'sizeFromReturn needs an enter hook paired with the exit that reads it');
+      }
+      if (a.sizeArg !== undefined) throw new TablesError(w, 'give sizeArg or sizeFromReturn, not both');
+    } else if (a.type === 'char_buf') {
       const s = a.sizeArg;
       if (s === undefined || !Number.isInteger(s) || s < 0 || s >= h.args.length || s === j) {
         throw new TablesError(w, 'a char_buf needs sizeArg: the index of another arg of this hook');
@@ -822,7 +832,10 @@ class Encoder {
       b.writeUInt8(a.size, o + ARG_SPEC.size);
       b.writeUInt8(ARG_TYPE_CODE[a.type], o + ARG_SPEC.type);
       b.writeUInt8(a.signed ? 1 : 0, o + ARG_SPEC.is_signed);
-      b.writeUInt8(a.sizeArg ?? OSP_LIMITS.NO_ARG, o + ARG_SPEC.size_arg);
+      b.writeUInt8(
+        a.sizeFromReturn ? OSP_LIMITS.SIZE_RET : (a.sizeArg ?? OSP_LIMITS.NO_ARG),
+        o + ARG_SPEC.size_arg,
+      );
       b.writeUInt16LE(a.maxBytes ?? MAX_STRING, o + ARG_SPEC.max_bytes);
     });
     return b;

@@ -1,0 +1,125 @@
+// The API clients of the service benchmark: `osprey events -o json --socket
+// S`, the command a user runs to follow the agent live, with its stdout piped
+// back to the benchmark, which counts what each client received: lines, and
+// occurrences of a few exact strings (the loop file's and the markers' paths,
+// quoted as they are in the JSON) without parsing, so that counting costs
+// the machine as little as it can.
+
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { isAlive, killAndWaitSync } from '../lib/proc.mjs';
+import { cleanup, OSPREY } from '../policy/common.mjs';
+
+/**
+ * Counts occurrences of byte strings in a stream that arrives in chunks. A
+ * match may straddle two chunks: each needle keeps the bytes of the previous
+ * chunk that could begin one, and a match counts once, in the chunk where it
+ * ends.
+ */
+export class NeedleCounter {
+  constructor(needles) {
+    this.needles = Object.entries(needles).map(([key, s]) => ({
+      key,
+      buf: Buffer.from(s),
+      carry: Buffer.alloc(0),
+    }));
+    this.counts = Object.fromEntries(this.needles.map((n) => [n.key, 0]));
+    this.lines = 0;
+    this.bytes = 0;
+  }
+
+  push(chunk) {
+    this.bytes += chunk.length;
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) this.lines++;
+    for (const n of this.needles) {
+      const hay = n.carry.length ? Buffer.concat([n.carry, chunk]) : chunk;
+      for (let i = hay.indexOf(n.buf); i !== -1; i = hay.indexOf(n.buf, i + 1)) {
+        // a match lying wholly in the carried bytes was counted with the previous chunk
+        if (i + n.buf.length > n.carry.length) this.counts[n.key]++;
+      }
+      const keep = Math.min(n.buf.length - 1, hay.length);
+      n.carry = Buffer.from(hay.subarray(hay.length - keep));
+    }
+  }
+}
+
+/**
+ * Starts one `osprey events` client on the agent's socket. Its stderr goes
+ * to `logFile`; its stdout is counted. Registered with the cleanup stack the
+ * moment it exists.
+ */
+export function startClient(name, socket, logFile, needles) {
+  const err = openSync(logFile, 'w');
+  let child;
+  try {
+    child = spawn(OSPREY, ['events', '-o', 'json', '--socket', socket], {
+      stdio: ['ignore', 'pipe', err],
+    });
+  } finally {
+    closeSync(err);
+  }
+  const pid = child.pid;
+  const stop = cleanup.add(`stop API client ${name} (pid ${pid})`, () => {
+    if (pid && isAlive(pid)) killAndWaitSync(pid, 'SIGTERM', 5000);
+  });
+  const counter = new NeedleCounter(needles);
+  const client = {
+    name,
+    pid,
+    counter,
+    exit: null,
+    /** Date.now() when each needle was first seen after mark(key) */
+    seenAt: {},
+    up: () => client.exit === null,
+    why: () => {
+      try {
+        return readFileSync(logFile, 'utf8').trim().slice(-1000);
+      } catch {
+        return '';
+      }
+    },
+  };
+  const watched = new Map(); // key -> count at the time of mark()
+  client.mark = (key) => {
+    watched.set(key, counter.counts[key]);
+    delete client.seenAt[key];
+  };
+  client.seen = (key) => client.seenAt[key] !== undefined;
+  child.stdout.on('data', (chunk) => {
+    counter.push(chunk);
+    for (const [key, before] of watched) {
+      if (counter.counts[key] > before) {
+        client.seenAt[key] = Date.now();
+        watched.delete(key);
+      }
+    }
+  });
+  client.exited = new Promise((resolve) => {
+    // 'close': the exit and the end of stdout, so every byte has been counted
+    child.on('close', (code, signal) => {
+      client.exit = { code, signal };
+      stop.discard();
+      resolve(client.exit);
+    });
+    child.on('error', (e) => {
+      client.exit = { code: null, signal: null, error: e.message };
+      stop.discard();
+      resolve(client.exit);
+    });
+  });
+  /** SIGTERM, and wait until its output has been read to the end. */
+  client.stop = async () => {
+    if (client.exit === null) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // gone already
+      }
+    }
+    const t = setTimeout(() => stop.run(), 10000);
+    await client.exited;
+    clearTimeout(t);
+    return client.exit;
+  };
+  return client;
+}
