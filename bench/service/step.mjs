@@ -70,7 +70,8 @@ export async function step(ctx, setup, { config, round, rate }) {
       if ((st.api?.clients ?? 0) >= nClients) break;
       const dead = clients.find((c) => !c.up());
       if (dead) throw new Error(`API client ${dead.name} exited: ${dead.why()}`);
-      if (Date.now() - t0 > 30000) throw new Error(`only ${st.api?.clients} of ${nClients} API clients connected`);
+      if (Date.now() - t0 > 30000)
+        throw new Error(`only ${st.api?.clients} of ${nClients} API clients connected`);
       await sleep(50);
     }
     // end to end before the clock starts: an open under the prefix reached every sink
@@ -87,7 +88,15 @@ export async function step(ctx, setup, { config, round, rate }) {
     // drain: the first marker opened after the loop reaches a sink once that
     // sink has taken (or lost) every event before it; opened again every
     // 200 ms, as a full ring may drop it
-    const drain = await untilEverySink(agent, clients, setup.doneMarker, 'done', DRAIN_TIMEOUT_MS, 200, loopEnd);
+    const drain = await untilEverySink(
+      agent,
+      clients,
+      setup.doneMarker,
+      'done',
+      DRAIN_TIMEOUT_MS,
+      200,
+      loopEnd,
+    );
     let storeDrain = null;
     if (cfg.store) storeDrain = await storeIdle(agent, loopEnd);
     const cpu1 = cpuOf(agent.pid, clients);
@@ -188,7 +197,9 @@ export async function step(ctx, setup, { config, round, rate }) {
       // over the idle second before the loop, the loop and the drain
       agent_cpu_s: round3(agentCpu),
       agent_cpu_us_per_event: delivered ? round3((agentCpu / delivered) * 1e6) : null,
-      clients_cpu_s: round3(cpu1.clients.reduce((a, b) => a + b, 0) - cpu0.clients.reduce((a, b) => a + b, 0)),
+      clients_cpu_s: round3(
+        cpu1.clients.reduce((a, b) => a + b, 0) - cpu0.clients.reduce((a, b) => a + b, 0),
+      ),
       counter_cpu_s: round3(cpu1.self - cpu0.self),
       agent_peak_rss_mb: samples.length ? round3(Math.max(...samples.map((s) => s.hwm_kb)) / 1024) : null,
       export_bytes: file.bytes,
@@ -198,7 +209,9 @@ export async function step(ctx, setup, { config, round, rate }) {
       note:
         `${Math.round(achieved)} opens/s; lost: ${Object.entries(sinks)
           .map(([k, s]) => `${k} ${s.lost}`)
-          .join(', ')} (ring ${(c.ringbuf_drops ?? 0) - (c0.ringbuf_drops ?? 0)}, bus ${status?.drops?.bus_queue_overflow ?? '?'}` +
+          .join(
+            ', ',
+          )} (ring ${(c.ringbuf_drops ?? 0) - (c0.ringbuf_drops ?? 0)}, bus ${status?.drops?.bus_queue_overflow ?? '?'}` +
         `${cfg.store ? `, store skipped ${st?.skipped ?? '?'}` : ''}${nClients ? `, api ${status?.drops?.api_slow_client_dropped ?? '?'}` : ''})` +
         `; drain ${drainAll === null ? '—' : drainAll.toFixed(2)} s; agent CPU ${agentCpu.toFixed(2)} s`,
     };
@@ -292,7 +305,9 @@ function countStoreRows(file, policy, needle) {
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     return db
-      .prepare("SELECT count(*) FROM events WHERE type = 'process_kprobe' AND policy_name = ? AND instr(json, ?) > 0")
+      .prepare(
+        "SELECT count(*) FROM events WHERE type = 'process_kprobe' AND policy_name = ? AND instr(json, ?) > 0",
+      )
       .pluck()
       .get(policy, needle);
   } finally {

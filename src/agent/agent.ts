@@ -184,7 +184,12 @@ export class Agent {
       publish: (events) => this.publish(events),
     });
     const net = this.network;
-    const pipeline = new ProcessPipeline({ nodeName: cfg.nodeName, workloadLabels: net.labelsOf });
+    const pipeline = new ProcessPipeline({
+      nodeName: cfg.nodeName,
+      workloadLabels: net.labelsOf,
+      caps: cfg.processCaps,
+      namespaces: cfg.processNs,
+    });
     this.pipeline = pipeline;
     // takes requests once the stored policies are loaded (restore below)
     this.policyManager = new PolicyManager({

@@ -25,6 +25,10 @@ export interface AgentConfig {
   stdoutFormat: StdoutFormat;
   apiSocket: string;
   argsMax: number;
+  /** process.cap in events */
+  processCaps: boolean;
+  /** process.ns in events */
+  processNs: boolean;
   /** the process sensor's ring buffer, MiB (a power of 2) */
   ringBufferMb: number;
   /** wake-up coalescing of the ring readers, ms (0 = off) */
@@ -147,6 +151,18 @@ export const SETTINGS: readonly Setting[] = [
     min: 0,
     max: 32767,
     help: 'bytes of argv captured per exec',
+  },
+  {
+    key: 'process-caps',
+    field: 'processCaps',
+    kind: 'bool',
+    help: 'capability sets (process.cap) in events; the largest part of each event',
+  },
+  {
+    key: 'process-ns',
+    field: 'processNs',
+    kind: 'bool',
+    help: 'namespace inodes (process.ns) in events',
   },
   {
     key: 'ring-buffer-mb',
@@ -326,6 +342,8 @@ export function defaults(hostname = os.hostname()): DefaultConfig {
     stdoutFormat: 'auto',
     apiSocket: DEFAULT_SOCKET,
     argsMax: 4096,
+    processCaps: true,
+    processNs: true,
     ringBufferMb: 4,
     ringHoldoffMs: 1,
     cgroup: undefined,

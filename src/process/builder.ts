@@ -26,6 +26,10 @@ export class ProcessBuilder {
    * process of the workload. Unset: no labels.
    */
   workloadLabels: ((cgroupId: string) => Readonly<Record<string, string>> | undefined) | undefined;
+  /** process.cap in what it builds (capability name lists: the largest part of a process) */
+  withCaps = true;
+  /** process.ns in what it builds */
+  withNamespaces = true;
 
   constructor(
     readonly nodeName: string,
@@ -75,8 +79,8 @@ export class ProcessBuilder {
       start_time: time,
       auid: rec.auid,
       parent_exec_id: parentExecId,
-      cap: this.caps(rec.capPermitted, rec.capEffective, rec.capInheritable),
-      ns: this.namespaces.get(rec.ns),
+      cap: this.withCaps ? this.caps(rec.capPermitted, rec.capEffective, rec.capInheritable) : undefined,
+      ns: this.withNamespaces ? this.namespaces.get(rec.ns) : undefined,
       tid: rec.tid,
       process_credentials: {
         uid: rec.uid,
@@ -167,8 +171,8 @@ export class ProcessBuilder {
       start_time: wallNsToTime(bootWallNs + snap.startBootNs),
       auid: snap.auid,
       parent_exec_id: parentExecId,
-      cap: this.caps(snap.capPermitted, snap.capEffective, snap.capInheritable),
-      ns: this.namespaces.get(snap.ns),
+      cap: this.withCaps ? this.caps(snap.capPermitted, snap.capEffective, snap.capInheritable) : undefined,
+      ns: this.withNamespaces ? this.namespaces.get(snap.ns) : undefined,
       tid: snap.pid,
       process_credentials: {
         uid: snap.uid,

@@ -22,6 +22,10 @@ export interface ProcessPipelineOptions {
   realpath?: (p: string) => string;
   /** labels of the workload a cgroup id (decimal) belongs to: process.workload.labels */
   workloadLabels?: (cgroupId: string) => Readonly<Record<string, string>> | undefined;
+  /** process.cap in events (default true) */
+  caps?: boolean;
+  /** process.ns in events (default true) */
+  namespaces?: boolean;
 }
 
 /**
@@ -71,6 +75,8 @@ export class ProcessPipeline {
       opts.realpath,
     );
     this.builder.workloadLabels = opts.workloadLabels;
+    this.builder.withCaps = opts.caps ?? true;
+    this.builder.withNamespaces = opts.namespaces ?? true;
   }
 
   /**

@@ -37,6 +37,8 @@ describe('agent config', () => {
       stdoutFormat: 'json',
       apiSocket: '/run/osprey/osprey.sock',
       argsMax: 4096,
+      processCaps: true,
+      processNs: true,
       ringBufferMb: 4,
       ringHoldoffMs: 1,
       cgroup: undefined,

@@ -42,13 +42,17 @@ before(() => {
 
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function pipeline(extra: { maxExited?: number; realpath?: (p: string) => string } = {}): ProcessPipeline {
+function pipeline(
+  extra: { maxExited?: number; realpath?: (p: string) => string; caps?: boolean; namespaces?: boolean } = {},
+): ProcessPipeline {
   return new ProcessPipeline({
     nodeName: NODE,
     procRoot,
     cgroupRoot: cgRoot,
     realpath: extra.realpath ?? ((p) => p),
     ...(extra.maxExited === undefined ? {} : { maxExited: extra.maxExited }),
+    ...(extra.caps === undefined ? {} : { caps: extra.caps }),
+    ...(extra.namespaces === undefined ? {} : { namespaces: extra.namespaces }),
   });
 }
 
@@ -206,6 +210,22 @@ describe('ProcessPipeline.apply', () => {
       cgroup_id: r.cgroupId.toString(),
       cgroup_path: '/system.slice/ssh.service',
     });
+  });
+
+  test('process.cap and process.ns can be left out (process-caps / process-ns off)', () => {
+    const full = (pipeline().apply([execRec()])[0] as { process_exec: ProcessExec }).process_exec.process;
+    assert.ok(full.cap && full.ns);
+    const lean = (
+      pipeline({ caps: false, namespaces: false }).apply([execRec()])[0] as { process_exec: ProcessExec }
+    ).process_exec.process;
+    assert.equal(lean.cap, undefined);
+    assert.equal(lean.ns, undefined);
+    assert.equal(lean.binary, full.binary);
+    assert.deepEqual(lean.process_credentials, full.process_credentials);
+    const onlyNs = (pipeline({ caps: false }).apply([execRec()])[0] as { process_exec: ProcessExec })
+      .process_exec.process;
+    assert.equal(onlyNs.cap, undefined);
+    assert.deepEqual(onlyNs.ns, full.ns);
   });
 
   test('fork makes no event but a "clone" entry with the parent`s program; exec then replaces it', () => {
