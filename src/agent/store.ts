@@ -56,6 +56,8 @@ export class AgentStore {
         maxAgeMs: o.maxAgeMs,
         maxBytes: o.maxBytes,
         onError: (err) => o.onError(err.message),
+        // SQLite's inserts on a thread of their own: never on the event loop
+        writeInThread: true,
         ...(o.encode ? { encode: o.encode } : {}),
       });
       return new AgentStore(store, o.path, undefined);
@@ -94,7 +96,7 @@ export class AgentStore {
   async close(bus: EventBus<ExportEvent>, timeoutMs = 3000): Promise<void> {
     if (this.sub) await bus.settle(timeoutMs, [STORE_GROUP]);
     this.sub?.close();
-    this.store?.close();
+    await this.store?.closeAsync();
   }
 
   status(): StoreStatus {

@@ -37,6 +37,11 @@ function encodeProcess(p: object): string {
   return s;
 }
 
+/** A process object's JSON, as in events (made once per process object). */
+export function processJson(p: object): string {
+  return encodeProcess(p);
+}
+
 /**
  * JSON of an object kept on the object itself, made once: for objects that
  * never change after they are made, such as events once published.

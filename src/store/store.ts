@@ -13,12 +13,14 @@ import { closeSync, existsSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describeFsError, mkdirp } from '../agent/fs-util.js';
-import { encodeEvent } from '../events/encode.js';
+import { encodeEvent, processJson } from '../events/encode.js';
 import type { ExportEvent, Process } from '../events/types.js';
 import { eventColumns } from './columns.js';
 import { STORE_PATH_FLAG, StoreError, storeError } from './errors.js';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+import { INSERT_EVENT_SQL, SET_EXIT_SQL, UPSERT_PROCESS_SQL } from './sql.js';
 import { boundToNs, nowNs, type TimeBound, timeToNs } from './time.js';
+import { StoreWriter, type WriterBatch, type WriterReply } from './writer.js';
 
 export interface EventStoreOptions {
   /** events older than this are deleted; 0 keeps them however old (default 7 days) */
@@ -49,6 +51,13 @@ export interface EventStoreOptions {
   onError?: (err: StoreError) => void;
   /** the event's JSON (default encodeEvent): the agent passes its cached encoding, made once for every sink */
   encode?: (ev: ExportEvent) => string;
+  /**
+   * write queued events on a thread of their own (writer-worker.ts) with its
+   * own connection, so SQLite's inserts never run on the event loop (default
+   * false: on the calling thread, in small batches). append() always writes
+   * on the calling thread.
+   */
+  writeInThread?: boolean;
 }
 
 export interface EventStoreStats {
@@ -60,8 +69,10 @@ export interface EventStoreStats {
   bytes: number;
   max_bytes: number;
   max_age_ms: number;
-  /** events waiting in the queue */
+  /** events waiting in the queue, or sent to the writer thread and not written yet */
   queued: number;
+  /** where queued events are written: "thread" (a writer thread) or "inline" */
+  writer: 'thread' | 'inline';
   /** events written so far (by append or the queue) */
   written: number;
   /** events enqueue() skipped because the queue was full or the store closed */
@@ -183,6 +194,7 @@ interface Settings {
   busyTimeoutMs: number;
   onError: ((err: StoreError) => void) | undefined;
   encode: (ev: ExportEvent) => string;
+  writeInThread: boolean;
 }
 
 /** The options with their defaults, checked before any file is touched. */
@@ -198,6 +210,7 @@ function settings(o: EventStoreOptions): Settings {
     busyTimeoutMs: nonNegative(o.busyTimeoutMs, 100, 'busy timeout (ms)'),
     onError: o.onError,
     encode: o.encode ?? encodeEvent,
+    writeInThread: o.writeInThread === true,
   };
 }
 
@@ -244,7 +257,10 @@ export class EventStore {
     pageCount: Statement;
     countProcesses: Statement;
   };
-  private readonly appendTx: (events: readonly ExportEvent[]) => void;
+  private readonly appendTx: (rows: Omit<WriterBatch, 'kind' | 'id'>) => void;
+  private readonly writer: StoreWriter | undefined;
+  /** events sent to the writer thread and not answered yet */
+  private sentEvents = 0;
   private regexCache = new Map<string, RegExp>();
 
   private constructor(db: Database.Database, file: string, journalMode: string, set: Settings) {
@@ -265,26 +281,9 @@ export class EventStore {
     });
 
     this.stmt = {
-      insertEvent: db.prepare(
-        `INSERT INTO events (time_ns, type, exec_id, parent_exec_id, pid, binary, policy_name, node_name, json)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      upsertProcess: db.prepare(
-        `INSERT INTO processes (exec_id, parent_exec_id, pid, binary, arguments, start_time, last_seen_ns, json)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (exec_id) DO UPDATE SET
-           parent_exec_id = coalesce(excluded.parent_exec_id, parent_exec_id),
-           pid = excluded.pid,
-           binary = excluded.binary,
-           arguments = excluded.arguments,
-           start_time = coalesce(excluded.start_time, start_time),
-           last_seen_ns = max(last_seen_ns, excluded.last_seen_ns),
-           json = excluded.json`,
-      ),
-      setExit: db.prepare(
-        `UPDATE processes SET exit_time = ?, exit_time_ns = ?, exit_status = ?, exit_signal = ?
-         WHERE exec_id = ?`,
-      ),
+      insertEvent: db.prepare(INSERT_EVENT_SQL),
+      upsertProcess: db.prepare(UPSERT_PROCESS_SQL),
+      setExit: db.prepare(SET_EXIT_SQL),
       deleteOlder: db.prepare(
         `DELETE FROM events WHERE id IN
            (SELECT id FROM events WHERE time_ns < ? ORDER BY time_ns LIMIT ?)`,
@@ -310,7 +309,14 @@ export class EventStore {
         .pluck(),
       countProcesses: db.prepare('SELECT count(*) FROM processes').pluck(),
     };
-    this.appendTx = db.transaction((events: readonly ExportEvent[]) => this.insertAll(events));
+    this.appendTx = db.transaction((rows: Omit<WriterBatch, 'kind' | 'id'>) => {
+      for (const r of rows.events) this.stmt.insertEvent.run(...r);
+      for (const r of rows.processes) this.stmt.upsertProcess.run(...r);
+      for (const r of rows.exits) this.stmt.setExit.run(...r);
+    });
+    this.writer = set.writeInThread
+      ? new StoreWriter({ file, busyTimeoutMs: set.busyTimeoutMs }, (r) => this.onWritten(r))
+      : undefined;
     this.rows = db.prepare('SELECT count(*) FROM events').pluck().get() as number;
     this.lastBytes = this.stmt.pageCount.get() as number;
 
@@ -375,7 +381,7 @@ export class EventStore {
     if (!db) throw new StoreError(`event store ${this.path} is closed`);
     if (events.length === 0) return 0;
     try {
-      this.appendTx(events);
+      this.appendTx(this.rowsOf(events));
     } catch (err) {
       // the transaction rolled back: processes marked as written may not be
       this.seen.clear();
@@ -428,11 +434,25 @@ export class EventStore {
   private writeQueued(max: number): number {
     if (this.queue.length === 0 || this.db === undefined) return 0;
     let batch: ExportEvent[];
-    if (this.queue.length <= max) {
+    if (this.writer || this.queue.length <= max) {
       batch = this.queue;
       this.queue = [];
     } else {
       batch = this.queue.splice(0, max);
+    }
+    if (this.writer) {
+      // the rows are made here (cheap: the JSON is the agent's cached encoding);
+      // SQLite's work happens on the writer thread
+      if (this.writer.send(this.rowsOf(batch))) {
+        this.sentEvents += batch.length;
+        return batch.length;
+      }
+      this.writeErrors++;
+      this.failed += batch.length;
+      this.fail(
+        new StoreError(`event store ${this.path}: the writer thread has ended; events are not stored`),
+      );
+      return 0;
     }
     try {
       return this.append(batch);
@@ -442,6 +462,31 @@ export class EventStore {
       this.fail(err as StoreError);
       return 0;
     }
+  }
+
+  private onWritten(r: WriterReply): void {
+    this.sentEvents = Math.max(0, this.sentEvents - r.events);
+    if (r.ok) {
+      this.written += r.events;
+      this.rows += r.events;
+      return;
+    }
+    // the transaction rolled back: processes marked as written may not be
+    this.seen.clear();
+    this.writeErrors++;
+    this.failed += r.events;
+    this.fail(
+      new StoreError(`event store ${this.path}: writing events failed: ${r.error ?? 'unknown error'}`),
+    );
+  }
+
+  /**
+   * Write what is queued and wait until it is written (with a writer thread,
+   * until the thread has answered for everything sent so far).
+   */
+  async settle(): Promise<void> {
+    this.flush();
+    await this.writer?.settle();
   }
 
   /** Events matching every given condition, the newest `limit` of them, newest last. */
@@ -654,7 +699,8 @@ export class EventStore {
       bytes: this.lastBytes,
       max_bytes: this.maxBytes,
       max_age_ms: this.maxAgeMs,
-      queued: this.queue.length,
+      queued: this.queue.length + this.sentEvents,
+      writer: this.writer ? 'thread' : 'inline',
       written: this.written,
       skipped: this.skipped,
       failed: this.failed,
@@ -671,12 +717,30 @@ export class EventStore {
     return this.db === undefined;
   }
 
-  /** Stop the timers, write what is queued and close the file. Idempotent. */
+  /**
+   * Stop the timers, write what is queued, let the writer thread finish, and
+   * close the file. Idempotent.
+   */
+  async closeAsync(): Promise<void> {
+    if (this.db === undefined) return;
+    clearInterval(this.flushTimer);
+    clearInterval(this.retentionTimer);
+    this.flush();
+    await this.writer?.close();
+    this.close();
+  }
+
+  /**
+   * Stop the timers, write what is queued and close the file. Idempotent.
+   * With a writer thread, what it was sent is written as it finishes;
+   * closeAsync() waits for that.
+   */
   close(): void {
     if (this.db === undefined) return;
     clearInterval(this.flushTimer);
     clearInterval(this.retentionTimer);
     this.flush();
+    if (this.writer) void this.writer.close();
     const db = this.db;
     this.db = undefined;
     try {
@@ -695,12 +759,13 @@ export class EventStore {
     }
   }
 
-  private insertAll(events: readonly ExportEvent[]): void {
+  /** The rows a batch of events writes: one per event, the processes they name, and exits. */
+  private rowsOf(events: readonly ExportEvent[]): Omit<WriterBatch, 'kind' | 'id'> {
     const now = Date.now();
-    const s = this.stmt;
+    const rows: Omit<WriterBatch, 'kind' | 'id'> = { events: [], processes: [], exits: [] };
     for (const ev of events) {
       const c = eventColumns(ev);
-      s.insertEvent.run(
+      rows.events.push([
         c.timeNs,
         c.type,
         c.execId,
@@ -710,33 +775,40 @@ export class EventStore {
         c.policyName,
         c.nodeName,
         this.encode(ev),
-      );
+      ]);
       const lifecycle = c.type === 'process_exec' || c.type === 'process_exit';
-      if (c.process) this.upsert(c.process, c.timeNs, now, lifecycle);
-      if (c.parent) this.upsert(c.parent, c.timeNs, now, false);
+      if (c.process) this.upsert(rows, c.process, c.timeNs, now, lifecycle);
+      if (c.parent) this.upsert(rows, c.parent, c.timeNs, now, false);
       if (c.type === 'process_exit' && c.process) {
         const exit = (ev as { process_exit: { time?: unknown; status?: unknown; signal?: unknown } })
           .process_exit;
         const time = typeof exit.time === 'string' ? exit.time : ev.time;
-        s.setExit.run(
+        rows.exits.push([
           time,
           timeToNs(time) ?? c.timeNs,
           typeof exit.status === 'number' ? exit.status : null,
           typeof exit.signal === 'string' && exit.signal !== '' ? exit.signal : null,
           c.process.exec_id,
-        );
+        ]);
       }
     }
+    return rows;
   }
 
-  private upsert(p: Process, timeNs: bigint, now: number, always: boolean): void {
+  private upsert(
+    rows: Omit<WriterBatch, 'kind' | 'id'>,
+    p: Process,
+    timeNs: bigint,
+    now: number,
+    always: boolean,
+  ): void {
     if (!always) {
       const last = this.seen.get(p.exec_id);
       if (last !== undefined && now - last < PROCESS_REFRESH_MS) return;
     }
     if (this.seen.size >= MAX_SEEN_PROCESSES) this.seen.clear();
     this.seen.set(p.exec_id, now);
-    this.stmt.upsertProcess.run(
+    rows.processes.push([
       p.exec_id,
       p.parent_exec_id ?? null,
       p.pid,
@@ -744,8 +816,8 @@ export class EventStore {
       typeof p.arguments === 'string' ? p.arguments : '',
       typeof p.start_time === 'string' ? p.start_time : null,
       timeNs,
-      JSON.stringify(p),
-    );
+      processJson(p),
+    ]);
   }
 
   /** Delete up to retentionBatch processes retired before cutoffNs that nothing refers to. */

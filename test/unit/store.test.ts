@@ -260,6 +260,64 @@ describe('EventStore', () => {
     assert.equal(store.stats().skipped, 16);
   });
 
+  it('writes queued events on a writer thread: the same rows, the same answers', async () => {
+    const file = fresh();
+    const store = EventStore.open(file, { retentionIntervalMs: 0, writeInThread: true, flushEvents: 3 });
+    try {
+      store.enqueueBatch(history);
+      await store.settle();
+      const s = store.stats();
+      assert.equal(s.writer, 'thread');
+      assert.equal(s.written, history.length);
+      assert.equal(s.rows, history.length);
+      assert.equal(s.queued, 0);
+      assert.equal(s.failed, 0);
+      // read back on the agent thread's own connection
+      assert.deepEqual(times(store.query({})), times(history));
+      assert.deepEqual(store.query({ policy: 'file-monitor' }), [history[2]]);
+      const tree = store.process(sh.exec_id);
+      assert.equal(tree?.process.binary, '/bin/sh');
+      assert.deepEqual(
+        tree?.ancestors.map((a) => a.binary),
+        ['/bin/bash', '/sbin/init'],
+      );
+    } finally {
+      await store.closeAsync();
+    }
+    assert.ok(store.closed);
+    // nothing was left for the thread to write after close: a new connection sees every row
+    const db = new Database(file, { readonly: true });
+    try {
+      assert.equal(db.prepare('SELECT count(*) FROM events').pluck().get(), history.length);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('a batch the writer thread cannot write is counted as failed, and the store goes on', async () => {
+    const file = fresh();
+    const store = EventStore.open(file, { retentionIntervalMs: 0, writeInThread: true, busyTimeoutMs: 0 });
+    const errors: string[] = [];
+    (store as unknown as { onError: (e: Error) => void }).onError = (e) => errors.push(e.message);
+    // another connection holds the write lock: the thread's transaction cannot start
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE');
+    try {
+      store.enqueueBatch(history.slice(0, 2));
+      await store.settle();
+      assert.equal(store.stats().failed, 2);
+      assert.equal(store.stats().written, 0);
+      assert.match(errors[0] ?? '', /writing events failed: database is locked/);
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    store.enqueueBatch(history.slice(2, 4));
+    await store.settle();
+    assert.equal(store.stats().written, 2);
+    await store.closeAsync();
+  });
+
   it('writes the queue on its timer', async () => {
     const store = EventStore.open(fresh(), { retentionIntervalMs: 0, flushIntervalMs: 20 });
     try {

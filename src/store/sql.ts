@@ -1,0 +1,18 @@
+/** The store's write statements, shared by the agent thread's connection and the writer thread's. */
+
+export const INSERT_EVENT_SQL = `INSERT INTO events (time_ns, type, exec_id, parent_exec_id, pid, binary, policy_name, node_name, json)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+export const UPSERT_PROCESS_SQL = `INSERT INTO processes (exec_id, parent_exec_id, pid, binary, arguments, start_time, last_seen_ns, json)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (exec_id) DO UPDATE SET
+    parent_exec_id = coalesce(excluded.parent_exec_id, parent_exec_id),
+    pid = excluded.pid,
+    binary = excluded.binary,
+    arguments = excluded.arguments,
+    start_time = coalesce(excluded.start_time, start_time),
+    last_seen_ns = max(last_seen_ns, excluded.last_seen_ns),
+    json = excluded.json`;
+
+export const SET_EXIT_SQL = `UPDATE processes SET exit_time = ?, exit_time_ns = ?, exit_status = ?, exit_signal = ?
+  WHERE exec_id = ?`;

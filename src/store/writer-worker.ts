@@ -1,0 +1,61 @@
+/**
+ * The event store's writer thread: its own SQLite connection to the store's
+ * file (WAL mode, so the agent's connection keeps reading while it writes),
+ * taking batches of rows from the agent thread and writing each in one
+ * transaction. SQLite inserts with their indexes are the most expensive part
+ * of storing an event; here they run beside the event loop instead of on it.
+ *
+ * Messages in: WriterOpen once, then WriterBatch; WriterClose ends it.
+ * Messages out: WriterReply for each batch, in order.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { INSERT_EVENT_SQL, SET_EXIT_SQL, UPSERT_PROCESS_SQL } from './sql.js';
+import type { WriterBatch, WriterClose, WriterInit, WriterReply } from './writer.js';
+
+const init = workerData as WriterInit;
+const port = parentPort;
+if (!port) throw new Error('writer-worker.js runs as a worker thread of the event store');
+
+let db: Database.Database | undefined;
+let write: ((b: WriterBatch) => void) | undefined;
+let openError: string | undefined;
+try {
+  db = new Database(init.file, { timeout: init.busyTimeoutMs });
+  db.pragma('synchronous = NORMAL');
+  db.pragma('temp_store = MEMORY');
+  db.pragma('cache_size = -16384');
+  const insertEvent = db.prepare(INSERT_EVENT_SQL);
+  const upsertProcess = db.prepare(UPSERT_PROCESS_SQL);
+  const setExit = db.prepare(SET_EXIT_SQL);
+  write = db.transaction((b: WriterBatch) => {
+    for (const r of b.events) insertEvent.run(...r);
+    for (const r of b.processes) upsertProcess.run(...r);
+    for (const r of b.exits) setExit.run(...r);
+  });
+} catch (err) {
+  openError = (err as Error).message;
+}
+
+port.on('message', (m: WriterBatch | WriterClose) => {
+  if (m.kind === 'close') {
+    try {
+      db?.close();
+    } finally {
+      port.close();
+    }
+    return;
+  }
+  let reply: WriterReply;
+  if (!write) {
+    reply = { id: m.id, ok: false, events: m.events.length, error: `opening it for writing: ${openError}` };
+  } else {
+    try {
+      write(m);
+      reply = { id: m.id, ok: true, events: m.events.length };
+    } catch (err) {
+      reply = { id: m.id, ok: false, events: m.events.length, error: (err as Error).message };
+    }
+  }
+  port.postMessage(reply);
+});
