@@ -36,7 +36,7 @@ const log = (msg) => console.error(`[bench/service] ${msg}`);
 
 const DEFAULT_RATES = '5000,10000,15000,20000,25000,30000,40000,max';
 const USAGE = `usage: bench/service/run.sh [--repeat R] [--rates LIST] [--step-seconds S] [--max-opens N]
-                           [--clients N] [--quiet-wait S] [--retries K] [--keep]
+                           [--clients N] [--configs AB] [--quiet-wait S] [--retries K] [--keep]
 
 Matched-event throughput of the agent with (B) the event store, the file exporter and
 N API clients (osprey events) all on, against (A) the file exporter alone; target B/A >= ${TARGET_RATIO}.
@@ -45,7 +45,10 @@ N API clients (osprey events) all on, against (A) the file exporter alone; targe
   --rates LIST      paced rates in opens/s, "max" = flat out (default ${DEFAULT_RATES})
   --step-seconds S  seconds each paced step runs (default 5)
   --max-opens N     opens of the flat-out step and of the no-agent baseline (default 300000)
-  --clients N       API clients in configuration B (default 2)
+  --clients N       API clients in configurations B and D (default 2)
+  --configs LIST    agent configurations, letters of ABCD (default AB; A is required):
+                    A file exporter alone, B store + file + API clients (the target),
+                    C store + file, D file + API clients (C and D split B's cost)
   --quiet-wait S    before each step, wait up to S seconds (default 60) for the machine to go
                     quiet (<= ${QUIET_CORES} busy cores, no other benchmark running); the load seen is reported
   --retries K       run a step again, up to K times (default 2), when other work took more than
@@ -61,6 +64,7 @@ async function main() {
       'step-seconds': { type: 'string', default: '5' },
       'max-opens': { type: 'string', default: '300000' },
       clients: { type: 'string', default: '2' },
+      configs: { type: 'string', default: 'AB' },
       'quiet-wait': { type: 'string', default: '60' },
       retries: { type: 'string', default: '2' },
       keep: { type: 'boolean', default: false },
@@ -79,6 +83,12 @@ async function main() {
       }),
     ),
   ];
+  const configs = [...new Set(values.configs.toUpperCase().split(''))];
+  for (const c of configs)
+    if (!(c in CONFIGS))
+      throw new UsageError(`--configs: unknown configuration '${c}'; give letters of ABCD`);
+  if (!configs.includes('A')) throw new UsageError('--configs must include A: every ratio is against it');
+  configs.sort();
   const stepSeconds = Number(values['step-seconds']);
   if (!(stepSeconds > 0)) throw new UsageError(`--step-seconds must be > 0, got '${values['step-seconds']}'`);
   const quietWaitS = Number(values['quiet-wait']);
@@ -104,6 +114,7 @@ async function main() {
     stepSeconds,
     maxOpens: positiveInt('--max-opens', values['max-opens']),
     clients: positiveInt('--clients', values.clients),
+    configs,
     quietWaitS,
     retries,
     keep: values.keep,
@@ -126,7 +137,7 @@ async function main() {
     );
   log(
     `rates ${rates.join(', ')} × ${stepSeconds} s, flat out ${ctx.maxOpens} opens, ${ctx.repeat} round(s), ` +
-      `configurations A and B (${ctx.clients} API clients), interleaved`,
+      `configurations ${configs.join(', ')} (${ctx.clients} API clients), interleaved`,
   );
 
   const steps = [];
@@ -158,8 +169,8 @@ async function main() {
       break;
     }
     for (const rate of rates) {
-      // A first in odd rounds, B first in even ones
-      const order = round % 2 ? ['A', 'B'] : ['B', 'A'];
+      // A first in odd rounds, last in even ones
+      const order = round % 2 ? configs : [...configs].reverse();
       for (const config of order) {
         for (let attempt = 0; ; attempt++) {
           log(
@@ -204,9 +215,10 @@ async function main() {
       max_opens: ctx.maxOpens,
       repeat: ctx.repeat,
       clients: ctx.clients,
+      configs_run: configs,
       loop_file: setup.loopFile,
       configs: Object.fromEntries(
-        Object.entries(CONFIGS).map(([k, c]) => [k, { name: c.name, extra_agent_args: c.args }]),
+        configs.map((k) => [k, { name: CONFIGS[k].name, extra_agent_args: CONFIGS[k].args }]),
       ),
     },
     ...summarize(ctx, steps),
@@ -247,7 +259,7 @@ function summarize(ctx, steps) {
     others_cpu_fraction_all: base.map((s) => s.others_cpu_fraction),
   };
   const configs = {};
-  for (const config of Object.keys(CONFIGS)) {
+  for (const config of ctx.configs) {
     const rates = {};
     for (const rate of ctx.rates) {
       const rs = ok.filter((s) => s.config === config && s.rate === rate);
@@ -305,10 +317,20 @@ function summarize(ctx, steps) {
       highest_file_zero_loss: highestZeroLoss(ctx, rates, 'file_zero_loss'),
     };
   }
-  // the figures and their ratios
+  // each configuration against (A); the target is (B)'s
+  const comparisons = {};
+  for (const config of Object.keys(configs)) {
+    if (config !== 'A') comparisons[config] = compare(ctx, ok, configs, config);
+  }
+  return { baseline, configs, comparisons };
+}
+
+const ratio = (b, a) => (a && b !== null && b !== undefined ? round3(b / a) : null);
+
+/** Configuration X against (A): its zero-loss rate, its flat-out delivery, the agent's CPU per event. */
+function compare(ctx, ok, configs, X) {
   const A = configs.A;
-  const B = configs.B;
-  const ratio = (b, a) => (a && b !== null && b !== undefined ? round3(b / a) : null);
+  const B = configs[X];
   const zlA = A.highest_zero_loss?.events_per_s ?? null;
   const zlB = B.highest_zero_loss?.events_per_s ?? null;
   const flat = {};
@@ -318,16 +340,16 @@ function summarize(ctx, steps) {
     const byRound = (config) =>
       Object.fromEntries(ok.filter((s) => s.config === config && s.rate === 'max').map((s) => [s.round, s]));
     const ra = byRound('A');
-    const rb = byRound('B');
+    const rb = byRound(X);
     const rounds = Object.keys(ra).filter((r) => rb[r]);
     flat.A_file_events_per_s = a.sinks.file.events_per_s_median;
-    flat.B_file_events_per_s = b.sinks.file.events_per_s_median;
-    flat.B_min_sink_events_per_s = b.min_sink_events_per_s_median;
-    flat.B_sinks_events_per_s = Object.fromEntries(
+    flat.file_events_per_s = b.sinks.file.events_per_s_median;
+    flat.min_sink_events_per_s = b.min_sink_events_per_s_median;
+    flat.sinks_events_per_s = Object.fromEntries(
       Object.entries(b.sinks).map(([k, v]) => [k, v.events_per_s_median]),
     );
-    flat.ratio_file = ratio(flat.B_file_events_per_s, flat.A_file_events_per_s);
-    flat.ratio_every_sink = ratio(flat.B_min_sink_events_per_s, flat.A_file_events_per_s);
+    flat.ratio_file = ratio(flat.file_events_per_s, flat.A_file_events_per_s);
+    flat.ratio_every_sink = ratio(flat.min_sink_events_per_s, flat.A_file_events_per_s);
     flat.per_round_ratio_every_sink = rounds.map((r) =>
       ratio(minSinkRate(rb[r]), ra[r].sinks.file.events_per_s),
     );
@@ -341,11 +363,11 @@ function summarize(ctx, steps) {
     if (rate === 'max') continue;
     if (A.rates[rate]?.zero_loss && B.rates[rate]?.zero_loss) cpuAt = rate;
   }
-  const comparison = {
+  const c = {
     zero_loss_rate: {
       A: zlA,
-      B: zlB,
-      B_file_only: B.highest_file_zero_loss?.events_per_s ?? null,
+      X: zlB,
+      X_file_only: B.highest_file_zero_loss?.events_per_s ?? null,
       ratio: ratio(zlB, zlA),
     },
     flat_out: flat,
@@ -355,18 +377,17 @@ function summarize(ctx, steps) {
         : {
             rate: cpuAt,
             A_agent_cpu_us_per_event: A.rates[cpuAt].agent_cpu_us_per_event_median,
-            B_agent_cpu_us_per_event: B.rates[cpuAt].agent_cpu_us_per_event_median,
+            X_agent_cpu_us_per_event: B.rates[cpuAt].agent_cpu_us_per_event_median,
             A_agent_cpu_s: A.rates[cpuAt].agent_cpu_s_median,
-            B_agent_cpu_s: B.rates[cpuAt].agent_cpu_s_median,
-            B_clients_cpu_s: B.rates[cpuAt].clients_cpu_s_median,
+            X_agent_cpu_s: B.rates[cpuAt].agent_cpu_s_median,
+            X_clients_cpu_s: B.rates[cpuAt].clients_cpu_s_median,
           },
   };
-  comparison.target_met = {
-    zero_loss_rate:
-      comparison.zero_loss_rate.ratio === null ? null : comparison.zero_loss_rate.ratio >= TARGET_RATIO,
+  c.target_met = {
+    zero_loss_rate: c.zero_loss_rate.ratio === null ? null : c.zero_loss_rate.ratio >= TARGET_RATIO,
     flat_out_every_sink: flat.ratio_every_sink == null ? null : flat.ratio_every_sink >= TARGET_RATIO,
   };
-  return { baseline, configs, comparison };
+  return c;
 }
 
 function minSinkRate(s) {
@@ -406,8 +427,10 @@ function renderMarkdown(rep) {
       `paced steps of ${p.step_seconds} s, flat out ${k(p.max_opens)} opens; ${Math.round(rep.duration_s / 60)} min.`,
   );
   L.push('');
-  L.push(`- (A) ${p.configs.A.name}`);
-  L.push(`- (B) ${p.configs.B.name} (${p.clients} × \`osprey events -o json\`)`);
+  for (const [key, c] of Object.entries(p.configs)) {
+    const clients = key === 'B' || key === 'D' ? ` (${p.clients} × \`osprey events -o json\`)` : '';
+    L.push(`- (${key}) ${c.name}${clients}`);
+  }
   L.push('');
   L.push(
     `The loop alone, flat out, no agent: ${k(rep.baseline.opens_per_s_median)} opens/s (median; ${rep.baseline.opens_per_s_all.map(k).join(' / ')}).`,
@@ -438,47 +461,57 @@ function renderMarkdown(rep) {
   }
   L.push('');
   L.push(
-    `Lost = events the loop caused that the sink does not have (${rep.configs.A.rates[p.rates[0]]?.export_bytes_per_event ?? '—'} bytes of JSON each), per round; ` +
-      'store skipped = events the store or its bus queue had no room for; drain = from the end of the loop until the last sink had everything.',
+    `Per round: lost = events the loop caused that the sink does not have (${rep.configs.A.rates[p.rates[0]]?.export_bytes_per_event ?? '—'} bytes of JSON each); ` +
+      'ring drops are lost to every sink; store skipped = events the store or its bus queue had no room for. ' +
+      'Medians: drain = from the end of the loop until the last sink had everything; CPU over the idle second, loop and drain.',
   );
-  const c = rep.comparison;
-  const fl = c.flat_out;
-  if (fl.A_file_events_per_s !== undefined) {
+  const cmp = rep.comparisons;
+  const withFlat = Object.entries(cmp).filter(([, c]) => c.flat_out.A_file_events_per_s !== undefined);
+  if (withFlat.length) {
     L.push('');
-    L.push('Flat out, events delivered per second of loop + drain (median):');
+    L.push('Flat out, events each sink received per second of loop + its drain (median):');
     L.push('');
-    L.push('| sink | (A) | (B) | B/A | per-round B/A |');
+    L.push('| cfg | sink | events/s | vs (A) file | per-round vs (A) |');
     L.push('|---|---|---|---|---|');
-    L.push(
-      `| export file | ${k(fl.A_file_events_per_s)} | ${k(fl.B_file_events_per_s)} | ${f(fl.ratio_file)} | ${all(fl.per_round_ratio_file.map((x) => f(x, 2)))} |`,
-    );
-    for (const [name, v] of Object.entries(fl.B_sinks_events_per_s)) {
-      if (name === 'file') continue;
-      L.push(`| ${name} | — | ${k(v)} | ${f(v / fl.A_file_events_per_s)} | |`);
+    L.push(`| A | export file | ${k(withFlat[0][1].flat_out.A_file_events_per_s)} | 1.000 | |`);
+    for (const [X, c] of withFlat) {
+      const fl = c.flat_out;
+      for (const [name, v] of Object.entries(fl.sinks_events_per_s)) {
+        const per = name === 'file' ? all(fl.per_round_ratio_file.map((x) => f(x, 2))) : '';
+        L.push(
+          `| ${X} | ${name === 'file' ? 'export file' : name} | ${k(v)} | ${f(ratio(v, fl.A_file_events_per_s))} | ${per} |`,
+        );
+      }
+      L.push(
+        `| ${X} | **every sink (the slowest)** | ${k(fl.min_sink_events_per_s)} | ${f(fl.ratio_every_sink)} | ${all(fl.per_round_ratio_every_sink.map((x) => f(x, 2)))} |`,
+      );
     }
-    L.push(
-      `| every sink (the slowest) | ${k(fl.A_file_events_per_s)} | ${k(fl.B_min_sink_events_per_s)} | ${f(fl.ratio_every_sink)} | ${all(fl.per_round_ratio_every_sink.map((x) => f(x, 2)))} |`,
-    );
   }
   L.push('');
   L.push('#### Against the target');
   L.push('');
-  L.push('| measure | (A) file alone | (B) service | B/A | target | |');
-  L.push('|---|---|---|---|---|---|');
-  const z = c.zero_loss_rate;
-  L.push(
-    `| highest paced rate with zero loss in every sink, every round | ${k(z.A)} events/s | ${k(z.B)} events/s (file alone in B: ${k(z.B_file_only)}) | ${f(z.ratio)} | ≥ ${rep.target_ratio} | ${pass(c.target_met.zero_loss_rate)} |`,
-  );
-  if (fl.A_file_events_per_s !== undefined)
+  L.push('| measure | cfg | (A) file alone | this cfg | ratio vs (A) | target | |');
+  L.push('|---|---|---|---|---|---|---|');
+  for (const [X, c] of Object.entries(cmp)) {
+    const z = c.zero_loss_rate;
+    const fl = c.flat_out;
+    const verdict = (ok) => (X === 'B' ? pass(ok) : '(no target)');
     L.push(
-      `| flat out, events/s every sink delivered | ${k(fl.A_file_events_per_s)} | ${k(fl.B_min_sink_events_per_s)} | ${f(fl.ratio_every_sink)} | ≥ ${rep.target_ratio} | ${pass(c.target_met.flat_out_every_sink)} |`,
+      `| highest paced rate with zero loss in every sink, every round | ${X} | ${k(z.A)} events/s | ${k(z.X)} events/s (export file alone: ${k(z.X_file_only)}) | ${f(z.ratio)} | ≥ ${rep.target_ratio} | ${verdict(c.target_met.zero_loss_rate)} |`,
     );
-  if (c.cpu_at_common_rate) {
+    if (fl.A_file_events_per_s !== undefined)
+      L.push(
+        `| flat out, events/s every sink received | ${X} | ${k(fl.A_file_events_per_s)} | ${k(fl.min_sink_events_per_s)} | ${f(fl.ratio_every_sink)} | ≥ ${rep.target_ratio} | ${verdict(c.target_met.flat_out_every_sink)} |`,
+      );
+  }
+  for (const [X, c] of Object.entries(cmp)) {
+    if (!c.cpu_at_common_rate) continue;
     const x = c.cpu_at_common_rate;
     L.push('');
     L.push(
-      `At ${k(x.rate)} events/s, the highest rate both ran without loss: agent CPU ${f(x.A_agent_cpu_us_per_event, 1)} µs per event in (A), ` +
-        `${f(x.B_agent_cpu_us_per_event, 1)} in (B) (${f(x.A_agent_cpu_s, 2)} s and ${f(x.B_agent_cpu_s, 2)} s over the step); the API clients took ${f(x.B_clients_cpu_s, 2)} s.`,
+      `(${X}) at ${k(x.rate)} events/s, the highest rate both it and (A) ran without loss: agent CPU ${f(x.A_agent_cpu_us_per_event, 1)} µs per event in (A), ` +
+        `${f(x.X_agent_cpu_us_per_event, 1)} in (${X}) (${f(x.A_agent_cpu_s, 2)} s and ${f(x.X_agent_cpu_s, 2)} s over the step)` +
+        `${x.X_clients_cpu_s ? `; the API clients took ${f(x.X_clients_cpu_s, 2)} s` : ''}.`,
     );
   }
   const bg = [];

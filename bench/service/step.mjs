@@ -43,6 +43,19 @@ export const CONFIGS = {
     store: true,
     clients: null, // ctx.clients
   },
+  // optional, to tell the store's cost from the clients'
+  C: {
+    name: 'store + file exporter (no API client)',
+    args: [],
+    store: true,
+    clients: 0,
+  },
+  D: {
+    name: 'file exporter + API clients (store off)',
+    args: ['--store-path', ''],
+    store: false,
+    clients: null,
+  },
 };
 const COMMON_ARGS = ['--metrics-address', '', '--ui-address', ''];
 

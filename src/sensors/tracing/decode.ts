@@ -99,7 +99,10 @@ export function decodeTracingRecord(
         rec.args.push({ type: 'string', value: buf.toString('utf8', p, p + alen), truncated, fault });
         break;
       case ArgType.CHAR_BUF:
-        if (aflags & ArgFlag.AT_RETURN) (atReturn ??= []).push(rec.args.length);
+        if (aflags & ArgFlag.AT_RETURN) {
+          atReturn ??= [];
+          atReturn.push(rec.args.length);
+        }
         rec.args.push({ type: 'bytes', value: Buffer.from(buf.subarray(p, p + alen)), truncated, fault });
         break;
       case ArgType.FD:
