@@ -109,13 +109,20 @@ function stdinHoldsData(): boolean {
 
 /** Render the agent's stream until the agent ends it. */
 async function renderStream(res: IncomingMessage, output: 'json' | 'compact'): Promise<number> {
+  if (output === 'json') {
+    // the agent sends JSON lines already: pass its bytes through, with backpressure
+    await new Promise<void>((resolve) => {
+      res.pipe(process.stdout, { end: false });
+      res.once('end', resolve);
+      res.once('close', resolve);
+      res.once('error', resolve);
+    });
+    process.stderr.write('osprey events: the agent ended the stream\n');
+    return 0;
+  }
   let lineNo = 0;
   for await (const line of lines(res)) {
     lineNo++;
-    if (output === 'json') {
-      process.stdout.write(`${line}\n`);
-      continue;
-    }
     try {
       process.stdout.write(`${renderCompact(JSON.parse(line) as ExportEvent)}\n`);
     } catch (err) {
