@@ -11,10 +11,10 @@ import { isAlive, killAndWaitSync } from '../lib/proc.mjs';
 import { cleanup, OSPREY } from '../policy/common.mjs';
 
 /**
- * Counts occurrences of byte strings in a stream that arrives in chunks. A
- * match may straddle two chunks: each needle keeps the bytes of the previous
- * chunk that could begin one, and a match counts once, in the chunk where it
- * ends.
+ * Counts occurrences of byte strings in a stream that arrives in chunks,
+ * searching each chunk in place. A match may straddle two chunks: each needle
+ * keeps the last bytes of the previous chunk that could begin one, and the
+ * few bytes around the boundary are searched apart.
  */
 export class NeedleCounter {
   constructor(needles) {
@@ -32,13 +32,17 @@ export class NeedleCounter {
     this.bytes += chunk.length;
     for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) this.lines++;
     for (const n of this.needles) {
-      const hay = n.carry.length ? Buffer.concat([n.carry, chunk]) : chunk;
-      for (let i = hay.indexOf(n.buf); i !== -1; i = hay.indexOf(n.buf, i + 1)) {
-        // a match lying wholly in the carried bytes was counted with the previous chunk
-        if (i + n.buf.length > n.carry.length) this.counts[n.key]++;
+      const len = n.buf.length;
+      let c = 0;
+      if (n.carry.length) {
+        // shorter than the needle on both sides of the boundary: any match in it straddles
+        const edge = Buffer.concat([n.carry, chunk.subarray(0, len - 1)]);
+        for (let i = edge.indexOf(n.buf); i !== -1; i = edge.indexOf(n.buf, i + 1)) c++;
       }
-      const keep = Math.min(n.buf.length - 1, hay.length);
-      n.carry = Buffer.from(hay.subarray(hay.length - keep));
+      for (let i = chunk.indexOf(n.buf); i !== -1; i = chunk.indexOf(n.buf, i + len)) c++;
+      this.counts[n.key] += c;
+      const tail = chunk.length >= len - 1 ? chunk : Buffer.concat([n.carry, chunk]);
+      n.carry = Buffer.from(tail.subarray(Math.max(0, tail.length - (len - 1))));
     }
   }
 }

@@ -27,6 +27,7 @@ import {
   UsageError,
 } from '../policy/common.mjs';
 import { openatPrefixPolicy } from '../policy/policies.mjs';
+import { driverInScope, makeScope, startOpener } from './scope.mjs';
 import { CONFIGS, REACHED, step } from './step.mjs';
 
 const RESULTS = path.join(REPO, 'bench/results');
@@ -106,9 +107,12 @@ async function main() {
     if (values.keep) log(`kept scratch directory ${work}`);
     else rmSync(work, { recursive: true, force: true });
   });
+  const cgroup = makeScope();
   const ctx = {
     work,
-    driver: buildDriver(work),
+    cgroup,
+    opener: await startOpener(cgroup),
+    driver: driverInScope(work, buildDriver(work), cgroup),
     repeat: positiveInt('--repeat', values.repeat),
     rates,
     stepSeconds,
@@ -217,6 +221,7 @@ async function main() {
       clients: ctx.clients,
       configs_run: configs,
       loop_file: setup.loopFile,
+      agent_cgroup: cgroup,
       configs: Object.fromEntries(
         configs.map((k) => [k, { name: CONFIGS[k].name, extra_agent_args: CONFIGS[k].args }]),
       ),

@@ -2,7 +2,7 @@
 // its API clients if it has any, the open loop at one rate, the drain, and
 // every sink's count of the loop's events against what the loop did.
 
-import { closeSync, createReadStream, existsSync, openSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
@@ -27,7 +27,8 @@ const DRAIN_TIMEOUT_MS = 180000;
  * The configurations. Every agent gets the same flags but these: the
  * bundled config, state, socket and export file in the step's directory, no
  * metrics or UI listener (nothing on the host's ports, nothing that would
- * differ between runs), no stdout export, no rotation.
+ * differ between runs), no stdout export, no rotation, and --cgroup on the
+ * benchmark's cgroup (scope.mjs).
  */
 export const CONFIGS = {
   A: {
@@ -57,14 +58,14 @@ export const CONFIGS = {
     clients: null,
   },
 };
-const COMMON_ARGS = ['--metrics-address', '', '--ui-address', ''];
+const commonArgs = (ctx) => ['--metrics-address', '', '--ui-address', '', '--cgroup', ctx.cgroup];
 
 export async function step(ctx, setup, { config, round, rate }) {
   const cfg = CONFIGS[config];
   const nClients = cfg.clients ?? ctx.clients;
   const n = rate === 'max' ? ctx.maxOpens : Math.round(rate * ctx.stepSeconds);
   const dir = path.join(ctx.work, `${config}-${round}-${rate}`);
-  const agent = await startAgent(dir, [setup.policyFile], [...COMMON_ARGS, ...cfg.args]);
+  const agent = await startAgent(dir, [setup.policyFile], [...commonArgs(ctx), ...cfg.args]);
   const sampler = new MemorySampler(agent.pid, 250);
   const clients = [];
   const needles = {
@@ -88,7 +89,7 @@ export async function step(ctx, setup, { config, round, rate }) {
       await sleep(50);
     }
     // end to end before the clock starts: an open under the prefix reached every sink
-    const ready_s = await untilEverySink(agent, clients, setup.readyMarker, 'ready', 60000, 500);
+    const ready_s = await untilEverySink(ctx, agent, clients, setup.readyMarker, 'ready', 60000, 500);
     const st0 = await agentStatus(agent.socket);
     const c0 = policyInfo(st0, setup.policy)?.counters ?? {};
     const prog0 = policyProgramStats(st0, setup.policy);
@@ -102,6 +103,7 @@ export async function step(ctx, setup, { config, round, rate }) {
     // sink has taken (or lost) every event before it; opened again every
     // 200 ms, as a full ring may drop it
     const drain = await untilEverySink(
+      ctx,
       agent,
       clients,
       setup.doneMarker,
@@ -250,7 +252,16 @@ function cpuOf(agentPid, clients) {
  * client still connected; returns the seconds each sink took, from `since`.
  * A client that has gone (the agent cut it off as too slow) is null.
  */
-async function untilEverySink(agent, clients, marker, key, timeoutMs, reopenEveryMs, since = Date.now()) {
+async function untilEverySink(
+  ctx,
+  agent,
+  clients,
+  marker,
+  key,
+  timeoutMs,
+  reopenEveryMs,
+  since = Date.now(),
+) {
   const t0 = Date.now();
   for (const c of clients) c.mark(key);
   const needle = `"${marker}"`;
@@ -258,7 +269,7 @@ async function untilEverySink(agent, clients, marker, key, timeoutMs, reopenEver
   let last = 0;
   for (;;) {
     if (Date.now() - last >= reopenEveryMs) {
-      closeSync(openSync(marker, 'r'));
+      ctx.opener.open(marker);
       last = Date.now();
     }
     await sleep(20);
