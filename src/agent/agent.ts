@@ -180,6 +180,7 @@ export class Agent {
       workloadCgroup: cfg.workloadCgroup,
       workloads: configuredWorkloads,
       flows: networkFlows,
+      ringHoldoffMs: cfg.ringHoldoffMs,
       log: this.log,
       publish: (events) => this.publish(events),
     });

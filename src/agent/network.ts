@@ -45,6 +45,8 @@ export interface NetworkFeatureOptions {
   workloads: ConfiguredWorkload[];
   /** network-flows: which flows of allowed traffic the kernel reports (default all) */
   flows?: NetworkFlows;
+  /** wake-up coalescing of the flow ring's reader, ms */
+  ringHoldoffMs?: number;
   log: (line: string) => void;
   publish: (events: ExportEvent[]) => void;
 }
@@ -104,6 +106,7 @@ export class NetworkFeature {
           registry: this.workloads.registry,
           nodeName: opts.nodeName,
           onFlow: (line) => this.onFlow(line),
+          ...(opts.ringHoldoffMs ? { holdoffMs: opts.ringHoldoffMs } : {}),
         });
         this.controller.datapath.setFlowSkip(FLOW_SKIP[opts.flows ?? 'all']);
       } catch (err) {

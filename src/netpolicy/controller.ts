@@ -32,6 +32,8 @@ export interface NetworkPolicyControllerOptions {
   /** passed to NetworkDatapath.load (tests) */
   objectFile?: string;
   ringBytes?: number;
+  /** wake-up coalescing of the flow ring reader, ms (default 0: off) */
+  holdoffMs?: number;
 }
 
 export interface InstallResult {
@@ -67,7 +69,11 @@ export class NetworkPolicyController {
 
   /** Load the datapath and enforce on every workload the registry has. */
   static start(opts: NetworkPolicyControllerOptions): NetworkPolicyController {
-    const c = new NetworkPolicyController(opts, { objectFile: opts.objectFile, ringBytes: opts.ringBytes });
+    const c = new NetworkPolicyController(opts, {
+      objectFile: opts.objectFile,
+      ringBytes: opts.ringBytes,
+      holdoffMs: opts.holdoffMs,
+    });
     try {
       c.install();
       for (const w of opts.registry.list()) c.enroll(w);

@@ -34,6 +34,8 @@ export interface NetworkDatapathOptions {
   objectFile?: string;
   /** bytes of the flow ring: a power of 2, at least 4096 (default 1 MiB) */
   ringBytes?: number;
+  /** wake-up coalescing of the flow ring's reader, ms (default 0: off) */
+  holdoffMs?: number;
 }
 
 export interface NetworkCounters {
@@ -119,8 +121,11 @@ export class NetworkDatapath {
       ports: raw('np_ports', PORT_KEY.SIZE, VERDICT.SIZE),
       counters: coll.map('np_counters', u32, u64),
     };
-    this.reader = new RecordReader(coll.mapInfo('np_flows').fd, decodeFlowRecord, (flows) =>
-      opts.onFlows(flows),
+    this.reader = new RecordReader(
+      coll.mapInfo('np_flows').fd,
+      decodeFlowRecord,
+      (flows) => opts.onFlows(flows),
+      opts.holdoffMs ?? 0,
     );
   }
 
