@@ -384,6 +384,13 @@ export async function startAgent(dir, policies = [], extraArgs = []) {
     path.join(dir, 'state'),
     '--node-name',
     'bench',
+    // nothing on the host's ports, and only the sinks a measurement asks for:
+    // the event store is off unless extraArgs turn it on (a later flag wins)
+    '--metrics-address',
+    '',
+    '--ui-address',
+    '',
+    ...(extraArgs.includes('--store-path') ? [] : ['--store-path', '']),
     ...policies.flatMap((p) => ['--policy', p]),
     ...extraArgs,
   ];

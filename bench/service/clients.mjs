@@ -7,7 +7,7 @@
 
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { isAlive, killAndWaitSync } from '../lib/proc.mjs';
+import { cpuSeconds, isAlive, killAndWaitSync } from '../lib/proc.mjs';
 import { cleanup, OSPREY } from '../policy/common.mjs';
 
 /**
@@ -67,6 +67,12 @@ export function startClient(name, socket, logFile, needles) {
     if (pid && isAlive(pid)) killAndWaitSync(pid, 'SIGTERM', 5000);
   });
   const counter = new NeedleCounter(needles);
+  // a client the agent cuts off exits on its own, and its CPU time goes with
+  // it: the last reading, taken every 100 ms, stands for it then
+  let lastCpu = 0;
+  const cpuTimer = setInterval(() => {
+    lastCpu = cpuSeconds(pid) ?? lastCpu;
+  }, 100);
   const client = {
     name,
     pid,
@@ -75,6 +81,11 @@ export function startClient(name, socket, logFile, needles) {
     /** Date.now() when each needle was first seen after mark(key) */
     seenAt: {},
     up: () => client.exit === null,
+    /** user+system CPU seconds so far (at most 100 ms short once it has exited) */
+    cpu: () => {
+      lastCpu = cpuSeconds(pid) ?? lastCpu;
+      return lastCpu;
+    },
     why: () => {
       try {
         return readFileSync(logFile, 'utf8').trim().slice(-1000);
@@ -101,11 +112,13 @@ export function startClient(name, socket, logFile, needles) {
   client.exited = new Promise((resolve) => {
     // 'close': the exit and the end of stdout, so every byte has been counted
     child.on('close', (code, signal) => {
+      clearInterval(cpuTimer);
       client.exit = { code, signal };
       stop.discard();
       resolve(client.exit);
     });
     child.on('error', (e) => {
+      clearInterval(cpuTimer);
       client.exit = { code: null, signal: null, error: e.message };
       stop.discard();
       resolve(client.exit);

@@ -7,7 +7,7 @@
 // against what the loop did. See bench/README.md (Agent as a service).
 // Run it through bench/service/run.sh.
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -35,9 +35,10 @@ const POLICY = 'osprey-bench-service';
 const TARGET_RATIO = 0.8;
 const log = (msg) => console.error(`[bench/service] ${msg}`);
 
-const DEFAULT_RATES = '5000,10000,15000,20000,25000,30000,40000,max';
+const DEFAULT_RATES = '5000,7500,10000,12500,15000,17500,20000,25000,30000,40000,50000,60000,max';
 const USAGE = `usage: bench/service/run.sh [--repeat R] [--rates LIST] [--step-seconds S] [--max-opens N]
                            [--clients N] [--configs AB] [--quiet-wait S] [--retries K] [--keep]
+       bench/service/run.sh --report FILE
 
 Matched-event throughput of the agent with (B) the event store, the file exporter and
 N API clients (osprey events) all on, against (A) the file exporter alone; target B/A >= ${TARGET_RATIO}.
@@ -55,6 +56,8 @@ N API clients (osprey events) all on, against (A) the file exporter alone; targe
   --retries K       run a step again, up to K times (default 2), when other work took more than
                     ${CONTENDED_FRACTION * 100} % of the machine's CPU during its loop
   --keep            keep the scratch directory (export files, stores, logs)
+  --report FILE     measure nothing: summarize the steps of a results JSON again (rewrites FILE
+                    and the .md beside it), e.g. after a change to the summary
   -h, --help        this text`;
 
 async function main() {
@@ -69,6 +72,7 @@ async function main() {
       'quiet-wait': { type: 'string', default: '60' },
       retries: { type: 'string', default: '2' },
       keep: { type: 'boolean', default: false },
+      report: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -76,6 +80,7 @@ async function main() {
     console.log(USAGE);
     return 0;
   }
+  if (values.report) return reReport(values.report);
   const rates = [
     ...new Set(
       values.rates.split(',').map((r) => {
@@ -245,6 +250,38 @@ async function main() {
   return report.errors.length ? 1 : 0;
 }
 
+/** --report: the summary and the markdown made again from a results file's steps. */
+function reReport(file) {
+  const old = JSON.parse(readFileSync(file, 'utf8'));
+  if (old.benchmark !== 'service') throw new UsageError(`${file} is not a bench/service result`);
+  const p = old.params;
+  const ctx = { rates: p.rates, configs: p.configs_run ?? Object.keys(p.configs) };
+  const { baseline, configs, comparisons, comparison, builds, ...rest } = old;
+  const report = { ...rest, ...summarize(ctx, old.steps) };
+  // the same key order as a fresh run's
+  const ordered = {};
+  for (const k of [
+    'benchmark',
+    'date',
+    'duration_s',
+    'machine',
+    'target_ratio',
+    'params',
+    'baseline',
+    'configs',
+    'comparisons',
+    'builds',
+  ])
+    ordered[k] = report[k];
+  Object.assign(ordered, report);
+  const md = renderMarkdown(ordered);
+  writeFileSync(file, `${JSON.stringify(ordered, null, 2)}\n`);
+  writeFileSync(file.replace(/\.json$/, '.md'), md);
+  console.log(md);
+  log(`rewrote ${file} and its .md`);
+  return 0;
+}
+
 // ---------------------------------------------------------------------------
 // summary
 
@@ -302,6 +339,7 @@ function summarize(ctx, steps) {
         api_disconnected_all: rs.map((s) => s.agent_drops?.api_clients_disconnected ?? null),
         drain_s_median: med(rs.map((s) => s.drain_s)),
         agent_cpu_s_median: med(rs.map((s) => s.agent_cpu_s)),
+        agent_main_thread_cpu_s_median: med(rs.map((s) => s.agent_main_thread_cpu_s)),
         agent_cpu_us_per_event_median: med(rs.map((s) => s.agent_cpu_us_per_event)),
         clients_cpu_s_median: med(rs.map((s) => s.clients_cpu_s)),
         counter_cpu_s_median: med(rs.map((s) => s.counter_cpu_s)),
@@ -319,6 +357,7 @@ function summarize(ctx, steps) {
       name: CONFIGS[config].name,
       rates,
       highest_zero_loss: highestZeroLoss(ctx, rates, 'zero_loss'),
+      highest_zero_loss_anywhere: highestZeroLoss(ctx, rates, 'zero_loss', false),
       highest_file_zero_loss: highestZeroLoss(ctx, rates, 'file_zero_loss'),
     };
   }
@@ -327,7 +366,15 @@ function summarize(ctx, steps) {
   for (const config of Object.keys(configs)) {
     if (config !== 'A') comparisons[config] = compare(ctx, ok, configs, config);
   }
-  return { baseline, configs, comparisons };
+  // the builds the agents ran: more than one means someone rebuilt during the run
+  const builds = {};
+  for (const s of steps) {
+    for (const b of [s.build, s.build_changed_during_step].filter(Boolean)) {
+      builds[b.id] ??= { ...b, steps: 0 };
+      if (b === s.build) builds[b.id].steps++;
+    }
+  }
+  return { baseline, configs, comparisons, builds };
 }
 
 const ratio = (b, a) => (a && b !== null && b !== undefined ? round3(b / a) : null);
@@ -401,11 +448,23 @@ function minSinkRate(s) {
 }
 
 /** The highest rate every round delivered in full (the loop having reached it); flat out counts at the rate it ran. */
-function highestZeroLoss(ctx, rates, key) {
+/**
+ * The highest rate delivered in full in every round, the loop having reached
+ * it (flat out counts at the rate it ran). `unbroken`: every lower rate too —
+ * a rate that lost events caps the figure even if a higher one happened not to.
+ */
+function highestZeroLoss(ctx, rates, key, unbroken = true) {
+  const order = [
+    ...ctx.rates.filter((r) => r !== 'max').sort((a, b) => a - b),
+    ...ctx.rates.filter((r) => r === 'max'),
+  ];
   let best = null;
-  for (const rate of ctx.rates) {
+  for (const rate of order) {
     const e = rates[rate];
-    if (!e?.[key] || !e.reached_target_all.every(Boolean)) continue;
+    if (!e?.[key] || !e.reached_target_all.every(Boolean)) {
+      if (unbroken) break;
+      continue;
+    }
     const achieved = rate === 'max' ? e.opens_per_s_median : rate;
     if (best === null || achieved > best.events_per_s) best = { rate, events_per_s: achieved };
   }
@@ -442,7 +501,7 @@ function renderMarkdown(rep) {
   );
   L.push('');
   L.push(
-    '| rate | cfg | opens/s reached | lost: file | lost: store | lost: API clients | ring drops | export queue drops | store skipped | API drops / cut off | drain s | agent CPU s | agent µs/event | clients CPU s | agent peak RSS MB |',
+    '| rate | cfg | opens/s reached | lost: file | lost: store | lost: API clients | ring drops | export queue drops | store skipped | API drops / cut off | drain s | agent CPU s (main thread) | agent µs/event | clients CPU s | agent peak RSS MB |',
   );
   L.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const rate of p.rates) {
@@ -459,7 +518,7 @@ function renderMarkdown(rep) {
           `${all(e.kernel_ringbuf_drops_all)} | ${all(e.bus_queue_overflow_all)} | ` +
           `${e.sinks.store ? all(e.store_skipped_all.map((s, i) => s + (e.store_bus_dropped_all[i] ?? 0))) : '—'} | ` +
           `${clientNames.length ? e.api_dropped_all.map((d, i) => `${d}/${e.api_disconnected_all[i]}`).join(' / ') : '—'} | ` +
-          `${f(e.drain_s_median, 2)} | ${f(e.agent_cpu_s_median, 2)} | ${f(e.agent_cpu_us_per_event_median, 1)} | ` +
+          `${f(e.drain_s_median, 2)} | ${f(e.agent_cpu_s_median, 2)} (${f(e.agent_main_thread_cpu_s_median, 2)}) | ${f(e.agent_cpu_us_per_event_median, 1)} | ` +
           `${clientNames.length ? f(e.clients_cpu_s_median, 2) : '—'} | ${f(e.agent_peak_rss_mb_max, 0)} |`,
       );
     }
@@ -517,6 +576,18 @@ function renderMarkdown(rep) {
       `(${X}) at ${k(x.rate)} events/s, the highest rate both it and (A) ran without loss: agent CPU ${f(x.A_agent_cpu_us_per_event, 1)} µs per event in (A), ` +
         `${f(x.X_agent_cpu_us_per_event, 1)} in (${X}) (${f(x.A_agent_cpu_s, 2)} s and ${f(x.X_agent_cpu_s, 2)} s over the step)` +
         `${x.X_clients_cpu_s ? `; the API clients took ${f(x.X_clients_cpu_s, 2)} s` : ''}.`,
+    );
+  }
+  const builds = Object.values(rep.builds ?? {});
+  L.push('');
+  if (builds.length > 1) {
+    L.push(
+      `**The build changed during the run** (someone rebuilt Osprey): the steps ran ${builds.length} builds — ` +
+        `${builds.map((b) => `${b.id} (newest file ${b.newest_file_time}, ${b.steps} steps)`).join('; ')}. Compare with care.`,
+    );
+  } else if (builds.length === 1) {
+    L.push(
+      `Build measured: ${builds[0].id} (dist/ and bpf/.output/, newest file ${builds[0].newest_file_time}).`,
     );
   }
   const bg = [];

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Agent-as-a-service benchmark: bench/service/run.sh [--repeat R] [--rates LIST] [--step-seconds S]
-#   [--max-opens N] [--clients N] [--quiet-wait S] [--retries K] [--keep]
+#   [--max-opens N] [--clients N] [--configs AB] [--quiet-wait S] [--retries K] [--keep]
 # Run as root from anywhere; results land in bench/results/. See bench/README.md (Agent as a service).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -2,16 +2,18 @@
 // its API clients if it has any, the open loop at one rate, the drain, and
 // every sink's count of the loop's events against what the loop did.
 
-import { createReadStream, existsSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
-import { cpuSeconds, MemorySampler, sleep } from '../lib/proc.mjs';
+import { buildFingerprint } from '../lib/build.mjs';
+import { CLK_TCK, cpuSeconds, MemorySampler, sleep } from '../lib/proc.mjs';
 import {
   agentStatus,
   measuredLoop,
   policyInfo,
   policyProgramStats,
+  REPO,
   round3,
   startAgent,
   stopAgent,
@@ -30,6 +32,7 @@ const DRAIN_TIMEOUT_MS = 180000;
  * differ between runs), no stdout export, no rotation, and --cgroup on the
  * benchmark's cgroup (scope.mjs).
  */
+const STORE_ARGS = ['--store-max-size-mb', '0'];
 export const CONFIGS = {
   A: {
     name: 'file exporter alone (store off, no API client)',
@@ -39,15 +42,16 @@ export const CONFIGS = {
   },
   B: {
     name: 'store + file exporter + API clients',
-    // the store at its default place, STATE_DIR/events.db, with its default limits
-    args: [],
+    // the store at its default place, STATE_DIR/events.db; no size limit, so
+    // that retention deletes none of the events before they are counted
+    args: STORE_ARGS,
     store: true,
     clients: null, // ctx.clients
   },
   // optional, to tell the store's cost from the clients'
   C: {
     name: 'store + file exporter (no API client)',
-    args: [],
+    args: STORE_ARGS,
     store: true,
     clients: 0,
   },
@@ -58,13 +62,14 @@ export const CONFIGS = {
     clients: null,
   },
 };
-const commonArgs = (ctx) => ['--metrics-address', '', '--ui-address', '', '--cgroup', ctx.cgroup];
+const commonArgs = (ctx) => ['--cgroup', ctx.cgroup];
 
 export async function step(ctx, setup, { config, round, rate }) {
   const cfg = CONFIGS[config];
   const nClients = cfg.clients ?? ctx.clients;
   const n = rate === 'max' ? ctx.maxOpens : Math.round(rate * ctx.stepSeconds);
   const dir = path.join(ctx.work, `${config}-${round}-${rate}`);
+  const build = buildFingerprint(REPO);
   const agent = await startAgent(dir, [setup.policyFile], [...commonArgs(ctx), ...cfg.args]);
   const sampler = new MemorySampler(agent.pid, 250);
   const clients = [];
@@ -95,6 +100,7 @@ export async function step(ctx, setup, { config, round, rate }) {
     const prog0 = policyProgramStats(st0, setup.policy);
     const pids = [agent.pid, ...clients.map((c) => c.pid)];
     const cpu0 = cpuOf(agent.pid, clients);
+    const threads0 = threadCpu(agent.pid);
     // the clients' output is read and counted by this process: its CPU is
     // theirs, not other people's
     const m = await measuredLoop(ctx, [...pids, process.pid], n, setup.loopFile, rate === 'max' ? 0 : rate);
@@ -115,6 +121,7 @@ export async function step(ctx, setup, { config, round, rate }) {
     let storeDrain = null;
     if (cfg.store) storeDrain = await storeIdle(agent, loopEnd);
     const cpu1 = cpuOf(agent.pid, clients);
+    const threads1 = threadCpu(agent.pid);
     const status = await agentStatus(agent.socket);
     const samples = sampler.stop();
     const clientExits = [];
@@ -133,6 +140,8 @@ export async function step(ctx, setup, { config, round, rate }) {
     const s0 = st0?.store?.stats ?? null;
     const delivered = (c.events_delivered ?? 0) - (c0.events_delivered ?? 0);
     const agentCpu = cpu1.agent - cpu0.agent;
+    const threads = threadSplit(agent.pid, threads0, threads1);
+    const buildAfter = buildFingerprint(REPO);
     const window = (drainS) => m.wall_s + drainS;
     const sinks = {
       file: {
@@ -157,7 +166,10 @@ export async function step(ctx, setup, { config, round, rate }) {
         events: got,
         lost: expected - got,
         drain_s: dS === null ? null : round3(dS),
-        events_per_s: dS === null ? null : round3(got / window(dS)),
+        // a client cut off before the drain: what it got over the loop and the others' drain
+        events_per_s: round3(
+          got / window(dS ?? Math.max(drain.file_s, ...drain.clients_s.filter((x) => x !== null))),
+        ),
         lines: cl.counter.lines,
         bytes: cl.counter.bytes,
         cpu_s: round3(cpu1.clients[i] - cpu0.clients[i]),
@@ -170,7 +182,8 @@ export async function step(ctx, setup, { config, round, rate }) {
     const worst = Math.max(...lostAll.map((l) => (l === null ? Number.POSITIVE_INFINITY : l)));
     const achieved = m.loop.opens_per_s;
     const drains = Object.values(sinks).map((s) => s.drain_s);
-    const drainAll = drains.includes(null) ? null : Math.max(...drains);
+    // the sinks still there at the end (a client cut off has no drain)
+    const drainAll = Math.max(...drains.filter((x) => x !== null));
     return {
       ...m,
       config,
@@ -205,13 +218,20 @@ export async function step(ctx, setup, { config, round, rate }) {
         prog0 && prog1 && prog1.run_count > prog0.run_count
           ? Math.round((prog1.run_time_ns - prog0.run_time_ns) / (prog1.run_count - prog0.run_count))
           : null,
-      drain_s: drainAll === null ? null : round3(drainAll),
+      drain_s: round3(drainAll),
       ready_s: round3(ready_s.all_s),
       startup_s: round3(agent.startup_s),
       stop_s: round3(stop_s),
       // over the idle second before the loop, the loop and the drain
       agent_cpu_s: round3(agentCpu),
       agent_cpu_us_per_event: delivered ? round3((agentCpu / delivered) * 1e6) : null,
+      // the JavaScript thread, which every event goes through, and the rest
+      // (the store's writer thread, libuv's pool, V8's GC and compiler threads)
+      agent_main_thread_cpu_s: round3(threads.main),
+      agent_other_threads_cpu_s: round3(threads.others),
+      agent_threads_cpu_s: threads.byName,
+      build,
+      build_changed_during_step: buildAfter.id !== build.id ? buildAfter : false,
       clients_cpu_s: round3(
         cpu1.clients.reduce((a, b) => a + b, 0) - cpu0.clients.reduce((a, b) => a + b, 0),
       ),
@@ -228,7 +248,7 @@ export async function step(ctx, setup, { config, round, rate }) {
             ', ',
           )} (ring ${(c.ringbuf_drops ?? 0) - (c0.ringbuf_drops ?? 0)}, bus ${status?.drops?.bus_queue_overflow ?? '?'}` +
         `${cfg.store ? `, store skipped ${st?.skipped ?? '?'}` : ''}${nClients ? `, api ${status?.drops?.api_slow_client_dropped ?? '?'}` : ''})` +
-        `; drain ${drainAll === null ? '—' : drainAll.toFixed(2)} s; agent CPU ${agentCpu.toFixed(2)} s`,
+        `; drain ${drainAll.toFixed(2)} s; agent CPU ${agentCpu.toFixed(2)} s`,
     };
   } finally {
     sampler.stop();
@@ -239,10 +259,48 @@ export async function step(ctx, setup, { config, round, rate }) {
   }
 }
 
+/** CPU seconds of each thread of a process: tid -> {name, cpu}. */
+function threadCpu(pid) {
+  const out = new Map();
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      out.set(Number(tid), { name, cpu: (Number(f[11]) + Number(f[12])) / CLK_TCK });
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+/** The main thread's CPU over the window and the other threads', also by thread name. */
+function threadSplit(pid, t0, t1) {
+  let main = 0;
+  let others = 0;
+  const byName = {};
+  for (const [tid, t] of t1) {
+    const d = t.cpu - (t0.get(tid)?.cpu ?? 0);
+    if (tid === pid) main += d;
+    else {
+      others += d;
+      byName[t.name] = round3((byName[t.name] ?? 0) + d);
+    }
+  }
+  return { main, others, byName };
+}
+
 function cpuOf(agentPid, clients) {
   return {
     agent: cpuSeconds(agentPid) ?? 0,
-    clients: clients.map((c) => cpuSeconds(c.pid) ?? 0),
+    clients: clients.map((c) => c.cpu()),
     self: cpuSeconds(process.pid) ?? 0,
   };
 }

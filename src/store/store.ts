@@ -17,10 +17,13 @@ import { encodeEvent, processJson } from '../events/encode.js';
 import type { ExportEvent, Process } from '../events/types.js';
 import { eventColumns } from './columns.js';
 import { STORE_PATH_FLAG, StoreError, storeError } from './errors.js';
+import { Retention, type RetentionResult } from './retention.js';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 import { INSERT_EVENT_SQL, SET_EXIT_SQL, UPSERT_PROCESS_SQL } from './sql.js';
-import { boundToNs, nowNs, type TimeBound, timeToNs } from './time.js';
+import { boundToNs, type TimeBound, timeToNs } from './time.js';
 import { StoreWriter, type WriterBatch, type WriterReply } from './writer.js';
+
+export type { RetentionResult } from './retention.js';
 
 export interface EventStoreOptions {
   /** events older than this are deleted; 0 keeps them however old (default 7 days) */
@@ -137,20 +140,10 @@ export interface ProcessTreeOptions {
   maxDepth?: number;
 }
 
-export interface RetentionResult {
-  by_age: number;
-  by_size: number;
-  processes: number;
-}
-
 export const DEFAULT_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 export const DEFAULT_MAX_BYTES = 512 * 1024 * 1024;
 const DEFAULT_QUERY_LIMIT = 1000;
 const MAX_QUERY_LIMIT = 100_000;
-/** retention stops after this many transactions in one run and goes on at the next */
-const MAX_BATCHES_PER_RUN = 50;
-/** when over maxBytes, delete down to this fraction, so that not every run deletes */
-const SIZE_TARGET = 0.9;
 /** a process named again within this time is not written again (exec and exit always are) */
 const PROCESS_REFRESH_MS = 60_000;
 const MAX_SEEN_PROCESSES = 20_000;
@@ -250,15 +243,12 @@ export class EventStore {
     insertEvent: Statement;
     upsertProcess: Statement;
     setExit: Statement;
-    deleteOlder: Statement;
-    deleteOldest: Statement;
-    pruneProcesses: Statement;
-    oldestTime: Statement;
     pageCount: Statement;
     countProcesses: Statement;
   };
   private readonly appendTx: (rows: Omit<WriterBatch, 'kind' | 'id'>) => void;
   private readonly writer: StoreWriter | undefined;
+  private readonly retention: Retention;
   /** events sent to the writer thread and not answered yet */
   private sentEvents = 0;
   private regexCache = new Map<string, RegExp>();
@@ -284,26 +274,6 @@ export class EventStore {
       insertEvent: db.prepare(INSERT_EVENT_SQL),
       upsertProcess: db.prepare(UPSERT_PROCESS_SQL),
       setExit: db.prepare(SET_EXIT_SQL),
-      deleteOlder: db.prepare(
-        `DELETE FROM events WHERE id IN
-           (SELECT id FROM events WHERE time_ns < ? ORDER BY time_ns LIMIT ?)`,
-      ),
-      deleteOldest: db.prepare(
-        'DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time_ns, id LIMIT ?)',
-      ),
-      // a process goes only once it is retired, none of its events is left and no
-      // process names it as parent: trees are pruned leaf first, so the ancestry
-      // of every process still in the store stays whole
-      pruneProcesses: db.prepare(
-        `DELETE FROM processes WHERE exec_id IN (
-           SELECT p.exec_id FROM processes p
-           WHERE coalesce(p.exit_time_ns, p.last_seen_ns) < ?
-             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.exec_id = p.exec_id)
-             AND NOT EXISTS (SELECT 1 FROM processes c
-                             WHERE c.parent_exec_id = p.exec_id AND c.exec_id != p.exec_id)
-           LIMIT ?)`,
-      ),
-      oldestTime: db.prepare('SELECT min(time_ns) FROM events').pluck().safeIntegers(true),
       pageCount: db
         .prepare('SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()')
         .pluck(),
@@ -314,6 +284,7 @@ export class EventStore {
       for (const r of rows.processes) this.stmt.upsertProcess.run(...r);
       for (const r of rows.exits) this.stmt.setExit.run(...r);
     });
+    this.retention = new Retention(db);
     this.writer = set.writeInThread
       ? new StoreWriter({ file, busyTimeoutMs: set.busyTimeoutMs }, (r) => this.onWritten(r))
       : undefined;
@@ -621,56 +592,32 @@ export class EventStore {
     const result: RetentionResult = { by_age: 0, by_size: 0, processes: 0 };
     if (this.retaining || this.db === undefined) return result;
     this.retaining = true;
+    const opts = {
+      nowMs,
+      maxAgeMs: this.maxAgeMs,
+      maxBytes: this.maxBytes,
+      batch: this.retentionBatch,
+      rows: this.rows,
+    };
     let step = 'deleting old events';
     try {
-      let batches = 0;
-      const ageCutoff = this.maxAgeMs > 0 ? BigInt(nowMs - this.maxAgeMs) * 1_000_000n : undefined;
-      if (ageCutoff !== undefined) {
-        for (;;) {
-          if (!this.db) return result;
-          const n = this.stmt.deleteOlder.run(ageCutoff, this.retentionBatch).changes;
-          result.by_age += n;
-          this.deleted(n);
-          if (n < this.retentionBatch || ++batches >= MAX_BATCHES_PER_RUN) break;
-          await tick();
-        }
-        step = 'deleting old processes';
-        for (;;) {
-          if (!this.db) return result;
-          const n = this.pruneProcesses(ageCutoff);
-          result.processes += n;
-          if (n < this.retentionBatch || ++batches >= MAX_BATCHES_PER_RUN) break;
-          await tick();
-        }
-        if (result.by_age > 0 || result.processes > 0) this.vacuum();
+      if (this.writer) {
+        // every write of the file on one connection: retention never waits for the writer's lock
+        const r = await this.writer.retain(opts);
+        Object.assign(result, r.result);
+        step = r.step ?? step;
+        this.afterRetention(result, opts.rows, r.rows);
+        if (r.error !== undefined) throw new Error(r.error);
+        return result;
       }
-
-      step = 'deleting events over the size limit';
-      if (this.maxBytes > 0 && this.sizeBytes() > this.maxBytes) {
-        const target = this.maxBytes * SIZE_TARGET;
-        for (;;) {
-          if (!this.db) return result;
-          const bytes = this.sizeBytes();
-          if (bytes <= target || batches >= MAX_BATCHES_PER_RUN) break;
-          // delete about the share of rows the file is over by; pages free up as they empty
-          const want = Math.ceil((this.rows * (bytes - target)) / bytes);
-          const n =
-            this.rows > 0
-              ? this.stmt.deleteOldest.run(Math.max(1, Math.min(want, this.retentionBatch))).changes
-              : 0;
-          result.by_size += n;
-          this.deleted(n);
-          if (n === 0) this.rows = 0;
-          // the processes of the deleted events go with them, unless still referred to
-          const oldest = this.stmt.oldestTime.get() as bigint | null;
-          const p = this.pruneProcesses(oldest ?? nowNs());
-          result.processes += p;
-          batches++;
-          this.vacuum();
-          if (n === 0 && p === 0) break;
-          await tick();
-        }
-      }
+      const rows = await this.retention.run(opts, result, {
+        between: tick,
+        step: (st) => {
+          step = st;
+        },
+        alive: () => this.db !== undefined,
+      });
+      this.afterRetention(result, opts.rows, rows);
       return result;
     } catch (err) {
       this.retentionErrors++;
@@ -679,6 +626,20 @@ export class EventStore {
     } finally {
       this.retaining = false;
     }
+  }
+
+  /** rowsBefore: this.rows when the run began; rowsLeft: what the run says is left of those */
+  private afterRetention(r: RetentionResult, rowsBefore: number, rowsLeft: number): void {
+    const deleted = r.by_age + r.by_size;
+    this.deletedByRetention += deleted;
+    // rows written meanwhile (replies of the writer thread) count; the run found
+    // the table emptier than the count said: count again
+    this.rows =
+      rowsLeft === 0 && deleted < rowsBefore
+        ? ((this.db?.prepare('SELECT count(*) FROM events').pluck().get() as number | undefined) ?? 0)
+        : Math.max(0, this.rows - deleted);
+    // a process marked as written may be gone now
+    if (r.processes > 0) this.seen.clear();
   }
 
   /** Counters for status and metrics. Never throws. */
@@ -820,26 +781,8 @@ export class EventStore {
     ]);
   }
 
-  /** Delete up to retentionBatch processes retired before cutoffNs that nothing refers to. */
-  private pruneProcesses(cutoffNs: bigint): number {
-    const n = this.stmt.pruneProcesses.run(cutoffNs, this.retentionBatch).changes;
-    // a process marked as written may be gone now
-    if (n > 0) this.seen.clear();
-    return n;
-  }
-
-  private deleted(n: number): void {
-    this.deletedByRetention += n;
-    this.rows = Math.max(0, this.rows - n);
-  }
-
   private sizeBytes(): number {
     return this.stmt.pageCount.get() as number;
-  }
-
-  /** Give the free pages back to the file system (auto_vacuum = INCREMENTAL). */
-  private vacuum(): void {
-    this.db?.pragma('incremental_vacuum');
   }
 
   private regex(pattern: string): RegExp {

@@ -10,8 +10,16 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { Retention, type RetentionResult } from './retention.js';
 import { INSERT_EVENT_SQL, SET_EXIT_SQL, UPSERT_PROCESS_SQL } from './sql.js';
-import type { WriterBatch, WriterClose, WriterInit, WriterReply } from './writer.js';
+import type {
+  RetainReply,
+  WriterBatch,
+  WriterClose,
+  WriterInit,
+  WriterReply,
+  WriterRetain,
+} from './writer.js';
 
 const init = workerData as WriterInit;
 const port = parentPort;
@@ -19,6 +27,7 @@ if (!port) throw new Error('writer-worker.js runs as a worker thread of the even
 
 let db: Database.Database | undefined;
 let write: ((b: WriterBatch) => void) | undefined;
+let retention: Retention | undefined;
 let openError: string | undefined;
 try {
   db = new Database(init.file, { timeout: init.busyTimeoutMs });
@@ -28,6 +37,7 @@ try {
   const insertEvent = db.prepare(INSERT_EVENT_SQL);
   const upsertProcess = db.prepare(UPSERT_PROCESS_SQL);
   const setExit = db.prepare(SET_EXIT_SQL);
+  retention = new Retention(db);
   write = db.transaction((b: WriterBatch) => {
     for (const r of b.events) insertEvent.run(...r);
     for (const r of b.processes) upsertProcess.run(...r);
@@ -37,7 +47,31 @@ try {
   openError = (err as Error).message;
 }
 
-port.on('message', (m: WriterBatch | WriterClose) => {
+async function retain(m: WriterRetain): Promise<RetainReply> {
+  const result: RetentionResult = { by_age: 0, by_size: 0, processes: 0 };
+  let step = 'deleting old events';
+  if (!retention)
+    return { id: m.id, kind: 'retained', result, rows: m.opts.rows, step, error: `opening it: ${openError}` };
+  try {
+    const rows = await retention.run(m.opts, result, {
+      between: () => {},
+      step: (s) => {
+        step = s;
+      },
+      alive: () => db !== undefined,
+    });
+    return { id: m.id, kind: 'retained', result, rows };
+  } catch (err) {
+    return { id: m.id, kind: 'retained', result, rows: m.opts.rows, step, error: (err as Error).message };
+  }
+}
+
+port.on('message', (m: WriterBatch | WriterRetain | WriterClose) => {
+  if (m.kind === 'retain') {
+    // run to the end before the next message: no await yields to another batch here
+    void retain(m).then((r) => port.postMessage(r));
+    return;
+  }
   if (m.kind === 'close') {
     try {
       db?.close();

@@ -4,6 +4,7 @@
  * here waits for SQLite; only settle() and close() wait for the thread.
  */
 import { Worker } from 'node:worker_threads';
+import type { RetentionOptions, RetentionResult } from './retention.js';
 
 export interface WriterInit {
   file: string;
@@ -25,11 +26,29 @@ export interface WriterClose {
   kind: 'close';
 }
 
+/** Run retention on the writer's connection. */
+export interface WriterRetain {
+  kind: 'retain';
+  id: number;
+  opts: RetentionOptions;
+}
+
 export interface WriterReply {
   id: number;
   ok: boolean;
   /** events in the batch */
   events: number;
+  error?: string;
+}
+
+export interface RetainReply {
+  id: number;
+  kind: 'retained';
+  result: RetentionResult;
+  /** events left of opts.rows */
+  rows: number;
+  /** the step that failed, with error */
+  step?: string;
   error?: string;
 }
 
@@ -40,6 +59,7 @@ export class StoreWriter {
   private waiters: (() => void)[] = [];
   private exited = false;
   private exitError: string | undefined;
+  private readonly retains = new Map<number, (r: RetainReply) => void>();
 
   constructor(
     init: WriterInit,
@@ -48,9 +68,14 @@ export class StoreWriter {
     this.worker = new Worker(new URL('./writer-worker.js', import.meta.url), { workerData: init });
     // the agent's exit never waits for the writer: close() does, on the way out
     this.worker.unref();
-    this.worker.on('message', (r: WriterReply) => {
+    this.worker.on('message', (r: WriterReply | RetainReply) => {
       this.inflight--;
-      this.onReply(r);
+      if ('kind' in r) {
+        this.retains.get(r.id)?.(r);
+        this.retains.delete(r.id);
+      } else {
+        this.onReply(r);
+      }
       if (this.inflight === 0) this.wake();
     });
     this.worker.on('error', (err) => {
@@ -61,6 +86,16 @@ export class StoreWriter {
       // batches it never answered are lost: report them as failed
       const lost = this.inflight;
       this.inflight = 0;
+      for (const [id, done] of this.retains) {
+        done({
+          id,
+          kind: 'retained',
+          result: { by_age: 0, by_size: 0, processes: 0 },
+          rows: 0,
+          error: 'the writer thread ended',
+        });
+      }
+      this.retains.clear();
       if (lost > 0) {
         this.onReply({
           id: 0,
@@ -85,6 +120,25 @@ export class StoreWriter {
     this.inflight++;
     this.worker.postMessage(msg);
     return true;
+  }
+
+  /** Run retention on the writer thread, after the batches sent before it. */
+  retain(opts: RetentionOptions): Promise<RetainReply> {
+    const id = this.nextId++;
+    if (this.exited) {
+      return Promise.resolve({
+        id,
+        kind: 'retained',
+        result: { by_age: 0, by_size: 0, processes: 0 },
+        rows: opts.rows,
+        error: 'the writer thread has ended',
+      });
+    }
+    return new Promise((resolve) => {
+      this.retains.set(id, resolve);
+      this.inflight++;
+      this.worker.postMessage({ kind: 'retain', id, opts } satisfies WriterRetain);
+    });
   }
 
   /** Resolves once every batch sent so far has been answered. */

@@ -213,6 +213,34 @@ describe('EventStore', () => {
     }
   });
 
+  it('with a writer thread, retention runs on the thread too, after what was sent before it', async () => {
+    const store = EventStore.open(fresh(), {
+      retentionIntervalMs: 0,
+      maxAgeMs: 60_000,
+      maxBytes: 0,
+      writeInThread: true,
+    });
+    try {
+      const old = proc('b2xk', 200, '/usr/bin/old', init.exec_id);
+      store.enqueueBatch([exec(old, at(0), init), exit(old, at(1000))]);
+      store.enqueueBatch([exec(curl, at(120_000), bash), kprobe(curl, at(125_000), 'p')]);
+      store.flush();
+      // not settled: the deletes queue behind the inserts on the thread
+      const r = await store.runRetention(BASE_MS + 150_000);
+      assert.equal(r.by_age, 2);
+      assert.equal(r.processes, 1);
+      await store.settle();
+      assert.deepEqual(times(store.query()), [at(120_000), at(125_000)]);
+      const s = store.stats();
+      assert.equal(s.deleted_by_retention, 2);
+      assert.equal(s.rows, 2);
+      assert.equal(s.retention_errors, 0);
+      assert.equal(store.process(old.exec_id), undefined);
+    } finally {
+      await store.closeAsync();
+    }
+  });
+
   it('keeps the file under maxBytes by deleting the oldest events', async () => {
     const maxBytes = 512 * 1024;
     const store = EventStore.open(fresh(), { retentionIntervalMs: 0, maxAgeMs: 0, maxBytes });

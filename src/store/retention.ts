@@ -1,0 +1,136 @@
+/**
+ * Retention: the store's deletes, shared by the agent thread's connection
+ * (a store without a writer thread) and the writer thread's (which then does
+ * every write of the file, so that retention never waits for its lock).
+ */
+import type Database from 'better-sqlite3';
+import { nowNs } from './time.js';
+
+export interface RetentionResult {
+  by_age: number;
+  by_size: number;
+  processes: number;
+}
+
+export interface RetentionOptions {
+  nowMs: number;
+  /** 0: no age limit */
+  maxAgeMs: number;
+  /** 0: no size limit */
+  maxBytes: number;
+  /** rows per transaction */
+  batch: number;
+  /** the events in the store, as the caller counts them */
+  rows: number;
+}
+
+/** retention stops after this many transactions in one run and goes on at the next */
+const MAX_BATCHES_PER_RUN = 50;
+/** when over maxBytes, delete down to this fraction, so that not every run deletes */
+const SIZE_TARGET = 0.9;
+
+export const DELETE_OLDER_SQL = `DELETE FROM events WHERE id IN
+  (SELECT id FROM events WHERE time_ns < ? ORDER BY time_ns LIMIT ?)`;
+export const DELETE_OLDEST_SQL =
+  'DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time_ns, id LIMIT ?)';
+// a process goes only once it is retired, none of its events is left and no
+// process names it as parent: trees are pruned leaf first, so the ancestry
+// of every process still in the store stays whole
+export const PRUNE_PROCESSES_SQL = `DELETE FROM processes WHERE exec_id IN (
+  SELECT p.exec_id FROM processes p
+  WHERE coalesce(p.exit_time_ns, p.last_seen_ns) < ?
+    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.exec_id = p.exec_id)
+    AND NOT EXISTS (SELECT 1 FROM processes c
+                    WHERE c.parent_exec_id = p.exec_id AND c.exec_id != p.exec_id)
+  LIMIT ?)`;
+export const PAGE_BYTES_SQL = 'SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()';
+
+type Statement = Database.Statement<unknown[], unknown>;
+
+export class Retention {
+  private readonly deleteOlder: Statement;
+  private readonly deleteOldest: Statement;
+  private readonly prune: Statement;
+  private readonly oldestTime: Statement;
+  private readonly pageBytes: Statement;
+
+  constructor(private readonly db: Database.Database) {
+    this.deleteOlder = db.prepare(DELETE_OLDER_SQL);
+    this.deleteOldest = db.prepare(DELETE_OLDEST_SQL);
+    this.prune = db.prepare(PRUNE_PROCESSES_SQL);
+    this.oldestTime = db.prepare('SELECT min(time_ns) FROM events').pluck().safeIntegers(true);
+    this.pageBytes = db.prepare(PAGE_BYTES_SQL).pluck();
+  }
+
+  /**
+   * Delete events older than maxAgeMs, then the oldest events while the file
+   * is over maxBytes, then processes nothing refers to any more; each step in
+   * transactions of `batch` rows, calling `between` after each (to let the
+   * event loop run). `step` is told which step runs, for error messages;
+   * `alive` false stops early. Returns the events left (o.rows less those
+   * deleted). Throws what SQLite throws; the rows already deleted stay
+   * deleted and are counted in `result`.
+   */
+  async run(
+    o: RetentionOptions,
+    result: RetentionResult,
+    hooks: { between: () => Promise<void> | void; step: (s: string) => void; alive: () => boolean },
+  ): Promise<number> {
+    let rows = o.rows;
+    let batches = 0;
+    hooks.step('deleting old events');
+    const ageCutoff = o.maxAgeMs > 0 ? BigInt(o.nowMs - o.maxAgeMs) * 1_000_000n : undefined;
+    if (ageCutoff !== undefined) {
+      for (;;) {
+        if (!hooks.alive()) return rows;
+        const n = this.deleteOlder.run(ageCutoff, o.batch).changes;
+        result.by_age += n;
+        rows = Math.max(0, rows - n);
+        if (n < o.batch || ++batches >= MAX_BATCHES_PER_RUN) break;
+        await hooks.between();
+      }
+      hooks.step('deleting old processes');
+      for (;;) {
+        if (!hooks.alive()) return rows;
+        const n = this.prune.run(ageCutoff, o.batch).changes;
+        result.processes += n;
+        if (n < o.batch || ++batches >= MAX_BATCHES_PER_RUN) break;
+        await hooks.between();
+      }
+      if (result.by_age > 0 || result.processes > 0) this.vacuum();
+    }
+
+    hooks.step('deleting events over the size limit');
+    if (o.maxBytes > 0 && this.sizeBytes() > o.maxBytes) {
+      const target = o.maxBytes * SIZE_TARGET;
+      for (;;) {
+        if (!hooks.alive()) return rows;
+        const bytes = this.sizeBytes();
+        if (bytes <= target || batches >= MAX_BATCHES_PER_RUN) break;
+        // delete about the share of rows the file is over by; pages free up as they empty
+        const want = Math.ceil((rows * (bytes - target)) / bytes);
+        const n = rows > 0 ? this.deleteOldest.run(Math.max(1, Math.min(want, o.batch))).changes : 0;
+        result.by_size += n;
+        rows = n === 0 ? 0 : Math.max(0, rows - n);
+        // the processes of the deleted events go with them, unless still referred to
+        const oldest = this.oldestTime.get() as bigint | null;
+        const p = this.prune.run(oldest ?? nowNs(), o.batch).changes;
+        result.processes += p;
+        batches++;
+        this.vacuum();
+        if (n === 0 && p === 0) break;
+        await hooks.between();
+      }
+    }
+    return rows;
+  }
+
+  sizeBytes(): number {
+    return this.pageBytes.get() as number;
+  }
+
+  /** Give the free pages back to the file system (auto_vacuum = INCREMENTAL). */
+  private vacuum(): void {
+    this.db.pragma('incremental_vacuum');
+  }
+}
