@@ -41,6 +41,7 @@ import {
   median,
   pidsByComm,
   run,
+  runBenchmark,
   sleep,
   systemCpu,
   which,
@@ -1185,27 +1186,11 @@ function renderMarkdown(rep) {
 // ---------------------------------------------------------------------------
 // entry: cleanup on every way out
 
-let exiting = false;
-function bail(code, why) {
-  if (exiting) return;
-  exiting = true;
-  if (why) log(why);
-  cleanup.runAll(log);
-  process.exit(code);
-}
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => bail(128 + os.constants.signals[sig], `${sig}: cleaning up`));
-}
-process.on('uncaughtException', (err) => bail(1, `fatal: ${err?.stack ?? err}`));
-process.on('unhandledRejection', (err) => bail(1, `fatal: ${err?.stack ?? err}`));
-process.on('exit', () => cleanup.runAll(log));
-
-main().then(
-  (code) => bail(code),
-  (err) => {
-    if (err instanceof UsageError) {
-      console.error(`bench/exec: ${err.message}\n\n${USAGE}`);
-      bail(2);
-    } else bail(1, `fatal: ${err?.stack ?? err}`);
-  },
-);
+runBenchmark({
+  name: 'bench/exec',
+  main,
+  cleanup,
+  log,
+  usage: USAGE,
+  isUsage: (err) => err instanceof UsageError,
+});

@@ -4,6 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 
 export const CLK_TCK = 100; // Linux USER_HZ on every architecture Osprey targets
 
@@ -254,4 +255,36 @@ export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Run a benchmark's main() with its clean-up on every way out: normal end,
+ * a thrown error, an uncaught exception or rejection, SIGINT, SIGTERM or
+ * SIGHUP. main() resolves to the exit code; a usage error (isUsage) prints
+ * the message and the usage and exits 2.
+ */
+export function runBenchmark({ name, main, cleanup, log, usage, isUsage }) {
+  let exiting = false;
+  const bail = (code, why) => {
+    if (exiting) return;
+    exiting = true;
+    if (why) log(why);
+    cleanup.runAll(log);
+    process.exit(code);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, () => bail(128 + os.constants.signals[sig], `${sig}: cleaning up`));
+  }
+  process.on('uncaughtException', (err) => bail(1, `fatal: ${err?.stack ?? err}`));
+  process.on('unhandledRejection', (err) => bail(1, `fatal: ${err?.stack ?? err}`));
+  process.on('exit', () => cleanup.runAll(log));
+  main().then(
+    (code) => bail(code),
+    (err) => {
+      if (isUsage(err)) {
+        console.error(`${name}: ${err.message}\n\n${usage}`);
+        bail(2);
+      } else bail(1, `fatal: ${err?.stack ?? err}`);
+    },
+  );
 }

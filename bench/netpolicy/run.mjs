@@ -31,7 +31,17 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Cleanup, cpuSeconds, killAndWaitSync, median, run, sleep, sleepSync, which } from '../lib/proc.mjs';
+import {
+  Cleanup,
+  cpuSeconds,
+  killAndWaitSync,
+  median,
+  run,
+  runBenchmark,
+  sleep,
+  sleepSync,
+  which,
+} from '../lib/proc.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RESULTS = path.join(REPO, 'bench/results');
@@ -838,27 +848,11 @@ function renderMarkdown(rep) {
 // ---------------------------------------------------------------------------
 // entry: cleanup on every way out
 
-let exiting = false;
-function bail(code, why) {
-  if (exiting) return;
-  exiting = true;
-  if (why) log(why);
-  cleanup.runAll(log);
-  process.exit(code);
-}
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => bail(128 + os.constants.signals[sig], `${sig}: cleaning up`));
-}
-process.on('uncaughtException', (err) => bail(1, `fatal: ${err?.stack ?? err}`));
-process.on('unhandledRejection', (err) => bail(1, `fatal: ${err?.stack ?? err}`));
-process.on('exit', () => cleanup.runAll(log));
-
-main().then(
-  (code) => bail(code),
-  (err) => {
-    if (err instanceof UsageError) {
-      console.error(`bench/netpolicy: ${err.message}\n\n${USAGE}`);
-      bail(2);
-    } else bail(1, `fatal: ${err?.stack ?? err}`);
-  },
-);
+runBenchmark({
+  name: 'bench/netpolicy',
+  main,
+  cleanup,
+  log,
+  usage: USAGE,
+  isUsage: (err) => err instanceof UsageError,
+});

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { median } from '../lib/proc.mjs';
+import { median, runBenchmark } from '../lib/proc.mjs';
 import { runAddLatency } from './addlatency.mjs';
 import {
   buildDriver,
@@ -390,27 +390,11 @@ function addSection(rep, L, bg) {
 // ---------------------------------------------------------------------------
 // entry: cleanup on every way out
 
-let exiting = false;
-function bail(code, why) {
-  if (exiting) return;
-  exiting = true;
-  if (why) log(why);
-  cleanup.runAll(log);
-  process.exit(code);
-}
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => bail(128 + os.constants.signals[sig], `${sig}: cleaning up`));
-}
-process.on('uncaughtException', (err) => bail(1, `fatal: ${err?.stack ?? err}`));
-process.on('unhandledRejection', (err) => bail(1, `fatal: ${err?.stack ?? err}`));
-process.on('exit', () => cleanup.runAll(log));
-
-main().then(
-  (code) => bail(code),
-  (err) => {
-    if (err instanceof UsageError) {
-      console.error(`bench/policy: ${err.message}\n\n${USAGE}`);
-      bail(2);
-    } else bail(1, `fatal: ${err?.stack ?? err}`);
-  },
-);
+runBenchmark({
+  name: 'bench/policy',
+  main,
+  cleanup,
+  log,
+  usage: USAGE,
+  isUsage: (err) => err instanceof UsageError,
+});

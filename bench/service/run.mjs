@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { median, sleep } from '../lib/proc.mjs';
+import { median, runBenchmark, sleep } from '../lib/proc.mjs';
 import {
   agentUnavailable,
   buildDriver,
@@ -631,27 +631,11 @@ function renderMarkdown(rep) {
 // ---------------------------------------------------------------------------
 // entry: cleanup on every way out
 
-let exiting = false;
-function bail(code, why) {
-  if (exiting) return;
-  exiting = true;
-  if (why) log(why);
-  cleanup.runAll(log);
-  process.exit(code);
-}
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => bail(128 + os.constants.signals[sig], `${sig}: cleaning up`));
-}
-process.on('uncaughtException', (err) => bail(1, `fatal: ${err?.stack ?? err}`));
-process.on('unhandledRejection', (err) => bail(1, `fatal: ${err?.stack ?? err}`));
-process.on('exit', () => cleanup.runAll(log));
-
-main().then(
-  (code) => bail(code),
-  (err) => {
-    if (err instanceof UsageError) {
-      console.error(`bench/service: ${err.message}\n\n${USAGE}`);
-      bail(2);
-    } else bail(1, `fatal: ${err?.stack ?? err}`);
-  },
-);
+runBenchmark({
+  name: 'bench/service',
+  main,
+  cleanup,
+  log,
+  usage: USAGE,
+  isUsage: (err) => err instanceof UsageError,
+});
