@@ -43,6 +43,19 @@ function osprey(
   args: string[],
   opts: { input?: string; cwd?: string; cmd?: string; timeoutMs?: number } = {},
 ) {
+  // an agent that gets far enough must not touch the host's state, store or ports
+  if (args[0] === 'agent' && !args.includes('--config') && !args.includes('--state-dir')) {
+    args = [
+      'agent',
+      '--state-dir',
+      path.join(tmp, 'state-cli'),
+      '--metrics-address',
+      '',
+      '--ui-address',
+      '',
+      ...args.slice(1),
+    ];
+  }
   return new Promise<Run>((resolve, reject) => {
     const child = spawn(opts.cmd ?? OSPREY, args, {
       cwd: opts.cwd ?? tmp,
