@@ -665,7 +665,14 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
   // records keep coming, and go back to the fd when a read finds none.
   void ReadAndHold() {
     Napi::HandleScope scope(Env());
+    // the callback may close this reader and drop the last JS reference to it:
+    // keep it alive until this function is done with its fields
+    Ref();
     uint32_t n = Deliver(true);
+    ReadAndHoldAfter(n);
+    Unref();
+  }
+  void ReadAndHoldAfter(uint32_t n) {
     if (!rb_ || !timer_) return;  // closed by the callback, or no hold-off
     if (n > 0) {
       if (polling_) {
