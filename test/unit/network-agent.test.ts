@@ -2,7 +2,7 @@
 // key, routing policies by kind, `osprey run` arguments, the flow filter and
 // the compact flow line.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { UserError } from '../../src/agent/fs-util.js';
@@ -67,26 +67,30 @@ describe('the workloads config key', () => {
     ]);
     const dir = mkdtempSync('/tmp/osprey-wlcfg-');
     const file = path.join(dir, 'osprey.yaml');
-    writeFileSync(
-      file,
-      'args-max: 10\nworkloads:\n  - path: a\n    labels: {app: ok}\n  - path: b\n    labels: {}\n    extra: 1\n',
-    );
-    assert.throws(
-      () =>
-        parseConfiguredWorkloads(
-          [
-            { path: 'a', labels: { app: 'ok' } },
-            { path: 'b', labels: {}, extra: 1 },
-          ],
-          file,
-        ),
-      (err: unknown) => {
-        assert.ok(err instanceof UserError);
-        assert.match(err.message, new RegExp(`${file}:5:5: workloads\\[1\\]\\.extra: unknown field`));
-        assert.match(err.message, /workloads\[1\]\.labels: give at least one label/);
-        return true;
-      },
-    );
+    try {
+      writeFileSync(
+        file,
+        'args-max: 10\nworkloads:\n  - path: a\n    labels: {app: ok}\n  - path: b\n    labels: {}\n    extra: 1\n',
+      );
+      assert.throws(
+        () =>
+          parseConfiguredWorkloads(
+            [
+              { path: 'a', labels: { app: 'ok' } },
+              { path: 'b', labels: {}, extra: 1 },
+            ],
+            file,
+          ),
+        (err: unknown) => {
+          assert.ok(err instanceof UserError);
+          assert.match(err.message, new RegExp(`${file}:5:5: workloads\\[1\\]\\.extra: unknown field`));
+          assert.match(err.message, /workloads\[1\]\.labels: give at least one label/);
+          return true;
+        },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     assert.throws(
       () =>
         parseConfiguredWorkloads([
