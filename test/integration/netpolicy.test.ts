@@ -341,9 +341,14 @@ spec:
       assert.equal(est.rec.dstPort, s.port);
       assert.equal(est.rec.dstIdentity, w.identity);
       // the server's side of the byte counts
+      // the CLOSED of that same connection, not of any other socket seen on ingress
       const closed = await waitFlow(
         env,
-        (r) => r.direction === 'INGRESS' && r.event === 'CLOSED',
+        (r) =>
+          r.direction === 'INGRESS' &&
+          r.event === 'CLOSED' &&
+          r.dstPort === s.port &&
+          r.srcPort === est.rec.srcPort,
         'ingress closed',
       );
       assert.equal(closed.rec.bytesSent, 7n);
