@@ -27,21 +27,6 @@ function keep(o: object, s: string): void {
   Object.defineProperty(o, JSON_OF, { value: s, enumerable: false, writable: false, configurable: false });
 }
 
-function encodeProcess(p: object): string {
-  const o = p as WithJson;
-  let s = o[JSON_OF];
-  if (s === undefined) {
-    s = encodeFields(p as Record<string, unknown>);
-    keep(o, s);
-  }
-  return s;
-}
-
-/** A process object's JSON, as in events (made once per process object). */
-export function processJson(p: object): string {
-  return encodeProcess(p);
-}
-
 /**
  * JSON of an object kept on the object itself, made once: for objects that
  * never change after they are made, such as events once published.
@@ -54,6 +39,11 @@ export function cachedJson<T extends object>(v: T, make: (v: T) => string): stri
     keep(o, s);
   }
   return s;
+}
+
+/** A process object's JSON, as in events (made once per process object). */
+export function processJson(p: object): string {
+  return cachedJson(p as Record<string, unknown>, encodeFields);
 }
 
 /**
@@ -77,14 +67,11 @@ function encodeFields(p: Record<string, unknown>): string {
   return `${out}}`;
 }
 
+const encodeSharedFresh = (x: object): string =>
+  Array.isArray(x) ? stringify(x) : encodeFields(x as Record<string, unknown>);
+
 function encodeShared(v: object): string {
-  const o = v as WithJson;
-  let s = o[JSON_OF];
-  if (s === undefined) {
-    s = Array.isArray(v) ? stringify(v) : encodeFields(v as Record<string, unknown>);
-    keep(o, s);
-  }
-  return s;
+  return cachedJson(v, encodeSharedFresh);
 }
 
 const PROCESS_KEYS = new Set(['process', 'parent']);
@@ -97,9 +84,9 @@ function encodePayload(payload: Record<string, unknown>): string {
     const v = payload[key];
     if (v === undefined) continue;
     let s: string;
-    if (PROCESS_KEYS.has(key) && v !== null && typeof v === 'object') s = encodeProcess(v);
+    if (PROCESS_KEYS.has(key) && v !== null && typeof v === 'object') s = processJson(v);
     else if (key === 'ancestors' && Array.isArray(v))
-      s = `[${v.map((a) => encodeProcess(a as object)).join(',')}]`;
+      s = `[${v.map((a) => processJson(a as object)).join(',')}]`;
     else s = stringify(v);
     out += `${first ? '' : ','}${JSON.stringify(key)}:${s}`;
     first = false;

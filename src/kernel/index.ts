@@ -5,5 +5,5 @@ export { type Features, Helper, MapType, ProgType, probeFeatures, requireBaselin
 export { BPF_ANY, BPF_EXIST, BPF_NOEXIST, BpfMap, bytes, type Codec, possibleCpus, u32, u64 } from './map.js';
 export { cgroup2Root, ensureMounts, mounts, tracefsRoot } from './mounts.js';
 export { bpfObjectPath, native, repoRoot } from './native.js';
-export { type RecordHandler, RecordReader, RingReader } from './ring.js';
+export { type RecordHandler, RecordReader, RingReader, ringBufferBytes } from './ring.js';
 export { enableRunTimeStats, type ProgramStats, programStats } from './stats.js';

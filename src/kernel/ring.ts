@@ -2,6 +2,14 @@ import { KernelError } from './errors.js';
 import type { NativeRingReader } from './native.js';
 import { native } from './native.js';
 
+/** A ring buffer size (bytes) the kernel takes: a power of 2 of at least a page; throws otherwise. */
+export function ringBufferBytes(bytes: number): number {
+  if (!Number.isInteger(bytes) || bytes < 4096 || (bytes & (bytes - 1)) !== 0) {
+    throw new Error(`ringBytes ${bytes} is not a power of 2 of at least 4096`);
+  }
+  return bytes;
+}
+
 /** Called once per record of a batch: the record is buf[off, off+len). */
 export type RecordHandler = (buf: Buffer, off: number, len: number) => void;
 

@@ -243,7 +243,6 @@ export class EventStore {
     insertEvent: Statement;
     upsertProcess: Statement;
     setExit: Statement;
-    pageCount: Statement;
     countProcesses: Statement;
   };
   private readonly appendTx: (rows: Omit<WriterBatch, 'kind' | 'id'>) => void;
@@ -274,9 +273,6 @@ export class EventStore {
       insertEvent: db.prepare(INSERT_EVENT_SQL),
       upsertProcess: db.prepare(UPSERT_PROCESS_SQL),
       setExit: db.prepare(SET_EXIT_SQL),
-      pageCount: db
-        .prepare('SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()')
-        .pluck(),
       countProcesses: db.prepare('SELECT count(*) FROM processes').pluck(),
     };
     this.appendTx = db.transaction((rows: Omit<WriterBatch, 'kind' | 'id'>) => {
@@ -289,7 +285,7 @@ export class EventStore {
       ? new StoreWriter({ file, busyTimeoutMs: set.busyTimeoutMs }, (r) => this.onWritten(r))
       : undefined;
     this.rows = db.prepare('SELECT count(*) FROM events').pluck().get() as number;
-    this.lastBytes = this.stmt.pageCount.get() as number;
+    this.lastBytes = this.retention.sizeBytes();
 
     this.flushTimer = setInterval(() => this.scheduleFlush(), set.flushIntervalMs);
     this.flushTimer.unref();
@@ -629,6 +625,13 @@ export class EventStore {
   }
 
   /** rowsBefore: this.rows when the run began; rowsLeft: what the run says is left of those */
+  /** No more timer-driven writes or retention; what is queued is written (or sent to the writer thread). */
+  private stopAndFlush(): void {
+    clearInterval(this.flushTimer);
+    clearInterval(this.retentionTimer);
+    this.flush();
+  }
+
   private afterRetention(r: RetentionResult, rowsBefore: number, rowsLeft: number): void {
     const deleted = r.by_age + r.by_size;
     this.deletedByRetention += deleted;
@@ -647,7 +650,7 @@ export class EventStore {
     let processes = 0;
     if (this.db) {
       try {
-        this.lastBytes = this.sizeBytes();
+        this.lastBytes = this.retention.sizeBytes();
         processes = this.stmt.countProcesses.get() as number;
       } catch {
         // keep the last known size: status must not fail because the store does
@@ -684,9 +687,7 @@ export class EventStore {
    */
   async closeAsync(): Promise<void> {
     if (this.db === undefined) return;
-    clearInterval(this.flushTimer);
-    clearInterval(this.retentionTimer);
-    this.flush();
+    this.stopAndFlush();
     await this.writer?.close();
     this.close();
   }
@@ -698,17 +699,12 @@ export class EventStore {
    */
   close(): void {
     if (this.db === undefined) return;
-    clearInterval(this.flushTimer);
-    clearInterval(this.retentionTimer);
-    this.flush();
+    this.stopAndFlush();
     if (this.writer) void this.writer.close();
     const db = this.db;
     this.db = undefined;
     try {
-      this.lastBytes = db
-        .prepare('SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()')
-        .pluck()
-        .get() as number;
+      this.lastBytes = this.retention.sizeBytes();
       db.pragma('optimize');
     } catch {
       // closing matters more than the statistics
@@ -779,10 +775,6 @@ export class EventStore {
       timeNs,
       processJson(p),
     ]);
-  }
-
-  private sizeBytes(): number {
-    return this.stmt.pageCount.get() as number;
   }
 
   private regex(pattern: string): RegExp {

@@ -55,11 +55,13 @@ export interface RetainReply {
 export class StoreWriter {
   private readonly worker: Worker;
   private nextId = 1;
-  private inflight = 0;
+  /** write batches sent and not answered: id -> events in it */
+  private readonly writes = new Map<number, number>();
+  /** retention runs sent and not answered */
+  private readonly retains = new Map<number, (r: RetainReply) => void>();
   private waiters: (() => void)[] = [];
   private exited = false;
   private exitError: string | undefined;
-  private readonly retains = new Map<number, (r: RetainReply) => void>();
 
   constructor(
     init: WriterInit,
@@ -69,33 +71,26 @@ export class StoreWriter {
     // the agent's exit never waits for the writer: close() does, on the way out
     this.worker.unref();
     this.worker.on('message', (r: WriterReply | RetainReply) => {
-      this.inflight--;
       if ('kind' in r) {
         this.retains.get(r.id)?.(r);
         this.retains.delete(r.id);
       } else {
+        this.writes.delete(r.id);
         this.onReply(r);
       }
-      if (this.inflight === 0) this.wake();
+      this.wakeIfIdle();
     });
     this.worker.on('error', (err) => {
       this.exitError = err.message;
     });
     this.worker.on('exit', () => {
       this.exited = true;
-      // batches it never answered are lost: report them as failed
-      const lost = this.inflight;
-      this.inflight = 0;
-      for (const [id, done] of this.retains) {
-        done({
-          id,
-          kind: 'retained',
-          result: { by_age: 0, by_size: 0, processes: 0 },
-          rows: 0,
-          error: 'the writer thread ended',
-        });
-      }
+      // what it never answered is lost: batches are reported as failed
+      for (const [id, done] of this.retains) done(notRetained(id, 0, 'the writer thread ended'));
       this.retains.clear();
+      let lost = 0;
+      for (const n of this.writes.values()) lost += n;
+      this.writes.clear();
       if (lost > 0) {
         this.onReply({
           id: 0,
@@ -104,20 +99,15 @@ export class StoreWriter {
           error: `writer thread ended: ${this.exitError ?? 'exited'}`,
         });
       }
-      this.wake();
+      this.wakeIfIdle();
     });
-  }
-
-  /** Batches sent and not answered yet. */
-  get pending(): number {
-    return this.inflight;
   }
 
   /** Send a batch; false (nothing sent) when the thread is gone. */
   send(b: Omit<WriterBatch, 'kind' | 'id'>): boolean {
     if (this.exited) return false;
     const msg: WriterBatch = { kind: 'write', id: this.nextId++, ...b };
-    this.inflight++;
+    this.writes.set(msg.id, b.events.length);
     this.worker.postMessage(msg);
     return true;
   }
@@ -125,25 +115,16 @@ export class StoreWriter {
   /** Run retention on the writer thread, after the batches sent before it. */
   retain(opts: RetentionOptions): Promise<RetainReply> {
     const id = this.nextId++;
-    if (this.exited) {
-      return Promise.resolve({
-        id,
-        kind: 'retained',
-        result: { by_age: 0, by_size: 0, processes: 0 },
-        rows: opts.rows,
-        error: 'the writer thread has ended',
-      });
-    }
+    if (this.exited) return Promise.resolve(notRetained(id, opts.rows, 'the writer thread has ended'));
     return new Promise((resolve) => {
       this.retains.set(id, resolve);
-      this.inflight++;
       this.worker.postMessage({ kind: 'retain', id, opts } satisfies WriterRetain);
     });
   }
 
-  /** Resolves once every batch sent so far has been answered. */
+  /** Resolves once every batch and retention run sent so far has been answered. */
   settle(): Promise<void> {
-    if (this.inflight === 0) return Promise.resolve();
+    if (this.idle()) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
@@ -164,9 +145,18 @@ export class StoreWriter {
     clearTimeout(timer);
   }
 
-  private wake(): void {
+  private idle(): boolean {
+    return this.writes.size === 0 && this.retains.size === 0;
+  }
+
+  private wakeIfIdle(): void {
+    if (!this.idle()) return;
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
   }
+}
+
+function notRetained(id: number, rows: number, error: string): RetainReply {
+  return { id, kind: 'retained', result: { by_age: 0, by_size: 0, processes: 0 }, rows, error };
 }

@@ -7,6 +7,7 @@ import {
   Collection,
   type Link,
   RecordReader,
+  ringBufferBytes,
   u32,
   u64,
 } from '../../kernel/index.js';
@@ -131,10 +132,7 @@ export class NetworkDatapath {
 
   /** Load the programs and maps (nothing attached yet). Throws with nothing left behind. */
   static load(opts: NetworkDatapathOptions): NetworkDatapath {
-    const ringBytes = opts.ringBytes ?? 1 << 20;
-    if (!Number.isInteger(ringBytes) || ringBytes < 4096 || (ringBytes & (ringBytes - 1)) !== 0) {
-      throw new Error(`ringBytes ${ringBytes} is not a power of 2 of at least 4096`);
-    }
+    const ringBytes = ringBufferBytes(opts.ringBytes ?? 1 << 20);
     const coll = Collection.load(opts.objectFile ?? bpfObjectPath('netpolicy'), {
       // LPM tries allocate per entry (no prealloc): the cap costs nothing until used, and the
       // two table slots must hold a policy of 100,000 CIDRs each while the other is in force

@@ -11,6 +11,7 @@ import {
   native,
   possibleCpus,
   RecordReader,
+  ringBufferBytes,
   u32,
   u64,
 } from '../../kernel/index.js';
@@ -67,10 +68,7 @@ export class ProcessSensor {
     if (!Number.isInteger(argsMax) || argsMax < 0 || argsMax > 32767) {
       throw new Error(`args-max ${argsMax} is out of range: give 0..32767 bytes`);
     }
-    const ringBytes = opts.ringBytes ?? 4 << 20;
-    if (!Number.isInteger(ringBytes) || ringBytes < 4096 || (ringBytes & (ringBytes - 1)) !== 0) {
-      throw new Error(`ring buffer of ${ringBytes} bytes: give a power of 2 of at least 4096`);
-    }
+    const ringBytes = ringBufferBytes(opts.ringBytes ?? 4 << 20);
     const coll = Collection.load(bpfObjectPath('process'), {
       maxEntries: { exec_heap: Math.max(possibleCpus(), availableParallelism()), events: ringBytes },
     });

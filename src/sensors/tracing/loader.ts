@@ -8,6 +8,7 @@ import {
   native,
   possibleCpus,
   RecordReader,
+  ringBufferBytes,
   u32,
   u64,
 } from '../../kernel/index.js';
@@ -115,10 +116,7 @@ export class PolicyProgram {
   /** Validate, load, fill and attach one policy. Throws (with nothing left behind) on any failure. */
   static load(tables: PolicyTables, opts: PolicyProgramOptions): PolicyProgram {
     validateTables(tables);
-    const ringBytes = opts.ringBytes ?? 1 << 20;
-    if (!Number.isInteger(ringBytes) || ringBytes < 4096 || (ringBytes & (ringBytes - 1)) !== 0) {
-      throw new Error(`ringBytes ${ringBytes} is not a power of 2 of at least 4096`);
-    }
+    const ringBytes = ringBufferBytes(opts.ringBytes ?? 1 << 20);
     const bits: number[] = [];
     let kt: KernelTables;
     try {
