@@ -8,7 +8,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { cachedJson, encodeEvent, renderCompact } from '../events/index.js';
+import { type EncodedLine, eventLine, renderCompact } from '../events/index.js';
 import { type ExportEvent, eventType } from '../events/types.js';
 import {
   cgroup2Root,
@@ -106,10 +106,8 @@ export class Agent {
     return agent;
   }
 
-  /** One JSON line per event, computed once however many sinks want it. */
-  encode = (ev: ExportEvent): string => {
-    return cachedJson(ev, encodeEvent);
-  };
+  /** One JSON line per event (UTF-8, no newline), computed once however many sinks want it. */
+  encode = (ev: ExportEvent): EncodedLine => eventLine(ev);
 
   private async startUp(): Promise<void> {
     const cfg = this.config;

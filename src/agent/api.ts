@@ -30,8 +30,10 @@ import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import http, { type ServerResponse } from 'node:http';
 import path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Line } from '../events/encode.js';
 import type { PolicyMode } from '../sensors/tracing/index.js';
 import type { EventBus, Subscription } from './bus.js';
+import { joinLines } from './export-stdout.js';
 import { describeFsError, mkdirp, UserError } from './fs-util.js';
 import { type PolicyInfo, PolicyOpError } from './policies.js';
 
@@ -67,7 +69,7 @@ export interface ApiOptions<T> {
   status: () => unknown;
   health: () => Record<string, unknown>;
   /** one JSON line, no newline */
-  encode: (ev: T) => string;
+  encode: (ev: T) => Line;
   /** builds a server-side filter; throws on bad input */
   makeFilter: (opts: {
     eventTypes?: string[];
@@ -336,16 +338,14 @@ export class ApiServer<T> {
       async (batch) => {
         clearTimeout(overflowTimer);
         overflowTimer = undefined;
-        let text = '';
-        for (const ev of batch) text += `${encode(ev)}\n`;
-        if (!res.write(text)) await writable(res);
+        if (!res.write(joinLines(batch.map(encode)))) await writable(res);
       },
       {
         name: `api-client-${++this.clientSeq}`,
         group: API_GROUP,
         maxEvents: this.opts.clientMaxEvents ?? 10_000,
         maxBytes: this.opts.clientMaxBytes ?? 8 * 1024 * 1024,
-        // string length is close enough to bytes for a bound, and the encoding is cached
+        // the encoding is cached: every sink shares it
         sizeOf: (ev) => encode(ev).length + 1,
         filter,
         onDrop: () => {

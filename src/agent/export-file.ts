@@ -22,6 +22,7 @@ import {
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
+import { copyLine, type Line, lineBytes } from '../events/encode.js';
 import { describeFsError, mkdirp, UserError } from './fs-util.js';
 
 export interface FileExporterOptions {
@@ -128,11 +129,11 @@ export class FileExporter {
   }
 
   /**
-   * Append lines (without their newlines). Batches are written in call order;
+   * Append lines (text, UTF-8 bytes or encoded lines, without their newlines). Batches are written in call order;
    * the promise settles when this batch is on its way to the kernel. Errors
    * are counted and reported through onError, never thrown.
    */
-  write(lines: readonly string[]): Promise<void> {
+  write(lines: readonly Line[]): Promise<void> {
     const next = this.writing.then(() => this.writeNow(lines));
     this.writing = next;
     return next;
@@ -175,7 +176,7 @@ export class FileExporter {
     return s;
   }
 
-  private async writeNow(lines: readonly string[]): Promise<void> {
+  private async writeNow(lines: readonly Line[]): Promise<void> {
     if (lines.length === 0) return;
     // the usual case: the whole batch fits in the current file, one buffer, one write
     const all = this.encodeLines(lines);
@@ -190,10 +191,10 @@ export class FileExporter {
     while (i < lines.length) {
       // take as many lines as fit in what is left of the current file
       const room = this.opts.maxBytes - this.size;
-      const chunk: string[] = [];
+      const chunk: Line[] = [];
       let bytes = 0;
       for (; i < lines.length; i++) {
-        const n = Buffer.byteLength(lines[i]!) + 1;
+        const n = lineBytes(lines[i]!) + 1;
         if (bytes + n > room && !(chunk.length === 0 && this.size === 0)) break;
         chunk.push(lines[i]!);
         bytes += n;
@@ -210,7 +211,7 @@ export class FileExporter {
         i = lines.length;
         await this.appendLines(
           rest,
-          rest.reduce((a, l) => a + Buffer.byteLength(l) + 1, 0),
+          rest.reduce((a, l) => a + lineBytes(l) + 1, 0),
         );
         continue;
       }
@@ -218,8 +219,8 @@ export class FileExporter {
     }
   }
 
-  private async appendLines(chunk: readonly string[], bytes: number): Promise<void> {
-    const ok = await this.append(`${chunk.join('\n')}\n`, bytes);
+  private async appendLines(chunk: readonly Line[], bytes: number): Promise<void> {
+    const ok = await this.appendBuffer(this.encodeLines(chunk), bytes);
     if (ok) this.eventsWritten += chunk.length;
     else this.eventsLost += chunk.length;
   }
@@ -230,13 +231,14 @@ export class FileExporter {
    * batch to collect afterwards. Batches are written one after another, so
    * the scratch buffer is never in two writes at once.
    */
-  private encodeLines(lines: readonly string[]): Buffer {
+  private encodeLines(lines: readonly Line[]): Buffer {
     let buf = this.scratch;
     let off = 0;
     for (const line of lines) {
       // a UTF-16 code unit is at most 3 bytes of UTF-8: count exactly only near the end
-      if (buf.length - off < line.length * 3 + 1) {
-        const need = off + Buffer.byteLength(line) + 1;
+      const bound = typeof line === 'string' ? line.length * 3 : line.length;
+      if (buf.length - off < bound + 1) {
+        const need = off + lineBytes(line) + 1;
         if (need > buf.length) {
           const bigger = Buffer.allocUnsafe(Math.max(need, buf.length * 2));
           buf.copy(bigger, 0, 0, off);
@@ -244,14 +246,10 @@ export class FileExporter {
           this.scratch = bigger;
         }
       }
-      off += buf.write(line, off);
+      off += copyLine(line, buf, off);
       buf[off++] = 0x0a;
     }
     return buf.subarray(0, off);
-  }
-
-  private append(text: string, bytes: number): Promise<boolean> {
-    return this.appendBuffer(Buffer.from(text), bytes);
   }
 
   private async appendBuffer(buf: Buffer, bytes = buf.length): Promise<boolean> {

@@ -5,6 +5,7 @@
  * then freeze the whole agent. Here only this exporter's bus queue fills up.
  */
 import { write } from 'node:fs';
+import { copyLine, type Line, lineBytes } from '../events/encode.js';
 import { describeFsError } from './fs-util.js';
 
 export interface StdoutExporterStats {
@@ -16,6 +17,19 @@ export interface StdoutExporterStats {
   closed: boolean;
 }
 
+/** Lines (without newlines) as one buffer, each followed by a newline. */
+export function joinLines(lines: readonly Line[]): Buffer {
+  let total = 0;
+  for (const l of lines) total += lineBytes(l) + 1;
+  const out = Buffer.allocUnsafe(total);
+  let off = 0;
+  for (const l of lines) {
+    off += copyLine(l, out, off);
+    out[off++] = 0x0a;
+  }
+  return out;
+}
+
 export class StdoutExporter<T> {
   private eventsWritten = 0;
   private bytesWritten = 0;
@@ -25,7 +39,7 @@ export class StdoutExporter<T> {
 
   constructor(
     readonly format: string,
-    private readonly render: (ev: T) => string,
+    private readonly render: (ev: T) => Line,
     private readonly onError: (err: Error) => void = () => {},
     private readonly fd = 1,
   ) {}
@@ -53,9 +67,7 @@ export class StdoutExporter<T> {
 
   private async writeNow(events: readonly T[]): Promise<void> {
     if (this.closed || events.length === 0) return;
-    let text = '';
-    for (const ev of events) text += `${this.render(ev)}\n`;
-    const buf = Buffer.from(text);
+    const buf = joinLines(events.map(this.render));
     let off = 0;
     while (off < buf.length) {
       try {

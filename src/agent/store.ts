@@ -8,6 +8,7 @@
  * and the agent streams and exports without it. History queries then answer
  * 503 with the same message.
  */
+import type { CopyableLine } from '../events/encode.js';
 import type { ExportEvent } from '../events/types.js';
 import { EventStore, type EventStoreStats, StoreError } from '../store/index.js';
 import type { EventBus, Subscription } from './bus.js';
@@ -34,7 +35,7 @@ export interface AgentStoreOptions {
   maxBytes: number;
   log: (line: string) => void;
   /** the agent's cached JSON encoding of an event */
-  encode?: (ev: ExportEvent) => string;
+  encode?: (ev: ExportEvent) => CopyableLine;
   /** background write/retention failures, already counted by the store */
   onError: (message: string) => void;
 }

@@ -6,44 +6,76 @@ function bigintAsString(_key: string, value: unknown): unknown {
 }
 
 /**
- * JSON of each process object, made once and kept on the object under a
- * symbol (which for...in, JSON.stringify and structured clones all skip).
- * Process objects are shared by the cache and every event that names them
- * and are never changed after they are built (see src/process/builder.ts),
- * so an event's process, parent and ancestors cost a property read instead
- * of a walk: they are most of an event's bytes, and every process appears in
- * several events. A symbol rather than a WeakMap: tens of thousands of
- * WeakMap entries made the garbage collector's ephemeron pass a measurable
- * part of the agent's CPU in exec storms.
+ * Encodings kept on the objects they encode, under symbols (which for...in,
+ * JSON.stringify and structured clones all skip), not enumerable, so copies
+ * made with spread or Object.assign do not inherit a stale one. Objects that
+ * carry them are never changed after they are built: process objects (see
+ * src/process/builder.ts), the capability sets, namespaces and workloads
+ * they share, and events once published. A symbol rather than a WeakMap:
+ * tens of thousands of WeakMap entries made the garbage collector's
+ * ephemeron pass a measurable part of the agent's CPU in exec storms.
  */
 const JSON_OF = Symbol('osprey.json');
+const BYTES_OF = Symbol('osprey.bytes');
+const LINE_OF = Symbol('osprey.line');
 
-type WithJson = { [JSON_OF]?: string };
+type Kept = { [JSON_OF]?: string; [BYTES_OF]?: Buffer; [LINE_OF]?: EncodedLine };
 
-/** Not enumerable, so that copies made with spread or Object.assign do not inherit a stale JSON. */
-function keep(o: object, s: string): void {
+function keep(o: object, key: symbol, v: unknown): void {
   // frozen shared constants are encoded each time
   if (!Object.isExtensible(o)) return;
-  Object.defineProperty(o, JSON_OF, { value: s, enumerable: false, writable: false, configurable: false });
+  Object.defineProperty(o, key, { value: v, enumerable: false, writable: false, configurable: false });
 }
 
 /**
  * JSON of an object kept on the object itself, made once: for objects that
- * never change after they are made, such as events once published.
+ * never change after they are made.
  */
 export function cachedJson<T extends object>(v: T, make: (v: T) => string): string {
-  const o = v as WithJson;
+  const o = v as Kept;
   let s = o[JSON_OF];
   if (s === undefined) {
     s = make(v);
-    keep(o, s);
+    keep(o, JSON_OF, s);
   }
   return s;
 }
 
-/** A process object's JSON, as in events (made once per process object). */
+/** UTF-8 bytes kept on the object itself, made once (see cachedJson). */
+export function cachedBytes<T extends object>(v: T, make: (v: T) => Buffer): Buffer {
+  const o = v as Kept;
+  let b = o[BYTES_OF];
+  if (b === undefined) {
+    b = make(v);
+    keep(o, BYTES_OF, b);
+  }
+  return b;
+}
+
+function cachedLine(ev: ExportEvent): EncodedLine {
+  const o = ev as Kept;
+  let l = o[LINE_OF];
+  if (l === undefined) {
+    l = encodeLine(ev);
+    keep(o, LINE_OF, l);
+  }
+  return l;
+}
+
+/**
+ * A process object's JSON as UTF-8, as in events, made once per process
+ * object: it is most of an event's bytes, and every process appears in
+ * several events (its own, its children's as parent). Only the bytes are
+ * kept: a process's JSON is copied into event lines byte for byte, never
+ * re-encoded.
+ */
+export function processBytes(p: object): Buffer {
+  return cachedBytes(p, (x) => Buffer.from(encodeFields(x as Record<string, unknown>)));
+}
+
+/** A process object's JSON, as in events. */
 export function processJson(p: object): string {
-  return cachedJson(p as Record<string, unknown>, encodeFields);
+  return processBytes(p).toString();
 }
 
 /**
@@ -61,7 +93,7 @@ function encodeFields(p: Record<string, unknown>): string {
       v !== null && typeof v === 'object' && (!Array.isArray(v) || v.length > 8)
         ? encodeShared(v)
         : stringify(v);
-    out += `${first ? '' : ','}${JSON.stringify(key)}:${s}`;
+    out += `${first ? '' : ','}${quoted(key)}:${s}`;
     first = false;
   }
   return `${out}}`;
@@ -74,50 +106,210 @@ function encodeShared(v: object): string {
   return cachedJson(v, encodeSharedFresh);
 }
 
+/** Object keys as JSON strings: the same few dozen names, over and over. */
+const QUOTED = new Map<string, string>();
+
+function quoted(key: string): string {
+  let q = QUOTED.get(key);
+  if (q === undefined) {
+    q = JSON.stringify(key);
+    if (QUOTED.size < 1024) QUOTED.set(key, q);
+  }
+  return q;
+}
+
+/**
+ * An event line is assembled from pieces: the text that is this event's own
+ * (its time, arguments, action...) and the cached bytes of the processes it
+ * names, copied in as they are. Pieces alternate: text, bytes, text...
+ */
+type Piece = string | Buffer;
+
 const PROCESS_KEYS = new Set(['process', 'parent']);
 
-/** An event's payload ({process, parent, ...}) with its processes from the cache. */
-function encodePayload(payload: Record<string, unknown>): string {
-  let out = '{';
+/** Appends an event's payload ({process, parent, ...}) to pieces; returns the text that follows. */
+function payloadPieces(payload: Record<string, unknown>, pieces: Piece[], text: string): string {
+  let out = `${text}{`;
   let first = true;
   for (const key in payload) {
     const v = payload[key];
     if (v === undefined) continue;
-    let s: string;
-    if (PROCESS_KEYS.has(key) && v !== null && typeof v === 'object') s = processJson(v);
-    else if (key === 'ancestors' && Array.isArray(v))
-      s = `[${v.map((a) => processJson(a as object)).join(',')}]`;
-    else s = stringify(v);
-    out += `${first ? '' : ','}${JSON.stringify(key)}:${s}`;
+    out += `${first ? '' : ','}${quoted(key)}:`;
     first = false;
+    if (PROCESS_KEYS.has(key) && v !== null && typeof v === 'object') {
+      pieces.push(out, processBytes(v));
+      out = '';
+    } else if (key === 'ancestors' && Array.isArray(v)) {
+      out += '[';
+      for (let i = 0; i < v.length; i++) {
+        pieces.push(i === 0 ? out : `${out},`, processBytes(v[i] as object));
+        out = '';
+      }
+      out += ']';
+    } else {
+      out += stringify(v);
+    }
   }
   return `${out}}`;
 }
 
 /**
- * One event as one line of JSON (no newline), byte for byte what
- * JSON.stringify gives. Absent optional fields are left out, as protojson
- * does. Events carry no bigint by design; should a sensor slip one in, it is
- * written as a string (as protojson writes 64-bit integers) instead of
- * failing the whole stream.
+ * An event's line, encoded once for every sink that wants it. Its bytes sit
+ * in a ring of memory shared by all lines (one copy of each piece, no string
+ * of the whole line, nothing for the garbage collector per line), and sinks
+ * copy them out into their own buffers. Lines live in the sinks' queues for
+ * milliseconds; should one stay queued until the ring has gone round, its
+ * bytes are gone and copyTo encodes it again from its event (which the
+ * queue still holds and which never changes), so a copy is always right.
  */
-export function encodeEvent(ev: ExportEvent): string {
+/** A line whose bytes are copied out where they are wanted. */
+export interface CopyableLine {
+  /** bytes, no newline */
+  readonly length: number;
+  /** copies the bytes to dst at off (which has room); returns how many */
+  copyTo(dst: Uint8Array, off: number): number;
+}
+
+/** Text, bytes or a copyable line: what the sinks write. */
+export type Line = string | Uint8Array | CopyableLine;
+
+/** A line's length in bytes. */
+export function lineBytes(l: Line): number {
+  return typeof l === 'string' ? Buffer.byteLength(l) : l.length;
+}
+
+/** Copies a line to dst at off (which has room for lineBytes(l)); returns its length. */
+export function copyLine(l: Line, dst: Buffer, off: number): number {
+  if (typeof l === 'string') return dst.write(l, off);
+  if (l instanceof Uint8Array) {
+    dst.set(l, off);
+    return l.length;
+  }
+  return l.copyTo(dst, off);
+}
+
+export class EncodedLine implements CopyableLine {
+  /** bytes of the line in UTF-8, no newline */
+  readonly length: number;
+
+  constructor(
+    private readonly ev: ExportEvent,
+    /** absolute position in the ring; -1 when the line has a buffer of its own */
+    private at: number,
+    length: number,
+    private readonly own?: Buffer,
+  ) {
+    this.length = length;
+  }
+
+  /** Copies the line to dst at off (which has room for it); returns its length. */
+  copyTo(dst: Uint8Array, off: number): number {
+    if (this.own) {
+      dst.set(this.own, off);
+      return this.length;
+    }
+    if (ringPos > this.at + RING_BYTES) this.at = placeInRing(pieces(this.ev)).at;
+    const from = this.at % RING_BYTES;
+    dst.set(ring.subarray(from, from + this.length), off);
+    return this.length;
+  }
+
+  /** The line in a buffer of its own. */
+  toBuffer(): Buffer {
+    const b = Buffer.allocUnsafe(this.length);
+    this.copyTo(b, 0);
+    return b;
+  }
+}
+
+/** The ring lines are written into, and where the next one goes (bytes ever written). */
+const RING_BYTES = 16 * 1024 * 1024;
+const ring = Buffer.allocUnsafeSlow(RING_BYTES);
+let ringPos = 0;
+
+/** Most bytes a line's pieces take in UTF-8 (a UTF-16 code unit is at most 3 bytes). */
+function bound(ps: readonly Piece[]): number {
+  let max = 0;
+  for (const p of ps) max += typeof p === 'string' ? p.length * 3 : p.length;
+  return max;
+}
+
+function writePieces(ps: readonly Piece[], dst: Buffer, start: number): number {
+  let off = start;
+  for (const p of ps) {
+    if (typeof p === 'string') off += dst.write(p, off);
+    else {
+      dst.set(p, off);
+      off += p.length;
+    }
+  }
+  return off - start;
+}
+
+/** Writes a line's pieces at the ring's next place (never across its end). */
+function placeInRing(ps: readonly Piece[]): { at: number; length: number } {
+  const max = bound(ps);
+  let from = ringPos % RING_BYTES;
+  if (from + max > RING_BYTES) {
+    ringPos += RING_BYTES - from;
+    from = 0;
+  }
+  const at = ringPos;
+  const length = writePieces(ps, ring, from);
+  // the next line starts 8-aligned
+  ringPos += (length + 7) & ~7;
+  return { at, length };
+}
+
+/** The pieces of an event's line. */
+function pieces(ev: ExportEvent): Piece[] {
   // flows come at the rate of new connections: they have an encoder of their own
-  if ((ev as { flow?: unknown }).flow !== undefined) return encodeFlowLine(ev as unknown as FlowEvent);
+  if ((ev as { flow?: unknown }).flow !== undefined) return [encodeFlowLine(ev as unknown as FlowEvent)];
+  const ps: Piece[] = [];
   let out = '{';
   let first = true;
   const rec = ev as Record<string, unknown>;
   for (const key in rec) {
     const v = rec[key];
     if (v === undefined) continue;
-    const s =
-      v !== null && typeof v === 'object' && !Array.isArray(v) && 'process' in v
-        ? encodePayload(v as Record<string, unknown>)
-        : stringify(v);
-    out += `${first ? '' : ','}${JSON.stringify(key)}:${s}`;
+    const k = `${first ? '' : ','}${quoted(key)}:`;
     first = false;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && 'process' in v)
+      out = payloadPieces(v as Record<string, unknown>, ps, out + k);
+    else out += k + stringify(v);
   }
-  return `${out}}`;
+  ps.push(`${out}}`);
+  return ps;
+}
+
+/**
+ * One event as one line of JSON in UTF-8 (no newline), byte for byte what
+ * JSON.stringify gives. Absent optional fields are left out, as protojson
+ * does. Events carry no bigint by design; should a sensor slip one in, it is
+ * written as a string (as protojson writes 64-bit integers) instead of
+ * failing the whole stream.
+ */
+export function encodeLine(ev: ExportEvent): EncodedLine {
+  const ps = pieces(ev);
+  const max = bound(ps);
+  // a line larger than an eighth of the ring gets a buffer of its own
+  if (max > RING_BYTES / 8) {
+    const own = Buffer.allocUnsafe(max);
+    const n = writePieces(ps, own, 0);
+    return new EncodedLine(ev, -1, n, own.subarray(0, n));
+  }
+  const { at, length } = placeInRing(ps);
+  return new EncodedLine(ev, at, length);
+}
+
+/** One event as one line of JSON (no newline). */
+export function encodeEvent(ev: ExportEvent): string {
+  return encodeLine(ev).toBuffer().toString();
+}
+
+/** An event's line, made once however many sinks want it. */
+export function eventLine(ev: ExportEvent): EncodedLine {
+  return cachedLine(ev);
 }
 
 function stringify(v: unknown): string {

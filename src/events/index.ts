@@ -1,7 +1,18 @@
 /** Exported event shapes and what turns them into output: JSON lines, compact lines, filters. */
 export { CAP_NAMES, capBit, capName, capNames } from './caps.js';
 export { payloadProcess, renderCompact } from './compact.js';
-export { cachedJson, encodeEvent } from './encode.js';
+export {
+  type CopyableLine,
+  cachedBytes,
+  cachedJson,
+  copyLine,
+  EncodedLine,
+  encodeEvent,
+  encodeLine,
+  eventLine,
+  type Line,
+  lineBytes,
+} from './encode.js';
 export { type FilterOptions, makeFilter } from './filter.js';
 export { decodeWaitStatus, signalName, signalNumber } from './signals.js';
 export * from './tracing.js';

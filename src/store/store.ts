@@ -13,17 +13,19 @@ import { closeSync, existsSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describeFsError, mkdirp } from '../agent/fs-util.js';
-import { encodeEvent, processJson } from '../events/encode.js';
+import { type CopyableLine, eventLine, processJson } from '../events/encode.js';
 import type { ExportEvent, Process } from '../events/types.js';
 import { eventColumns } from './columns.js';
 import { STORE_PATH_FLAG, StoreError, storeError } from './errors.js';
 import { Retention, type RetentionResult } from './retention.js';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
-import { INSERT_EVENT_SQL, SET_EXIT_SQL, UPSERT_PROCESS_SQL } from './sql.js';
+import { type BatchRows, INSERT_EVENT_SQL, SET_EXIT_SQL, UPSERT_PROCESS_SQL, writeRows } from './sql.js';
 import { boundToNs, type TimeBound, timeToNs } from './time.js';
-import { StoreWriter, type WriterBatch, type WriterReply } from './writer.js';
+import { StoreWriter, type WriterReply } from './writer.js';
 
 export type { RetentionResult } from './retention.js';
+
+const EMPTY = new Uint8Array(0);
 
 export interface EventStoreOptions {
   /** events older than this are deleted; 0 keeps them however old (default 7 days) */
@@ -52,8 +54,8 @@ export interface EventStoreOptions {
   busyTimeoutMs?: number;
   /** a background write or retention step failed (already counted and kept as last_error) */
   onError?: (err: StoreError) => void;
-  /** the event's JSON (default encodeEvent): the agent passes its cached encoding, made once for every sink */
-  encode?: (ev: ExportEvent) => string;
+  /** the event's JSON line as UTF-8 (default eventLine): made once for every sink */
+  encode?: (ev: ExportEvent) => CopyableLine;
   /**
    * write queued events on a thread of their own (writer-worker.ts) with its
    * own connection, so SQLite's inserts never run on the event loop (default
@@ -186,7 +188,7 @@ interface Settings {
   retentionBatch: number;
   busyTimeoutMs: number;
   onError: ((err: StoreError) => void) | undefined;
-  encode: (ev: ExportEvent) => string;
+  encode: (ev: ExportEvent) => CopyableLine;
   writeInThread: boolean;
 }
 
@@ -202,7 +204,7 @@ function settings(o: EventStoreOptions): Settings {
     retentionBatch: positiveInt(o.retentionBatch, 2000, 'retention batch'),
     busyTimeoutMs: nonNegative(o.busyTimeoutMs, 100, 'busy timeout (ms)'),
     onError: o.onError,
-    encode: o.encode ?? encodeEvent,
+    encode: o.encode ?? eventLine,
     writeInThread: o.writeInThread === true,
   };
 }
@@ -218,7 +220,7 @@ export class EventStore {
   private readonly flushEvents: number;
   private readonly retentionBatch: number;
   private readonly onError: ((err: StoreError) => void) | undefined;
-  private readonly encode: (ev: ExportEvent) => string;
+  private readonly encode: (ev: ExportEvent) => CopyableLine;
   private readonly journalMode: string;
 
   private queue: ExportEvent[] = [];
@@ -245,7 +247,7 @@ export class EventStore {
     setExit: Statement;
     countProcesses: Statement;
   };
-  private readonly appendTx: (rows: Omit<WriterBatch, 'kind' | 'id'>) => void;
+  private readonly appendTx: (rows: BatchRows) => void;
   private readonly writer: StoreWriter | undefined;
   private readonly retention: Retention;
   /** events sent to the writer thread and not answered yet */
@@ -275,11 +277,7 @@ export class EventStore {
       setExit: db.prepare(SET_EXIT_SQL),
       countProcesses: db.prepare('SELECT count(*) FROM processes').pluck(),
     };
-    this.appendTx = db.transaction((rows: Omit<WriterBatch, 'kind' | 'id'>) => {
-      for (const r of rows.events) this.stmt.insertEvent.run(...r);
-      for (const r of rows.processes) this.stmt.upsertProcess.run(...r);
-      for (const r of rows.exits) this.stmt.setExit.run(...r);
-    });
+    this.appendTx = db.transaction((rows: BatchRows) => writeRows(this.stmt, rows));
     this.retention = new Retention(db);
     this.writer = set.writeInThread
       ? new StoreWriter({ file, busyTimeoutMs: set.busyTimeoutMs }, (r) => this.onWritten(r))
@@ -717,11 +715,16 @@ export class EventStore {
   }
 
   /** The rows a batch of events writes: one per event, the processes they name, and exits. */
-  private rowsOf(events: readonly ExportEvent[]): Omit<WriterBatch, 'kind' | 'id'> {
+  private rowsOf(events: readonly ExportEvent[]): BatchRows {
     const now = Date.now();
-    const rows: Omit<WriterBatch, 'kind' | 'id'> = { events: [], processes: [], exits: [] };
+    const rows: BatchRows = { events: [], json: EMPTY, processes: [], exits: [] };
+    const lines: CopyableLine[] = [];
+    let bytes = 0;
     for (const ev of events) {
       const c = eventColumns(ev);
+      const line = this.encode(ev);
+      lines.push(line);
+      bytes += line.length;
       rows.events.push([
         c.timeNs,
         c.type,
@@ -731,7 +734,7 @@ export class EventStore {
         c.binary,
         c.policyName,
         c.nodeName,
-        this.encode(ev),
+        line.length,
       ]);
       const lifecycle = c.type === 'process_exec' || c.type === 'process_exit';
       if (c.process) this.upsert(rows, c.process, c.timeNs, now, lifecycle);
@@ -749,16 +752,15 @@ export class EventStore {
         ]);
       }
     }
+    // a buffer of its own (not from Node's shared pool), so that it can be transferred
+    const json = Buffer.allocUnsafeSlow(bytes);
+    let off = 0;
+    for (const l of lines) off += l.copyTo(json, off);
+    rows.json = json;
     return rows;
   }
 
-  private upsert(
-    rows: Omit<WriterBatch, 'kind' | 'id'>,
-    p: Process,
-    timeNs: bigint,
-    now: number,
-    always: boolean,
-  ): void {
+  private upsert(rows: BatchRows, p: Process, timeNs: bigint, now: number, always: boolean): void {
     if (!always) {
       const last = this.seen.get(p.exec_id);
       if (last !== undefined && now - last < PROCESS_REFRESH_MS) return;

@@ -11,7 +11,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { Retention, type RetentionResult } from './retention.js';
-import { INSERT_EVENT_SQL, SET_EXIT_SQL, UPSERT_PROCESS_SQL } from './sql.js';
+import { INSERT_EVENT_SQL, SET_EXIT_SQL, UPSERT_PROCESS_SQL, writeRows } from './sql.js';
 import type {
   RetainReply,
   WriterBatch,
@@ -34,15 +34,13 @@ try {
   db.pragma('synchronous = NORMAL');
   db.pragma('temp_store = MEMORY');
   db.pragma('cache_size = -16384');
-  const insertEvent = db.prepare(INSERT_EVENT_SQL);
-  const upsertProcess = db.prepare(UPSERT_PROCESS_SQL);
-  const setExit = db.prepare(SET_EXIT_SQL);
+  const statements = {
+    insertEvent: db.prepare(INSERT_EVENT_SQL),
+    upsertProcess: db.prepare(UPSERT_PROCESS_SQL),
+    setExit: db.prepare(SET_EXIT_SQL),
+  };
   retention = new Retention(db);
-  write = db.transaction((b: WriterBatch) => {
-    for (const r of b.events) insertEvent.run(...r);
-    for (const r of b.processes) upsertProcess.run(...r);
-    for (const r of b.exits) setExit.run(...r);
-  });
+  write = db.transaction((b: WriterBatch) => writeRows(statements, b));
 } catch (err) {
   openError = (err as Error).message;
 }

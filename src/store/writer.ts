@@ -5,21 +5,17 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { RetentionOptions, RetentionResult } from './retention.js';
+import type { BatchRows } from './sql.js';
 
 export interface WriterInit {
   file: string;
   busyTimeoutMs: number;
 }
 
-type Sql = string | number | bigint | null;
-
-/** Rows of one transaction, in the order of INSERT_EVENT_SQL, UPSERT_PROCESS_SQL and SET_EXIT_SQL's parameters. */
-export interface WriterBatch {
+/** Rows of one transaction (see BatchRows). */
+export interface WriterBatch extends BatchRows {
   kind: 'write';
   id: number;
-  events: Sql[][];
-  processes: Sql[][];
-  exits: Sql[][];
 }
 
 export interface WriterClose {
@@ -108,7 +104,9 @@ export class StoreWriter {
     if (this.exited) return false;
     const msg: WriterBatch = { kind: 'write', id: this.nextId++, ...b };
     this.writes.set(msg.id, b.events.length);
-    this.worker.postMessage(msg);
+    // the batch's lines move to the thread; a view of a shared pool is copied instead
+    const whole = b.json.byteOffset === 0 && b.json.byteLength === b.json.buffer.byteLength;
+    this.worker.postMessage(msg, whole ? [b.json.buffer as ArrayBuffer] : []);
     return true;
   }
 

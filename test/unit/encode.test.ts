@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type ExportEvent, encodeEvent, type Process } from '../../src/events/index.js';
+import {
+  copyLine,
+  type ExportEvent,
+  encodeEvent,
+  encodeLine,
+  eventLine,
+  lineBytes,
+  type Process,
+} from '../../src/events/index.js';
 import { CgroupPaths, NamespaceTable, ProcessBuilder } from '../../src/process/index.js';
 import { type ExecRecord, type NamespaceName, NS_NAMES } from '../../src/sensors/process/records.js';
 
@@ -121,6 +129,61 @@ describe('encodeEvent', () => {
     ];
     for (let round = 0; round < 2; round++) {
       for (const ev of events) assert.equal(encodeEvent(ev), JSON.stringify(ev));
+    }
+  });
+
+  test('a line copied out after the shared ring has gone round is encoded again, byte for byte', () => {
+    const process = sampleProcess();
+    const first: ExportEvent = {
+      process_kprobe: { process, parent: undefined, function_name: 'é ✓ first', args: [{ int_arg: 1 }] },
+      node_name: 'n',
+      time: 't0',
+    } as ExportEvent;
+    const line = eventLine(first);
+    const want = Buffer.from(JSON.stringify(first));
+    assert.equal(line.length, want.length);
+    // more than the ring's 16 MiB of other lines overwrite its bytes there
+    const filler = 'x'.repeat(64 * 1024);
+    for (let i = 0; i < 300; i++)
+      encodeLine({
+        process_exec: { process, parent: undefined, filler },
+        node_name: 'n',
+        time: `t${i}`,
+      } as ExportEvent);
+    const out = Buffer.alloc(line.length + 2, 0x2a);
+    assert.equal(line.copyTo(out, 1), want.length);
+    assert.deepEqual(out.subarray(1, 1 + want.length), want);
+    assert.equal(out[0], 0x2a);
+    assert.equal(out[out.length - 1], 0x2a, 'nothing written past the line');
+    // and the cache hands out the same line object for every sink
+    assert.equal(eventLine(first), line);
+  });
+
+  test('a line larger than an eighth of the ring gets a buffer of its own', () => {
+    const big = {
+      process_exec: { process: sampleProcess(), parent: undefined, arg: 'ü'.repeat(3 << 20) },
+      node_name: 'n',
+      time: 't',
+    } as ExportEvent;
+    const line = encodeLine(big);
+    const want = Buffer.from(JSON.stringify(big));
+    assert.equal(line.length, want.length);
+    assert.deepEqual(line.toBuffer(), want);
+  });
+
+  test('text, bytes and encoded lines copy alike', () => {
+    const ev = {
+      process_exec: { process: sampleProcess(), parent: undefined },
+      node_name: 'ñ',
+      time: 't',
+    } as ExportEvent;
+    const text = JSON.stringify(ev);
+    for (const l of [text, Buffer.from(text), encodeLine(ev)]) {
+      const n = lineBytes(l);
+      assert.equal(n, Buffer.byteLength(text));
+      const out = Buffer.alloc(n);
+      assert.equal(copyLine(l, out, 0), n);
+      assert.equal(out.toString(), text);
     }
   });
 });
