@@ -30,7 +30,7 @@ const RESULTS = path.join(REPO, 'bench/results');
 const TARGETS = { overheadPct: 3, eventsPerS: 200000, addMs: 100 };
 
 const USAGE = `usage: bench/policy/run.sh [--measure 123] [--opens N] [--repeat R] [--modes abc]
-                          [--rates LIST] [--step-seconds S] [--max-opens N] [--adds K]
+                          [--rates LIST] [--step-seconds S] [--warmup-seconds W] [--max-opens N] [--adds K]
                           [--quiet-wait S] [--retries K] [--keep]
 
   --measure LIST    which measurements, e.g. "13" (default 123):
@@ -42,6 +42,9 @@ const USAGE = `usage: bench/policy/run.sh [--measure 123] [--opens N] [--repeat 
   --rates LIST      paced rates of measurement 2 in opens/s, "max" = flat out
                     (default 10000,15000,20000,25000,30000,40000,50000,100000,200000,max)
   --step-seconds S  seconds each paced step of measurement 2 runs (default 2)
+  --warmup-seconds W  seconds of the same load before each step's measured loop,
+                    on another file, not counted: the fresh agent's code is
+                    compiled by then (default 2; 0 measures a cold agent)
   --max-opens N     opens of the flat-out step and of its no-agent baseline (default 600000)
   --adds K          adds+deletes timed in measurement 3, after 2 warm-up ones (default 20)
   --quiet-wait S    before each measured run, wait up to S seconds (default 60) for the machine to
@@ -59,6 +62,7 @@ async function main() {
       modes: { type: 'string', default: 'abc' },
       rates: { type: 'string', default: '10000,15000,20000,25000,30000,40000,50000,100000,200000,max' },
       'step-seconds': { type: 'string', default: '2' },
+      'warmup-seconds': { type: 'string', default: '2' },
       'max-opens': { type: 'string', default: '600000' },
       adds: { type: 'string', default: '20' },
       'quiet-wait': { type: 'string', default: '60' },
@@ -87,6 +91,9 @@ async function main() {
   });
   const stepSeconds = Number(values['step-seconds']);
   if (!(stepSeconds > 0)) throw new UsageError(`--step-seconds must be > 0, got '${values['step-seconds']}'`);
+  const warmupSeconds = Number(values['warmup-seconds']);
+  if (!(warmupSeconds >= 0))
+    throw new UsageError(`--warmup-seconds must be >= 0, got '${values['warmup-seconds']}'`);
   const quietWaitS = Number(values['quiet-wait']);
   if (!(quietWaitS >= 0))
     throw new UsageError(`--quiet-wait must be seconds >= 0, got '${values['quiet-wait']}'`);
@@ -109,6 +116,7 @@ async function main() {
     overheadModes,
     rates,
     stepSeconds,
+    warmupSeconds,
     maxOpens: positiveInt('--max-opens', values['max-opens']),
     adds: positiveInt('--adds', values.adds),
     quietWaitS,

@@ -38,11 +38,14 @@ export async function runThroughput(ctx) {
   mkdirSync(hot);
   const setup = {
     loopFile: prefixSafePath(hot, 'target'),
+    warmupFile: prefixSafePath(hot, 'warmup'),
+    warmedMarker: prefixSafePath(hot, 'warmed-marker'),
     readyMarker: prefixSafePath(hot, 'ready-marker'),
     doneMarker: prefixSafePath(hot, 'done-marker'),
     policyFile: path.join(ctx.work, 'hot.yaml'),
   };
-  for (const f of [setup.loopFile, setup.readyMarker, setup.doneMarker]) writeFileSync(f, 'osprey bench\n');
+  for (const f of [setup.loopFile, setup.warmupFile, setup.warmedMarker, setup.readyMarker, setup.doneMarker])
+    writeFileSync(f, 'osprey bench\n');
   writeFileSync(setup.policyFile, openatPrefixPolicy(POLICY, `${hot}/`));
   log(
     `throughput: rates ${ctx.rates.join(', ')} × ${ctx.stepSeconds} s, flat out ${ctx.maxOpens} opens, ${ctx.repeat} round(s)`,
@@ -106,6 +109,17 @@ async function step(round, rate, n, ctx, setup) {
   try {
     // end to end before the clock starts: an open under the prefix is in the file
     const ready_s = await waitForMarker(agent.exportFile, setup.readyMarker, 60000, agent.up, 500);
+    // warm-up: the same load on another file under the prefix, so that the
+    // measured loop meets an agent whose code the JIT has compiled, as a
+    // long-running agent's is; its events are not counted (another path)
+    // and the counters below are taken after it has drained
+    let warmup = null;
+    if (ctx.warmupSeconds > 0) {
+      const wn = Math.round((rate === 'max' ? 100000 : rate) * ctx.warmupSeconds);
+      const w = await measuredLoop(ctx, [agent.pid], wn, setup.warmupFile, rate === 'max' ? 0 : rate);
+      const warm_drain_s = await waitForMarker(agent.exportFile, setup.warmedMarker, 180000, agent.up, 200);
+      warmup = { opens: wn, wall_s: w.wall_s, drain_s: round3(warm_drain_s) };
+    }
     const st0 = await agentStatus(agent.socket);
     const posted0 = policyInfo(st0, POLICY)?.counters?.events_posted ?? 0;
     const prog0 = policyProgramStats(st0, POLICY);
@@ -123,6 +137,7 @@ async function step(round, rate, n, ctx, setup) {
     const counts = await countLoopEvents(agent.exportFile, setup.loopFile);
     const info = policyInfo(status, POLICY);
     const c = info?.counters ?? {};
+    const c0 = policyInfo(st0, POLICY)?.counters ?? {};
     const prog1 = policyProgramStats(status, POLICY);
     // the driver opens the file once before its clock starts (probe_opens)
     const expected = n + (m.loop.probe_opens ?? 0);
@@ -141,12 +156,14 @@ async function step(round, rate, n, ctx, setup) {
       loss_pct: round3((lost / expected) * 100),
       // counters over the step (the ready and done markers are a few events)
       kernel_posted: (c.events_posted ?? 0) - posted0,
-      kernel_ringbuf_drops: c.ringbuf_drops ?? null,
-      kernel_pending_drops: c.pending_drops ?? null,
+      warmup,
+      kernel_ringbuf_drops: c.ringbuf_drops == null ? null : c.ringbuf_drops - (c0.ringbuf_drops ?? 0),
+      kernel_pending_drops: c.pending_drops == null ? null : c.pending_drops - (c0.pending_drops ?? 0),
       decode_errors: c.decode_errors ?? null,
       event_errors: c.event_errors ?? null,
-      events_delivered: c.events_delivered ?? null,
+      events_delivered: c.events_delivered == null ? null : c.events_delivered - (c0.events_delivered ?? 0),
       policy_drops: c.drops ?? null,
+      bus_drops_in_step: (status?.drops?.bus_queue_overflow ?? 0) - (st0?.drops?.bus_queue_overflow ?? 0),
       agent_drops: status?.drops ?? null,
       export_file: status?.export_file ?? null,
       bpf_ns_per_run:
@@ -160,7 +177,10 @@ async function step(round, rate, n, ctx, setup) {
       agent_cpu_s: round3(agentCpu),
       // per event the agent took from the ring: each was decoded, built and
       // encoded, whether the exporter's queue then had room for it or not
-      agent_cpu_us_per_event: c.events_delivered ? round3((agentCpu / c.events_delivered) * 1e6) : null,
+      agent_cpu_us_per_event:
+        c.events_delivered - (c0.events_delivered ?? 0) > 0
+          ? round3((agentCpu / (c.events_delivered - (c0.events_delivered ?? 0))) * 1e6)
+          : null,
       agent_peak_rss_mb: samples.length ? round3(Math.max(...samples.map((s) => s.hwm_kb)) / 1024) : null,
       export_bytes: counts.bytes,
       export_bytes_per_event: counts.events ? Math.round(counts.bytes / counts.lines) : null,
@@ -168,7 +188,7 @@ async function step(round, rate, n, ctx, setup) {
       agent_exit: exit,
       note:
         `${Math.round(achieved)} opens/s, ${counts.events} events in the file, lost ${lost}` +
-        ` (ring ${c.ringbuf_drops ?? '?'}, bus ${status?.drops?.bus_queue_overflow ?? '?'}), drain ${drain_s.toFixed(2)} s, agent CPU ${agentCpu.toFixed(2)} s`,
+        ` (ring ${c.ringbuf_drops == null ? '?' : c.ringbuf_drops - (c0.ringbuf_drops ?? 0)}, bus ${(status?.drops?.bus_queue_overflow ?? 0) - (st0?.drops?.bus_queue_overflow ?? 0)}), drain ${drain_s.toFixed(2)} s, agent CPU ${agentCpu.toFixed(2)} s`,
     };
   } finally {
     sampler.stop();
