@@ -732,8 +732,14 @@ int np_egress(struct __sk_buff *skb)
 	s = bpf_sk_storage_get(&np_sockets, sk, 0, 0);
 	if (!s)
 		return 1;
-	/* the source port of a client socket: peers of this host learn who we are by it */
-	if (s->dir == NP_DIR_EGRESS && !(s->flags & NP_SF_PORT_KNOWN) && sk->src_port) {
+	/*
+	 * The source port of a client socket: a peer on this host learns who we
+	 * are by it. The one peer of a TCP connection to the world never looks
+	 * it up, so such a connection costs no table write here and none at
+	 * sock_release. (A UDP socket may send to a local peer later.)
+	 */
+	if (s->dir == NP_DIR_EGRESS && !(s->flags & NP_SF_PORT_KNOWN) && sk->src_port &&
+	    (s->proto != NP_PROTO_TCP || s->remote_identity != NP_ID_WORLD)) {
 		struct np_endpoint_key ek = {};
 		struct np_endpoint ep = {};
 
@@ -786,6 +792,24 @@ static __always_inline __u64 sock_cgroup_id(struct bpf_sock *sk)
  * bytes_retrans is the payload sent once, and the peer's FIN (seen at
  * ingress) comes off bytes_received.
  */
+/*
+ * Whether the socket's state changes are worth a callback: only for its
+ * CLOSED flow, which the agent may not want for allowed traffic. Each state
+ * change of a connection would otherwise run the program once more. (An
+ * allowed connection revoked later is reported REVOKED by the packet hooks.)
+ */
+static __always_inline int want_closed(const struct np_sock *s)
+{
+	if (s->v.verdict == NP_VERDICT_FORWARDED) {
+		__u32 zero = 0;
+		__u32 *skip = bpf_map_lookup_elem(&np_flow_skip, &zero);
+
+		if (skip && ((*skip >> NP_EV_CLOSED) & 1))
+			return 0;
+	}
+	return 1;
+}
+
 static __always_inline void closed_bytes(struct bpf_sock *sk, const struct np_sock *s, __u64 received,
 					 __u64 *sent, __u64 *rcvd)
 {
@@ -816,7 +840,8 @@ int np_sockops(struct bpf_sock_ops *ctx)
 		if (!s)
 			return 1;
 		sockops_addrs(ctx, s);
-		bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		if (want_closed(s))
+			bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 		emit(NP_EV_ESTABLISHED, s, 0, 0, 0);
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
@@ -842,7 +867,8 @@ int np_sockops(struct bpf_sock_ops *ctx)
 		s->generation = current_generation();
 		s->remote_identity = remote_identity(&p);
 		decide(&s->v, s->identity, NP_DIR_INGRESS, s->remote_identity, &p, s->generation);
-		bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		if (want_closed(s))
+			bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 		emit(NP_EV_ESTABLISHED, s, 0, 0, 0);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:

@@ -9,6 +9,7 @@ import { type HubbleFlowLine, NetworkPolicyController } from '../../src/netpolic
 import type { NetworkPolicy } from '../../src/netpolicy/model.js';
 import { parseNetworkPolicyText } from '../../src/netpolicy/parse.js';
 import type { FlowRecord } from '../../src/sensors/network/decode.js';
+import { FlowEvent } from '../../src/sensors/network/layout.js';
 import { WorkloadRegistry } from '../../src/workload/registry.js';
 import {
   type ClientResult,
@@ -599,6 +600,49 @@ spec:
         assert.ok(st.echoes() > atCut, 'echoes resume when the permission is back');
       } finally {
         st.stop();
+      }
+    });
+    test('denied flows only: allowed traffic posts nothing, a drop and a revocation still do', async () => {
+      const { net } = env;
+      const w = env.registry.create('quiet', { app: 'quiet' });
+      const s = await server(env, 'netns', 'tcp', net.nsV4, 6300);
+      const allow = (port: number) =>
+        policy(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: quiet }
+spec:
+  endpointSelector: { matchLabels: { app: quiet } }
+  egress:
+    - toCIDR: [${net.nsV4}/32]
+      toPorts: [{ ports: [{ port: "${port}", protocol: TCP }] }]
+`);
+      env.controller.datapath.setFlowSkip(
+        (1 << FlowEvent.NEW) | (1 << FlowEvent.ESTABLISHED) | (1 << FlowEvent.CLOSED),
+      );
+      const st = startStreamer({ cgroup: w.cgroupPath }, net.nsV4, s.port, 30);
+      try {
+        env.controller.apply(allow(s.port));
+        assertOk(await runClient({ cgroup: w.cgroupPath }, 'tcp', net.nsV4, s.port));
+        const denied = await runClient({ cgroup: w.cgroupPath }, 'tcp', net.nsV4, s.port + 1);
+        assert.deepEqual(denied, { ok: false, code: 'EPERM' });
+        const drop = await waitFlow(env, (r) => r.event === 'NEW' && r.dstPort === s.port + 1, 'NEW DROPPED');
+        assert.equal(drop.rec.verdict, 'DROPPED');
+        const deadline = Date.now() + 3000;
+        while (st.echoes() < 5 && Date.now() < deadline) await sleep(20);
+        assert.ok(st.echoes() >= 5, `echoes before the change: ${st.echoes()}`);
+        env.controller.apply(allow(s.port + 2));
+        const rv = await waitFlow(env, (r) => r.event === 'REVOKED' && r.dstPort === s.port, 'REVOKED');
+        assert.equal(rv.rec.verdict, 'DROPPED');
+        const ofAllowed = env.flows.filter((f) => f.rec.dstPort === s.port && f.rec.event !== 'REVOKED');
+        assert.deepEqual(
+          ofAllowed.map((f) => `${f.rec.event} ${f.rec.verdict}`),
+          [],
+          'no NEW, ESTABLISHED or CLOSED flow of allowed traffic',
+        );
+      } finally {
+        st.stop();
+        env.controller.datapath.setFlowSkip(0);
       }
     });
   });
