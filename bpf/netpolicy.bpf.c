@@ -690,6 +690,17 @@ int np_ingress(struct __sk_buff *skb)
 	sk = bpf_sk_fullsock(sk);
 	if (!sk)
 		return 1;
+	/*
+	 * A packet of an open connection: its socket's verdict, re-decided only
+	 * when the tables changed. The packet is read only when the connection's
+	 * CLOSED flow is wanted (the peer's FIN comes off its byte count).
+	 */
+	s = bpf_sk_storage_get(&np_sockets, sk, 0, 0);
+	if (s && (s->flags & NP_SF_CONNECTED)) {
+		if ((s->flags & NP_SF_WANT_CLOSE) && parse(skb, &k) == 0 && (k.tcp_flags & TCP_FLAG_FIN))
+			s->flags |= NP_SF_FIN_IN;
+		return recheck(s, current_generation());
+	}
 	if (parse(skb, &k) < 0)
 		return 1;
 	cgid = bpf_skb_cgroup_id(skb);
@@ -697,12 +708,6 @@ int np_ingress(struct __sk_buff *skb)
 	if (!w)
 		return 1;
 	gen = current_generation();
-	s = bpf_sk_storage_get(&np_sockets, sk, 0, 0);
-	if (s && (s->flags & NP_SF_CONNECTED)) {
-		if (k.tcp_flags & TCP_FLAG_FIN)
-			s->flags |= NP_SF_FIN_IN;
-		return recheck(s, gen);
-	}
 	if (k.p.proto == NP_PROTO_UDP)
 		return udp_ingress(skb, sk, &k, w, cgid, gen);
 	/* TCP: only a SYN opens a connection; the rest of the handshake rides on it */
@@ -810,6 +815,14 @@ static __always_inline int want_closed(const struct np_sock *s)
 	return 1;
 }
 
+static __always_inline void watch_close(struct bpf_sock_ops *ctx, struct np_sock *s)
+{
+	if (!want_closed(s))
+		return;
+	s->flags |= NP_SF_WANT_CLOSE;
+	bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
 static __always_inline void closed_bytes(struct bpf_sock *sk, const struct np_sock *s, __u64 received,
 					 __u64 *sent, __u64 *rcvd)
 {
@@ -840,8 +853,7 @@ int np_sockops(struct bpf_sock_ops *ctx)
 		if (!s)
 			return 1;
 		sockops_addrs(ctx, s);
-		if (want_closed(s))
-			bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		watch_close(ctx, s);
 		emit(NP_EV_ESTABLISHED, s, 0, 0, 0);
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
@@ -867,8 +879,7 @@ int np_sockops(struct bpf_sock_ops *ctx)
 		s->generation = current_generation();
 		s->remote_identity = remote_identity(&p);
 		decide(&s->v, s->identity, NP_DIR_INGRESS, s->remote_identity, &p, s->generation);
-		if (want_closed(s))
-			bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		watch_close(ctx, s);
 		emit(NP_EV_ESTABLISHED, s, 0, 0, 0);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:

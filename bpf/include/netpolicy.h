@@ -193,6 +193,7 @@ enum np_sock_flags {
 	NP_SF_CONNECTED = 1 << 0, /* remote_* is the one peer of the socket */
 	NP_SF_PORT_KNOWN = 1 << 1,/* the local port is in np_endpoints */
 	NP_SF_FIN_IN = 1 << 2,    /* the peer's FIN passed ingress: bytes_received counts it */
+	NP_SF_WANT_CLOSE = 1 << 3,/* its CLOSED flow is wanted: state changes call back, FIN is watched */
 };
 
 /* np_udp_peers LRU: (socket, peer) pairs a UDP socket sent to, so replies pass ingress */
