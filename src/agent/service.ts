@@ -13,7 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import type { CopyableLine } from '../events/encode.js';
+import type { EncodedLine } from '../events/encode.js';
 import type { ExportEvent } from '../events/types.js';
 import type { ExportPipelineStats } from '../export/index.js';
 import { parseListenAddress } from './address.js';
@@ -64,7 +64,7 @@ export class AgentServices {
     private readonly cfg: AgentConfig,
     private readonly log: (line: string) => void,
     report: (source: string, message: string) => void,
-    encode: ((ev: ExportEvent) => CopyableLine) | undefined,
+    encode: ((ev: ExportEvent) => EncodedLine) | undefined,
   ) {
     // options first: a bad one stops the start before the store is touched
     this.exportOptions = new ExportOptions(cfg);
@@ -89,7 +89,7 @@ export class AgentServices {
     log: (line: string) => void,
     report: (source: string, message: string) => void,
     /** the agent's cached JSON of an event, so the store does not encode it again */
-    encode?: (ev: ExportEvent) => CopyableLine,
+    encode?: (ev: ExportEvent) => EncodedLine,
   ): AgentServices {
     return new AgentServices(cfg, log, report, encode);
   }

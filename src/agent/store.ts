@@ -8,7 +8,7 @@
  * and the agent streams and exports without it. History queries then answer
  * 503 with the same message.
  */
-import type { CopyableLine } from '../events/encode.js';
+import type { EncodedLine } from '../events/encode.js';
 import type { ExportEvent } from '../events/types.js';
 import { EventStore, type EventStoreStats, StoreError } from '../store/index.js';
 import type { EventBus, Subscription } from './bus.js';
@@ -35,7 +35,7 @@ export interface AgentStoreOptions {
   maxBytes: number;
   log: (line: string) => void;
   /** the agent's cached JSON encoding of an event */
-  encode?: (ev: ExportEvent) => CopyableLine;
+  encode?: (ev: ExportEvent) => EncodedLine;
   /** background write/retention failures, already counted by the store */
   onError: (message: string) => void;
 }

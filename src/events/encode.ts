@@ -120,10 +120,10 @@ function quoted(key: string): string {
 
 /**
  * An event line is assembled from pieces: the text that is this event's own
- * (its time, arguments, action...) and the cached bytes of the processes it
- * names, copied in as they are. Pieces alternate: text, bytes, text...
+ * (its time, arguments, action...) and the processes it names, whose cached
+ * bytes are copied in as they are. Pieces alternate: text, process, text...
  */
-type Piece = string | Buffer;
+type Piece = string | object;
 
 const PROCESS_KEYS = new Set(['process', 'parent']);
 
@@ -137,12 +137,12 @@ function payloadPieces(payload: Record<string, unknown>, pieces: Piece[], text: 
     out += `${first ? '' : ','}${quoted(key)}:`;
     first = false;
     if (PROCESS_KEYS.has(key) && v !== null && typeof v === 'object') {
-      pieces.push(out, processBytes(v));
+      pieces.push(out, v);
       out = '';
     } else if (key === 'ancestors' && Array.isArray(v)) {
       out += '[';
       for (let i = 0; i < v.length; i++) {
-        pieces.push(i === 0 ? out : `${out},`, processBytes(v[i] as object));
+        pieces.push(i === 0 ? out : `${out},`, v[i] as object);
         out = '';
       }
       out += ']';
@@ -154,13 +154,25 @@ function payloadPieces(payload: Record<string, unknown>, pieces: Piece[], text: 
 }
 
 /**
+ * A process as the event store keeps it inside an event: a reference to its
+ * row in the processes table, which holds its JSON once (see
+ * src/store/store.ts, which puts the process back when it reads the event).
+ */
+export const PROCESS_REF = '$ref';
+
+function processRef(p: object): string {
+  const id = (p as { exec_id?: unknown }).exec_id;
+  return typeof id === 'string' ? `{"${PROCESS_REF}":${JSON.stringify(id)}}` : processJson(p);
+}
+
+/**
  * An event's line, encoded once for every sink that wants it. Its bytes sit
  * in a ring of memory shared by all lines (one copy of each piece, no string
  * of the whole line, nothing for the garbage collector per line), and sinks
  * copy them out into their own buffers. Lines live in the sinks' queues for
  * milliseconds; should one stay queued until the ring has gone round, its
- * bytes are gone and copyTo encodes it again from its event (which the
- * queue still holds and which never changes), so a copy is always right.
+ * bytes are gone and copyTo writes it again from its pieces, so a copy is
+ * always right.
  */
 /** A line whose bytes are copied out where they are wanted. */
 export interface CopyableLine {
@@ -193,7 +205,8 @@ export class EncodedLine implements CopyableLine {
   readonly length: number;
 
   constructor(
-    private readonly ev: ExportEvent,
+    /** the line's pieces, kept to write it again and for its stored form */
+    private readonly parts: readonly Piece[],
     /** absolute position in the ring; -1 when the line has a buffer of its own */
     private at: number,
     length: number,
@@ -202,13 +215,24 @@ export class EncodedLine implements CopyableLine {
     this.length = length;
   }
 
+  /**
+   * The line as the event store keeps it: its processes as references to
+   * the store's processes table instead of their JSON, so that a process's
+   * 2 KB or more are stored once, not once per event that names it.
+   */
+  storedText(): string {
+    let out = '';
+    for (const p of this.parts) out += typeof p === 'string' ? p : processRef(p);
+    return out;
+  }
+
   /** Copies the line to dst at off (which has room for it); returns its length. */
   copyTo(dst: Uint8Array, off: number): number {
     if (this.own) {
       dst.set(this.own, off);
       return this.length;
     }
-    if (ringPos > this.at + RING_BYTES) this.at = placeInRing(pieces(this.ev)).at;
+    if (ringPos > this.at + RING_BYTES) this.at = placeInRing(this.parts).at;
     const from = this.at % RING_BYTES;
     dst.set(ring.subarray(from, from + this.length), off);
     return this.length;
@@ -230,7 +254,7 @@ let ringPos = 0;
 /** Most bytes a line's pieces take in UTF-8 (a UTF-16 code unit is at most 3 bytes). */
 function bound(ps: readonly Piece[]): number {
   let max = 0;
-  for (const p of ps) max += typeof p === 'string' ? p.length * 3 : p.length;
+  for (const p of ps) max += typeof p === 'string' ? p.length * 3 : processBytes(p).length;
   return max;
 }
 
@@ -239,8 +263,9 @@ function writePieces(ps: readonly Piece[], dst: Buffer, start: number): number {
   for (const p of ps) {
     if (typeof p === 'string') off += dst.write(p, off);
     else {
-      dst.set(p, off);
-      off += p.length;
+      const b = processBytes(p);
+      dst.set(b, off);
+      off += b.length;
     }
   }
   return off - start;
@@ -296,10 +321,10 @@ export function encodeLine(ev: ExportEvent): EncodedLine {
   if (max > RING_BYTES / 8) {
     const own = Buffer.allocUnsafe(max);
     const n = writePieces(ps, own, 0);
-    return new EncodedLine(ev, -1, n, own.subarray(0, n));
+    return new EncodedLine(ps, -1, n, own.subarray(0, n));
   }
   const { at, length } = placeInRing(ps);
-  return new EncodedLine(ev, at, length);
+  return new EncodedLine(ps, at, length);
 }
 
 /** One event as one line of JSON (no newline). */

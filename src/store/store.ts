@@ -13,7 +13,7 @@ import { closeSync, existsSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describeFsError, mkdirp } from '../agent/fs-util.js';
-import { type CopyableLine, eventLine, processJson } from '../events/encode.js';
+import { type EncodedLine, eventLine, PROCESS_REF, processJson } from '../events/encode.js';
 import type { ExportEvent, Process } from '../events/types.js';
 import { eventColumns } from './columns.js';
 import { STORE_PATH_FLAG, StoreError, storeError } from './errors.js';
@@ -55,7 +55,7 @@ export interface EventStoreOptions {
   /** a background write or retention step failed (already counted and kept as last_error) */
   onError?: (err: StoreError) => void;
   /** the event's JSON line as UTF-8 (default eventLine): made once for every sink */
-  encode?: (ev: ExportEvent) => CopyableLine;
+  encode?: (ev: ExportEvent) => EncodedLine;
   /**
    * write queued events on a thread of their own (writer-worker.ts) with its
    * own connection, so SQLite's inserts never run on the event loop (default
@@ -188,7 +188,7 @@ interface Settings {
   retentionBatch: number;
   busyTimeoutMs: number;
   onError: ((err: StoreError) => void) | undefined;
-  encode: (ev: ExportEvent) => CopyableLine;
+  encode: (ev: ExportEvent) => EncodedLine;
   writeInThread: boolean;
 }
 
@@ -220,7 +220,7 @@ export class EventStore {
   private readonly flushEvents: number;
   private readonly retentionBatch: number;
   private readonly onError: ((err: StoreError) => void) | undefined;
-  private readonly encode: (ev: ExportEvent) => CopyableLine;
+  private readonly encode: (ev: ExportEvent) => EncodedLine;
   private readonly journalMode: string;
 
   private queue: ExportEvent[] = [];
@@ -510,6 +510,11 @@ export class EventStore {
     }
     const out: ExportEvent[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) out[rows.length - 1 - i] = JSON.parse(rows[i]!) as ExportEvent;
+    try {
+      this.withProcesses(db, out);
+    } catch (err) {
+      throw storeError(this.path, 'querying the processes of events', err);
+    }
     return out;
   }
 
@@ -556,6 +561,7 @@ export class EventStore {
       )
         .reverse()
         .map((j) => JSON.parse(j) as ExportEvent);
+      this.withProcesses(db, events);
       // a chain that loops back (it should not) is cut where it repeats
       const seenAnc = new Set<string>([execId]);
       const anc: StoredProcess[] = [];
@@ -714,17 +720,58 @@ export class EventStore {
     }
   }
 
+  /**
+   * Puts back the processes that stored events name by reference (see
+   * EncodedLine.storedText), from the processes table. A process whose row
+   * is gone stays as {exec_id}.
+   */
+  private withProcesses(db: Database.Database, events: ExportEvent[]): void {
+    const refs: { holder: Record<string, unknown> | unknown[]; key: string | number; id: string }[] = [];
+    const note = (holder: Record<string, unknown> | unknown[], key: string | number) => {
+      const v = (holder as Record<string | number, unknown>)[key];
+      if (v === null || typeof v !== 'object') return;
+      const id = (v as Record<string, unknown>)[PROCESS_REF];
+      if (typeof id === 'string') refs.push({ holder, key, id });
+    };
+    for (const ev of events) {
+      for (const k in ev) {
+        const payload = (ev as Record<string, unknown>)[k];
+        if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) continue;
+        const pl = payload as Record<string, unknown>;
+        note(pl, 'process');
+        note(pl, 'parent');
+        if (Array.isArray(pl.ancestors)) for (let i = 0; i < pl.ancestors.length; i++) note(pl.ancestors, i);
+      }
+    }
+    if (refs.length === 0) return;
+    const ids = [...new Set(refs.map((r) => r.id))];
+    const found = new Map<string, unknown>();
+    // SQLite takes at most 32,766 parameters per statement
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const rows = db
+        .prepare(`SELECT exec_id, json FROM processes WHERE exec_id IN (${chunk.map(() => '?').join(', ')})`)
+        .all(...chunk) as { exec_id: string; json: string }[];
+      for (const r of rows) found.set(r.exec_id, JSON.parse(r.json));
+    }
+    for (const r of refs) {
+      (r.holder as Record<string | number, unknown>)[r.key] = found.get(r.id) ?? { exec_id: r.id };
+    }
+  }
+
   /** The rows a batch of events writes: one per event, the processes they name, and exits. */
   private rowsOf(events: readonly ExportEvent[]): BatchRows {
     const now = Date.now();
     const rows: BatchRows = { events: [], json: EMPTY, processes: [], exits: [] };
-    const lines: CopyableLine[] = [];
+    const texts: string[] = [];
     let bytes = 0;
     for (const ev of events) {
       const c = eventColumns(ev);
-      const line = this.encode(ev);
-      lines.push(line);
-      bytes += line.length;
+      // its processes as references: their JSON is in the processes table once
+      const text = this.encode(ev).storedText();
+      const n = Buffer.byteLength(text);
+      texts.push(text);
+      bytes += n;
       rows.events.push([
         c.timeNs,
         c.type,
@@ -734,7 +781,7 @@ export class EventStore {
         c.binary,
         c.policyName,
         c.nodeName,
-        line.length,
+        n,
       ]);
       const lifecycle = c.type === 'process_exec' || c.type === 'process_exit';
       if (c.process) this.upsert(rows, c.process, c.timeNs, now, lifecycle);
@@ -755,7 +802,7 @@ export class EventStore {
     // a buffer of its own (not from Node's shared pool), so that it can be transferred
     const json = Buffer.allocUnsafeSlow(bytes);
     let off = 0;
-    for (const l of lines) off += l.copyTo(json, off);
+    for (const t of texts) off += json.write(t, off);
     rows.json = json;
     return rows;
   }

@@ -346,6 +346,39 @@ describe('EventStore', () => {
     await store.closeAsync();
   });
 
+  it('keeps each process once: events name it by reference and come back whole', () => {
+    const file = fresh();
+    const store = EventStore.open(file, { retentionIntervalMs: 0 });
+    try {
+      store.append(history);
+      const db = new Database(file, { readonly: true });
+      try {
+        const rows = db.prepare('SELECT json FROM events ORDER BY id').pluck().all() as string[];
+        const first = JSON.parse(rows[0]!) as { process_exec: { process: unknown; parent: unknown } };
+        assert.deepEqual(first.process_exec.process, { $ref: bash.exec_id });
+        assert.deepEqual(first.process_exec.parent, { $ref: init.exec_id });
+        assert.ok(!rows.some((r) => r.includes('"binary"')), 'no process JSON inside an event row');
+      } finally {
+        db.close();
+      }
+      assert.deepEqual(store.query({ execId: curl.exec_id }), [history[1], history[2], history[7]]);
+      assert.deepEqual(store.process(curl.exec_id)?.events, [history[1], history[2], history[7]]);
+    } finally {
+      store.close();
+    }
+    // a process row that is gone leaves its exec_id in the event
+    const db = new Database(file);
+    db.prepare('DELETE FROM processes WHERE exec_id = ?').run(init.exec_id);
+    db.close();
+    const again = EventStore.open(file, { retentionIntervalMs: 0 });
+    try {
+      const ev = again.query({ execId: bash.exec_id })[0] as { process_exec: { parent: unknown } };
+      assert.deepEqual(ev.process_exec.parent, { exec_id: init.exec_id });
+    } finally {
+      again.close();
+    }
+  });
+
   it('writes the queue on its timer', async () => {
     const store = EventStore.open(fresh(), { retentionIntervalMs: 0, flushIntervalMs: 20 });
     try {
