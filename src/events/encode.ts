@@ -19,12 +19,20 @@ const JSON_OF = Symbol('osprey.json');
 const BYTES_OF = Symbol('osprey.bytes');
 const LINE_OF = Symbol('osprey.line');
 
-type Kept = { [JSON_OF]?: string; [BYTES_OF]?: Buffer; [LINE_OF]?: EncodedLine };
-
 function keep(o: object, key: symbol, v: unknown): void {
   // frozen shared constants are encoded each time
   if (!Object.isExtensible(o)) return;
   Object.defineProperty(o, key, { value: v, enumerable: false, writable: false, configurable: false });
+}
+
+/** What make(o) gave, kept on o under key, made once. */
+function cached<O extends object, V>(o: O, key: symbol, make: (o: O) => V): V {
+  let v = (o as Record<symbol, V | undefined>)[key];
+  if (v === undefined) {
+    v = make(o);
+    keep(o, key, v);
+  }
+  return v;
 }
 
 /**
@@ -32,35 +40,15 @@ function keep(o: object, key: symbol, v: unknown): void {
  * never change after they are made.
  */
 export function cachedJson<T extends object>(v: T, make: (v: T) => string): string {
-  const o = v as Kept;
-  let s = o[JSON_OF];
-  if (s === undefined) {
-    s = make(v);
-    keep(o, JSON_OF, s);
-  }
-  return s;
+  return cached(v, JSON_OF, make);
 }
 
 /** UTF-8 bytes kept on the object itself, made once (see cachedJson). */
 export function cachedBytes<T extends object>(v: T, make: (v: T) => Buffer): Buffer {
-  const o = v as Kept;
-  let b = o[BYTES_OF];
-  if (b === undefined) {
-    b = make(v);
-    keep(o, BYTES_OF, b);
-  }
-  return b;
+  return cached(v, BYTES_OF, make);
 }
 
-function cachedLine(ev: ExportEvent): EncodedLine {
-  const o = ev as Kept;
-  let l = o[LINE_OF];
-  if (l === undefined) {
-    l = encodeLine(ev);
-    keep(o, LINE_OF, l);
-  }
-  return l;
-}
+const processBytesFresh = (p: object): Buffer => Buffer.from(encodeFields(p as Record<string, unknown>));
 
 /**
  * A process object's JSON as UTF-8, as in events, made once per process
@@ -70,7 +58,7 @@ function cachedLine(ev: ExportEvent): EncodedLine {
  * re-encoded.
  */
 export function processBytes(p: object): Buffer {
-  return cachedBytes(p, (x) => Buffer.from(encodeFields(x as Record<string, unknown>)));
+  return cached(p, BYTES_OF, processBytesFresh);
 }
 
 /** A process object's JSON, as in events. */
@@ -334,7 +322,7 @@ export function encodeEvent(ev: ExportEvent): string {
 
 /** An event's line, made once however many sinks want it. */
 export function eventLine(ev: ExportEvent): EncodedLine {
-  return cachedLine(ev);
+  return cached(ev, LINE_OF, encodeLine);
 }
 
 function stringify(v: unknown): string {
