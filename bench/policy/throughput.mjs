@@ -240,7 +240,7 @@ function summarize(ctx, steps, discarded, setup) {
       events_lost_all: rs.map((s) => s.events_lost),
       loss_pct_all: rs.map((s) => s.loss_pct),
       kernel_ringbuf_drops_all: rs.map((s) => s.kernel_ringbuf_drops),
-      bus_queue_overflow_all: rs.map((s) => s.agent_drops?.bus_queue_overflow ?? null),
+      bus_queue_overflow_all: rs.map((s) => s.bus_drops_in_step ?? s.agent_drops?.bus_queue_overflow ?? null),
       export_file_dropped_all: rs.map((s) => s.export_file?.dropped ?? null),
       zero_loss: rs.every((s) => s.events_lost === 0),
       drain_s_median: round3(median(num('drain_s'))),
