@@ -36,7 +36,7 @@ const TARGET_RATIO = 0.8;
 const log = (msg) => console.error(`[bench/service] ${msg}`);
 
 const DEFAULT_RATES = '5000,7500,10000,12500,15000,17500,20000,25000,30000,40000,50000,60000,max';
-const USAGE = `usage: bench/service/run.sh [--repeat R] [--rates LIST] [--step-seconds S] [--max-opens N]
+const USAGE = `usage: bench/service/run.sh [--repeat R] [--rates LIST] [--step-seconds S] [--warmup-seconds W] [--max-opens N]
                            [--clients N] [--configs AB] [--quiet-wait S] [--retries K] [--keep]
        bench/service/run.sh --report FILE
 
@@ -46,6 +46,8 @@ N API clients (osprey events) all on, against (A) the file exporter alone; targe
   --repeat R        rounds; each runs every rate in both configurations, interleaved (default 3)
   --rates LIST      paced rates in opens/s, "max" = flat out (default ${DEFAULT_RATES})
   --step-seconds S  seconds each paced step runs (default 5)
+  --warmup-seconds W  seconds of the same load before each step's measured loop, on
+                    another file, not counted (default 2; 0 measures a cold agent)
   --max-opens N     opens of the flat-out step and of the no-agent baseline (default 300000)
   --clients N       API clients in configurations B and D (default 2)
   --configs LIST    agent configurations, letters of ABCD (default AB; A is required):
@@ -66,6 +68,7 @@ async function main() {
       repeat: { type: 'string', default: '3' },
       rates: { type: 'string', default: DEFAULT_RATES },
       'step-seconds': { type: 'string', default: '5' },
+      'warmup-seconds': { type: 'string', default: '2' },
       'max-opens': { type: 'string', default: '300000' },
       clients: { type: 'string', default: '2' },
       configs: { type: 'string', default: 'AB' },
@@ -97,6 +100,9 @@ async function main() {
   configs.sort();
   const stepSeconds = Number(values['step-seconds']);
   if (!(stepSeconds > 0)) throw new UsageError(`--step-seconds must be > 0, got '${values['step-seconds']}'`);
+  const warmupSeconds = Number(values['warmup-seconds']);
+  if (!(warmupSeconds >= 0))
+    throw new UsageError(`--warmup-seconds must be >= 0, got '${values['warmup-seconds']}'`);
   const quietWaitS = Number(values['quiet-wait']);
   if (!(quietWaitS >= 0))
     throw new UsageError(`--quiet-wait must be seconds >= 0, got '${values['quiet-wait']}'`);
@@ -121,6 +127,7 @@ async function main() {
     repeat: positiveInt('--repeat', values.repeat),
     rates,
     stepSeconds,
+    warmupSeconds,
     maxOpens: positiveInt('--max-opens', values['max-opens']),
     clients: positiveInt('--clients', values.clients),
     configs,
@@ -134,10 +141,13 @@ async function main() {
     policy: POLICY,
     loopFile: prefixSafePath(hot, 'target'),
     readyMarker: prefixSafePath(hot, 'ready-marker'),
+    warmupFile: prefixSafePath(hot, 'warmup'),
+    warmedMarker: prefixSafePath(hot, 'warmed-marker'),
     doneMarker: prefixSafePath(hot, 'done-marker'),
     policyFile: path.join(work, 'hot.yaml'),
   };
-  for (const f of [setup.loopFile, setup.readyMarker, setup.doneMarker]) writeFileSync(f, 'osprey bench\n');
+  for (const f of [setup.loopFile, setup.readyMarker, setup.doneMarker, setup.warmupFile, setup.warmedMarker])
+    writeFileSync(f, 'osprey bench\n');
   writeFileSync(setup.policyFile, openatPrefixPolicy(POLICY, `${hot}/`));
   const others = otherBenchmarks();
   if (others.length)
@@ -221,6 +231,7 @@ async function main() {
     params: {
       rates,
       step_seconds: stepSeconds,
+      warmup_seconds: warmupSeconds,
       max_opens: ctx.maxOpens,
       repeat: ctx.repeat,
       clients: ctx.clients,

@@ -77,6 +77,7 @@ export async function step(ctx, setup, { config, round, rate }) {
     loop: `"${setup.loopFile}"`,
     ready: `"${setup.readyMarker}"`,
     done: `"${setup.doneMarker}"`,
+    warmed: `"${setup.warmedMarker}"`,
   };
   try {
     for (let i = 1; i <= nClients; i++) {
@@ -95,6 +96,29 @@ export async function step(ctx, setup, { config, round, rate }) {
     }
     // end to end before the clock starts: an open under the prefix reached every sink
     const ready_s = await untilEverySink(ctx, agent, clients, setup.readyMarker, 'ready', 60000, 500);
+    // warm-up: the same load on another file under the prefix, so that the
+    // measured loop meets an agent whose code the JIT has compiled, as a
+    // long-running agent's is; its events are not counted (another path) and
+    // the counters below are taken once every sink has drained it
+    let warmup = null;
+    if (ctx.warmupSeconds > 0) {
+      const wn = Math.round((rate === 'max' ? 100000 : rate) * ctx.warmupSeconds);
+      const wPids = [agent.pid, ...clients.map((c) => c.pid), process.pid];
+      const w = await measuredLoop(ctx, wPids, wn, setup.warmupFile, rate === 'max' ? 0 : rate);
+      const wEnd = Date.now();
+      const wd = await untilEverySink(
+        ctx,
+        agent,
+        clients,
+        setup.warmedMarker,
+        'warmed',
+        DRAIN_TIMEOUT_MS,
+        200,
+        wEnd,
+      );
+      if (cfg.store) await storeIdle(agent, wEnd);
+      warmup = { opens: wn, wall_s: w.wall_s, drain_s: round3(wd.all_s) };
+    }
     const st0 = await agentStatus(agent.socket);
     const c0 = policyInfo(st0, setup.policy)?.counters ?? {};
     const prog0 = policyProgramStats(st0, setup.policy);
@@ -203,13 +227,16 @@ export async function step(ctx, setup, { config, round, rate }) {
       decode_errors: c.decode_errors ?? null,
       event_errors: c.event_errors ?? null,
       events_delivered: delivered,
-      agent_drops: status?.drops ?? null,
+      warmup,
+      // over the step: the warm-up's drops are not in them
+      agent_drops: diffCounters(status?.drops, st0?.drops),
       export_file: status?.export_file ?? null,
       store_status: status?.store ?? null,
       store_written: st && s0 ? st.written - s0.written : null,
-      store_skipped: st ? st.skipped : null,
-      store_failed: st ? st.failed : null,
-      store_bus_dropped: status?.store?.bus_dropped ?? null,
+      store_skipped: st ? st.skipped - (s0?.skipped ?? 0) : null,
+      store_failed: st ? st.failed - (s0?.failed ?? 0) : null,
+      store_bus_dropped:
+        status?.store?.bus_dropped == null ? null : status.store.bus_dropped - (st0?.store?.bus_dropped ?? 0),
       store_deleted_by_retention: st ? st.deleted_by_retention : null,
       store_bytes: st ? st.bytes : null,
       api_clients_at_end: status?.api?.clients ?? null,
@@ -246,8 +273,8 @@ export async function step(ctx, setup, { config, round, rate }) {
           .map(([k, s]) => `${k} ${s.lost}`)
           .join(
             ', ',
-          )} (ring ${(c.ringbuf_drops ?? 0) - (c0.ringbuf_drops ?? 0)}, bus ${status?.drops?.bus_queue_overflow ?? '?'}` +
-        `${cfg.store ? `, store skipped ${st?.skipped ?? '?'}` : ''}${nClients ? `, api ${status?.drops?.api_slow_client_dropped ?? '?'}` : ''})` +
+          )} (ring ${(c.ringbuf_drops ?? 0) - (c0.ringbuf_drops ?? 0)}, bus ${(status?.drops?.bus_queue_overflow ?? 0) - (st0?.drops?.bus_queue_overflow ?? 0)}` +
+        `${cfg.store ? `, store skipped ${st ? st.skipped - (s0?.skipped ?? 0) : '?'}` : ''}${nClients ? `, api ${(status?.drops?.api_slow_client_dropped ?? 0) - (st0?.drops?.api_slow_client_dropped ?? 0)}` : ''})` +
         `; drain ${drainAll.toFixed(2)} s; agent CPU ${agentCpu.toFixed(2)} s`,
     };
   } finally {
@@ -310,6 +337,14 @@ function cpuOf(agentPid, clients) {
  * client still connected; returns the seconds each sink took, from `since`.
  * A client that has gone (the agent cut it off as too slow) is null.
  */
+/** b - a for every numeric counter of b (a counter absent from a counts from 0). */
+function diffCounters(b, a) {
+  if (!b) return null;
+  const out = {};
+  for (const [k, v] of Object.entries(b)) out[k] = typeof v === 'number' ? v - (a?.[k] ?? 0) : v;
+  return out;
+}
+
 async function untilEverySink(
   ctx,
   agent,
