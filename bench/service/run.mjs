@@ -239,7 +239,14 @@ async function main() {
       loop_file: setup.loopFile,
       agent_cgroup: cgroup,
       configs: Object.fromEntries(
-        configs.map((k) => [k, { name: CONFIGS[k].name, extra_agent_args: CONFIGS[k].args }]),
+        configs.map((k) => [
+          k,
+          {
+            name: CONFIGS[k].name,
+            extra_agent_args:
+              typeof CONFIGS[k].args === 'function' ? CONFIGS[k].args('STEP_DIR') : CONFIGS[k].args,
+          },
+        ]),
       ),
     },
     ...summarize(ctx, steps),

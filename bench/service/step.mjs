@@ -32,7 +32,11 @@ const DRAIN_TIMEOUT_MS = 180000;
  * differ between runs), no stdout export, no rotation, and --cgroup on the
  * benchmark's cgroup (scope.mjs).
  */
-const STORE_ARGS = ['--store-max-size-mb', '0'];
+// the store where the agent would put it (STATE_DIR/events.db, named here
+// because startAgent turns the store off unless told where it goes); no
+// size limit, so that retention deletes none of the events before they are
+// counted
+const storeArgs = (dir) => ['--store-path', path.join(dir, 'state', 'events.db'), '--store-max-size-mb', '0'];
 export const CONFIGS = {
   A: {
     name: 'file exporter alone (store off, no API client)',
@@ -42,16 +46,14 @@ export const CONFIGS = {
   },
   B: {
     name: 'store + file exporter + API clients',
-    // the store at its default place, STATE_DIR/events.db; no size limit, so
-    // that retention deletes none of the events before they are counted
-    args: STORE_ARGS,
+    args: storeArgs,
     store: true,
     clients: null, // ctx.clients
   },
   // optional, to tell the store's cost from the clients'
   C: {
     name: 'store + file exporter (no API client)',
-    args: STORE_ARGS,
+    args: storeArgs,
     store: true,
     clients: 0,
   },
@@ -70,7 +72,8 @@ export async function step(ctx, setup, { config, round, rate }) {
   const n = rate === 'max' ? ctx.maxOpens : Math.round(rate * ctx.stepSeconds);
   const dir = path.join(ctx.work, `${config}-${round}-${rate}`);
   const build = buildFingerprint(REPO);
-  const agent = await startAgent(dir, [setup.policyFile], [...commonArgs(ctx), ...cfg.args]);
+  const args = typeof cfg.args === 'function' ? cfg.args(dir) : cfg.args;
+  const agent = await startAgent(dir, [setup.policyFile], [...commonArgs(ctx), ...args]);
   const sampler = new MemorySampler(agent.pid, 250);
   const clients = [];
   const needles = {
