@@ -1249,7 +1249,6 @@ static __always_inline int on_enter(void *ctx, __u32 hook_idx, const struct osp_
 	__builtin_memset(&h->ev, 0, sizeof(h->ev));
 	h->ev.hdr.type = OSPREY_REC_TRACING;
 	h->ev.hdr.cpu = slot;
-	h->ev.hdr.ktime = bpf_ktime_get_ns();
 	h->ev.hdr.pid = id >> 32;
 	h->ev.hdr.tid = (__u32)id;
 	h->ev.policy_id = cfg->policy_id;
@@ -1275,6 +1274,8 @@ static __always_inline int on_enter(void *ctx, __u32 hook_idx, const struct osp_
 
 		if (sc.nsel && !sc.mask)
 			return 0;
+		/* the clock is read only for what may be posted: most calls match nothing */
+		h->ev.hdr.ktime = bpf_ktime_get_ns();
 		h->st.selmask = sc.nsel ? sc.mask : 0;
 		if (bpf_map_update_elem(&pending, &pk, h, BPF_ANY) < 0)
 			count(OSP_CNT_PENDING_DROP);
@@ -1288,7 +1289,10 @@ static __always_inline int on_enter(void *ctx, __u32 hook_idx, const struct osp_
 				break;
 			}
 		}
+		if (sc.winner >= OSP_MAX_SELECTORS)
+			return 0; /* no selector matched */
 	}
+	h->ev.hdr.ktime = bpf_ktime_get_ns();
 	return finish(slot, hook_idx, sc.winner, sc.nsel);
 }
 
