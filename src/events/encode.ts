@@ -48,7 +48,54 @@ export function cachedBytes<T extends object>(v: T, make: (v: T) => Buffer): Buf
   return cached(v, BYTES_OF, make);
 }
 
-const processBytesFresh = (p: object): Buffer => Buffer.from(encodeFields(p as Record<string, unknown>));
+/**
+ * A process's JSON straight into bytes: its own fields as text, the objects
+ * it shares with other processes (capability sets, namespaces, workload) as
+ * their cached bytes, copied in. No string of the whole process is built
+ * (flattening one cost more than the rest of the encoding).
+ */
+function processBytesFresh(p: object): Buffer {
+  const rec = p as Record<string, unknown>;
+  const ps: (string | Buffer)[] = [];
+  let out = '{';
+  let first = true;
+  for (const key in rec) {
+    const v = rec[key];
+    if (v === undefined) continue;
+    out += `${first ? '' : ','}${quoted(key)}:`;
+    first = false;
+    if (isShared(v)) {
+      ps.push(out, sharedBytes(v));
+      out = '';
+    } else {
+      out += stringify(v);
+    }
+  }
+  ps.push(`${out}}`);
+  let n = 0;
+  for (const x of ps) n += typeof x === 'string' ? Buffer.byteLength(x) : x.length;
+  const b = Buffer.allocUnsafe(n);
+  let off = 0;
+  for (const x of ps) {
+    if (typeof x === 'string') off += b.write(x, off);
+    else {
+      b.set(x, off);
+      off += x.length;
+    }
+  }
+  return b;
+}
+
+/** Capability name lists are shared arrays, other arrays are small; objects are shared. */
+function isShared(v: unknown): v is object {
+  return v !== null && typeof v === 'object' && (!Array.isArray(v) || v.length > 8);
+}
+
+const sharedBytesFresh = (x: object): Buffer => Buffer.from(encodeSharedFresh(x));
+
+function sharedBytes(v: object): Buffer {
+  return cached(v, BYTES_OF, sharedBytesFresh);
+}
 
 /**
  * A process object's JSON as UTF-8, as in events, made once per process
@@ -76,11 +123,7 @@ function encodeFields(p: Record<string, unknown>): string {
   for (const key in p) {
     const v = p[key];
     if (v === undefined) continue;
-    // capability name lists are shared arrays; other arrays are small
-    const s =
-      v !== null && typeof v === 'object' && (!Array.isArray(v) || v.length > 8)
-        ? encodeShared(v)
-        : stringify(v);
+    const s = isShared(v) ? encodeShared(v) : stringify(v);
     out += `${first ? '' : ','}${quoted(key)}:${s}`;
     first = false;
   }
