@@ -43,6 +43,15 @@ export interface Workload {
   labels?: Record<string, string>;
 }
 
+export interface Credentials {
+  uid: number;
+  gid: number;
+  euid: number;
+  egid: number;
+  suid: number;
+  sgid: number;
+}
+
 export interface Process {
   exec_id: string;
   pid: number;
@@ -59,14 +68,7 @@ export interface Process {
   cap?: Capabilities;
   ns?: Namespaces;
   binary_properties?: BinaryProperties;
-  process_credentials?: {
-    uid: number;
-    gid: number;
-    euid: number;
-    egid: number;
-    suid: number;
-    sgid: number;
-  };
+  process_credentials?: Credentials;
   /** for a script: the interpreter the kernel ran it with */
   interpreter?: string;
   /** ppid as the kernel reported it (even when the parent is unknown to the cache) */

@@ -1,5 +1,5 @@
 import { capNames } from '../events/caps.js';
-import type { BinaryProperties, Capabilities, Process, Workload } from '../events/types.js';
+import type { BinaryProperties, Capabilities, Credentials, Process, Workload } from '../events/types.js';
 import { ExecFlags, type ExecRecord, type ExitRecord, type ForkRecord } from '../sensors/process/records.js';
 import { execFlagsString, joinArguments } from './arguments.js';
 import { resolveExecBinary } from './binary.js';
@@ -18,8 +18,33 @@ const MAX_INTERNED_CAPS = 1024;
  * snapshots. Parts that many processes share (capability name lists,
  * namespace sets) are shared objects: every Process is read-only once built.
  */
+/**
+ * Objects that many processes share, made once: a process's JSON copies
+ * the bytes of each shared object (src/events/encode.ts), so the same
+ * capability set, credentials or workload is encoded once, not once per
+ * process, and held in memory once. Bounded: past the limit it starts over.
+ */
+class Interned<K, V> {
+  private readonly map = new Map<K, V>();
+
+  constructor(private readonly max: number) {}
+
+  get(key: K, make: () => V, same: (v: V) => boolean = () => true): V {
+    let v = this.map.get(key);
+    if (v === undefined || !same(v)) {
+      v = make();
+      if (this.map.size >= this.max) this.map.clear();
+      this.map.set(key, v);
+    }
+    return v;
+  }
+}
+
 export class ProcessBuilder {
   private readonly capLists = new Map<bigint, string[]>();
+  private readonly capSets = new Interned<string, Capabilities>(MAX_INTERNED_CAPS);
+  private readonly credentials = new Interned<string, Credentials>(MAX_INTERNED_CAPS);
+  private readonly workloads = new Interned<bigint, Workload>(MAX_INTERNED_CAPS);
   /**
    * Labels of the workload a cgroup id (decimal) is, for process.workload.labels:
    * a Map lookup on the hot path, and the labels object is shared by every
@@ -82,14 +107,7 @@ export class ProcessBuilder {
       cap: this.withCaps ? this.caps(rec.capPermitted, rec.capEffective, rec.capInheritable) : undefined,
       ns: this.withNamespaces ? this.namespaces.get(rec.ns) : undefined,
       tid: rec.tid,
-      process_credentials: {
-        uid: rec.uid,
-        gid: rec.gid,
-        euid: rec.euid,
-        egid: rec.egid,
-        suid: rec.suid,
-        sgid: rec.sgid,
-      },
+      process_credentials: this.creds(rec),
       binary_properties: props,
       interpreter,
       ppid: rec.ppid,
@@ -174,14 +192,7 @@ export class ProcessBuilder {
       cap: this.withCaps ? this.caps(snap.capPermitted, snap.capEffective, snap.capInheritable) : undefined,
       ns: this.withNamespaces ? this.namespaces.get(snap.ns) : undefined,
       tid: snap.pid,
-      process_credentials: {
-        uid: snap.uid,
-        gid: snap.gid,
-        euid: snap.euid,
-        egid: snap.egid,
-        suid: snap.suid,
-        sgid: snap.sgid,
-      },
+      process_credentials: this.creds(snap),
       binary_properties: snap.exeInode
         ? { file: { inode: { number: snap.exeInode.number.toString(), links: snap.exeInode.links } } }
         : undefined,
@@ -192,11 +203,18 @@ export class ProcessBuilder {
   }
 
   workload(cgroupId: bigint): Workload {
-    const id = cgroupId.toString();
-    const w: Workload = { cgroup_id: id, cgroup_path: this.cgroups.path(cgroupId) };
-    const labels = this.workloadLabels?.(id);
-    if (labels) w.labels = labels as Record<string, string>;
-    return w;
+    const path = this.cgroups.path(cgroupId);
+    const labels = this.workloadLabels?.(cgroupId.toString());
+    // the same while the cgroup keeps its path and its labels
+    return this.workloads.get(
+      cgroupId,
+      () => {
+        const w: Workload = { cgroup_id: cgroupId.toString(), cgroup_path: path };
+        if (labels) w.labels = labels as Record<string, string>;
+        return w;
+      },
+      (w) => w.cgroup_path === path && w.labels === labels,
+    );
   }
 
   private workloadOfPath(rel: string | undefined): Workload | undefined {
@@ -208,11 +226,29 @@ export class ProcessBuilder {
   }
 
   private caps(permitted: bigint, effective: bigint, inheritable: bigint): Capabilities {
-    return {
+    return this.capSets.get(`${permitted}:${effective}:${inheritable}`, () => ({
       permitted: this.capList(permitted),
       effective: this.capList(effective),
       inheritable: this.capList(inheritable),
-    };
+    }));
+  }
+
+  private creds(c: {
+    uid: number;
+    gid: number;
+    euid: number;
+    egid: number;
+    suid: number;
+    sgid: number;
+  }): Credentials {
+    return this.credentials.get(`${c.uid}:${c.gid}:${c.euid}:${c.egid}:${c.suid}:${c.sgid}`, () => ({
+      uid: c.uid,
+      gid: c.gid,
+      euid: c.euid,
+      egid: c.egid,
+      suid: c.suid,
+      sgid: c.sgid,
+    }));
   }
 
   /** undefined for an empty set: protojson leaves empty lists out, and so do we. */
