@@ -56,7 +56,7 @@ export function cachedBytes<T extends object>(v: T, make: (v: T) => Buffer): Buf
  */
 function processBytesFresh(p: object): Buffer {
   const rec = p as Record<string, unknown>;
-  const ps: (string | Buffer)[] = [];
+  const ps: Piece[] = [];
   let out = '{';
   let first = true;
   for (const key in rec) {
@@ -72,17 +72,11 @@ function processBytesFresh(p: object): Buffer {
     }
   }
   ps.push(`${out}}`);
+  // kept as long as the process: the exact size, not a bound
   let n = 0;
-  for (const x of ps) n += typeof x === 'string' ? Buffer.byteLength(x) : x.length;
+  for (const x of ps) n += typeof x === 'string' ? Buffer.byteLength(x) : pieceBytes(x).length;
   const b = Buffer.allocUnsafe(n);
-  let off = 0;
-  for (const x of ps) {
-    if (typeof x === 'string') off += b.write(x, off);
-    else {
-      b.set(x, off);
-      off += x.length;
-    }
-  }
+  writePieces(ps, b, 0);
   return b;
 }
 
@@ -150,11 +144,17 @@ function quoted(key: string): string {
 }
 
 /**
- * An event line is assembled from pieces: the text that is this event's own
- * (its time, arguments, action...) and the processes it names, whose cached
- * bytes are copied in as they are. Pieces alternate: text, process, text...
+ * A line is assembled from pieces: the text that is its own (an event's
+ * time, arguments, action...; a process's pid, binary...) and what it shares,
+ * copied in as bytes: the processes an event names (their cached bytes) or
+ * a process's shared parts. Pieces alternate: text, bytes, text...
  */
-type Piece = string | object;
+type Piece = string | Buffer | object;
+
+/** The bytes of a piece that is not text. */
+function pieceBytes(p: Buffer | object): Buffer {
+  return p instanceof Uint8Array ? (p as Buffer) : processBytes(p);
+}
 
 const PROCESS_KEYS = new Set(['process', 'parent']);
 
@@ -253,7 +253,7 @@ export class EncodedLine implements CopyableLine {
    */
   storedText(): string {
     let out = '';
-    for (const p of this.parts) out += typeof p === 'string' ? p : processRef(p);
+    for (const p of this.parts) out += typeof p === 'string' ? p : processRef(p as object);
     return out;
   }
 
@@ -285,7 +285,7 @@ let ringPos = 0;
 /** Most bytes a line's pieces take in UTF-8 (a UTF-16 code unit is at most 3 bytes). */
 function bound(ps: readonly Piece[]): number {
   let max = 0;
-  for (const p of ps) max += typeof p === 'string' ? p.length * 3 : processBytes(p).length;
+  for (const p of ps) max += typeof p === 'string' ? p.length * 3 : pieceBytes(p).length;
   return max;
 }
 
@@ -294,7 +294,7 @@ function writePieces(ps: readonly Piece[], dst: Buffer, start: number): number {
   for (const p of ps) {
     if (typeof p === 'string') off += dst.write(p, off);
     else {
-      const b = processBytes(p);
+      const b = pieceBytes(p);
       dst.set(b, off);
       off += b.length;
     }
