@@ -333,27 +333,30 @@ spec:
       );
       assert.equal(f.rec.rule, 0);
       assert.deepEqual(f.line.flow.ingress_allowed_by, [{ name: 'web-ingress', rule: 'spec.ingress[0]' }]);
-      const est = await waitFlow(
-        env,
-        (r) => r.direction === 'INGRESS' && r.event === 'ESTABLISHED',
-        'ingress est',
-      );
-      assert.equal(est.rec.srcAddr, net.nsV4);
-      assert.equal(est.rec.dstPort, s.port);
-      assert.equal(est.rec.dstIdentity, w.identity);
-      // the server's side of the byte counts
-      // the CLOSED of that same connection, not of any other socket seen on ingress
+      // The server's side of the byte counts, on the connection that carried the
+      // message. Not simply the first connection seen: a SYN the denied client
+      // retransmitted just as the policy changed can open a connection of its
+      // own (no bytes) before its client's socket is gone.
       const closed = await waitFlow(
         env,
         (r) =>
-          r.direction === 'INGRESS' &&
-          r.event === 'CLOSED' &&
-          r.dstPort === s.port &&
-          r.srcPort === est.rec.srcPort,
-        'ingress closed',
+          r.direction === 'INGRESS' && r.event === 'CLOSED' && r.dstPort === s.port && r.bytesReceived > 0n,
+        'ingress closed with the message',
       );
       assert.equal(closed.rec.bytesSent, 7n);
       assert.equal(closed.rec.bytesReceived, 2n);
+      const est = await waitFlow(
+        env,
+        (r) =>
+          r.direction === 'INGRESS' &&
+          r.event === 'ESTABLISHED' &&
+          r.dstPort === s.port &&
+          r.srcPort === closed.rec.srcPort,
+        'ingress est of that connection',
+      );
+      assert.equal(est.rec.srcAddr, net.nsV4);
+      assert.equal(est.rec.dstIdentity, w.identity);
+      assert.equal(est.rec.cookie, closed.rec.cookie);
     });
 
     test('UDP ingress: a datagram server in a workload, replies pass egress default-deny', async () => {
