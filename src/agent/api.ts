@@ -30,10 +30,9 @@ import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import http, { type ServerResponse } from 'node:http';
 import path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Line } from '../events/encode.js';
+import { joinLines, type Line } from '../events/encode.js';
 import type { PolicyMode } from '../sensors/tracing/index.js';
 import type { EventBus, Subscription } from './bus.js';
-import { joinLines } from './export-stdout.js';
 import { describeFsError, mkdirp, UserError } from './fs-util.js';
 import { type PolicyInfo, PolicyOpError } from './policies.js';
 

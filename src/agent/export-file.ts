@@ -22,7 +22,7 @@ import {
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { copyLine, type Line, lineBytes } from '../events/encode.js';
+import { type Line, lineBytes, linesBytes, writeLines } from '../events/encode.js';
 import { describeFsError, mkdirp, UserError } from './fs-util.js';
 
 export interface FileExporterOptions {
@@ -232,24 +232,10 @@ export class FileExporter {
    * the scratch buffer is never in two writes at once.
    */
   private encodeLines(lines: readonly Line[]): Buffer {
-    let buf = this.scratch;
-    let off = 0;
-    for (const line of lines) {
-      // a UTF-16 code unit is at most 3 bytes of UTF-8: count exactly only near the end
-      const bound = typeof line === 'string' ? line.length * 3 : line.length;
-      if (buf.length - off < bound + 1) {
-        const need = off + lineBytes(line) + 1;
-        if (need > buf.length) {
-          const bigger = Buffer.allocUnsafe(Math.max(need, buf.length * 2));
-          buf.copy(bigger, 0, 0, off);
-          buf = bigger;
-          this.scratch = bigger;
-        }
-      }
-      off += copyLine(line, buf, off);
-      buf[off++] = 0x0a;
-    }
-    return buf.subarray(0, off);
+    const need = linesBytes(lines);
+    if (need > this.scratch.length)
+      this.scratch = Buffer.allocUnsafe(Math.max(need, this.scratch.length * 2));
+    return this.scratch.subarray(0, writeLines(lines, this.scratch));
   }
 
   private async appendBuffer(buf: Buffer, bytes = buf.length): Promise<boolean> {

@@ -5,7 +5,7 @@
  * then freeze the whole agent. Here only this exporter's bus queue fills up.
  */
 import { write } from 'node:fs';
-import { copyLine, type Line, lineBytes } from '../events/encode.js';
+import { joinLines, type Line } from '../events/encode.js';
 import { describeFsError } from './fs-util.js';
 
 export interface StdoutExporterStats {
@@ -15,19 +15,6 @@ export interface StdoutExporterStats {
   write_errors: number;
   /** stdout was closed (EPIPE); nothing more is written */
   closed: boolean;
-}
-
-/** Lines (without newlines) as one buffer, each followed by a newline. */
-export function joinLines(lines: readonly Line[]): Buffer {
-  let total = 0;
-  for (const l of lines) total += lineBytes(l) + 1;
-  const out = Buffer.allocUnsafe(total);
-  let off = 0;
-  for (const l of lines) {
-    off += copyLine(l, out, off);
-    out[off++] = 0x0a;
-  }
-  return out;
 }
 
 export class StdoutExporter<T> {

@@ -36,19 +36,6 @@ function cached<O extends object, V>(o: O, key: symbol, make: (o: O) => V): V {
 }
 
 /**
- * JSON of an object kept on the object itself, made once: for objects that
- * never change after they are made.
- */
-export function cachedJson<T extends object>(v: T, make: (v: T) => string): string {
-  return cached(v, JSON_OF, make);
-}
-
-/** UTF-8 bytes kept on the object itself, made once (see cachedJson). */
-export function cachedBytes<T extends object>(v: T, make: (v: T) => Buffer): Buffer {
-  return cached(v, BYTES_OF, make);
-}
-
-/**
  * A process's JSON straight into bytes: its own fields as text, the objects
  * it shares with other processes (capability sets, namespaces, workload) as
  * their cached bytes, copied in. No string of the whole process is built
@@ -127,8 +114,9 @@ function encodeFields(p: Record<string, unknown>): string {
 const encodeSharedFresh = (x: object): string =>
   Array.isArray(x) ? stringify(x) : encodeFields(x as Record<string, unknown>);
 
+/** A shared object's JSON, kept on it (nested parts of the objects sharedBytes encodes). */
 function encodeShared(v: object): string {
-  return cachedJson(v, encodeSharedFresh);
+  return cached(v, JSON_OF, encodeSharedFresh);
 }
 
 /** Object keys as JSON strings: the same few dozen names, over and over. */
@@ -196,15 +184,6 @@ function processRef(p: object): string {
   return typeof id === 'string' ? `{"${PROCESS_REF}":${JSON.stringify(id)}}` : processJson(p);
 }
 
-/**
- * An event's line, encoded once for every sink that wants it. Its bytes sit
- * in a ring of memory shared by all lines (one copy of each piece, no string
- * of the whole line, nothing for the garbage collector per line), and sinks
- * copy them out into their own buffers. Lines live in the sinks' queues for
- * milliseconds; should one stay queued until the ring has gone round, its
- * bytes are gone and copyTo writes it again from its pieces, so a copy is
- * always right.
- */
 /** A line whose bytes are copied out where they are wanted. */
 export interface CopyableLine {
   /** bytes, no newline */
@@ -231,6 +210,39 @@ export function copyLine(l: Line, dst: Buffer, off: number): number {
   return l.copyTo(dst, off);
 }
 
+/** Bytes of lines, each followed by a newline. */
+export function linesBytes(lines: readonly Line[]): number {
+  let total = 0;
+  for (const l of lines) total += lineBytes(l) + 1;
+  return total;
+}
+
+/** Writes lines, each followed by a newline, at the start of dst (which has room for linesBytes); returns the bytes written. */
+export function writeLines(lines: readonly Line[], dst: Buffer): number {
+  let off = 0;
+  for (const l of lines) {
+    off += copyLine(l, dst, off);
+    dst[off++] = 0x0a;
+  }
+  return off;
+}
+
+/** Lines as one buffer of their own, each followed by a newline. */
+export function joinLines(lines: readonly Line[]): Buffer {
+  const out = Buffer.allocUnsafe(linesBytes(lines));
+  writeLines(lines, out);
+  return out;
+}
+
+/**
+ * An event's line, encoded once for every sink that wants it. Its bytes sit
+ * in a ring of memory shared by all lines (one copy of each piece, no string
+ * of the whole line, nothing for the garbage collector per line), and sinks
+ * copy them out into their own buffers. Lines live in the sinks' queues for
+ * milliseconds; should one stay queued until the ring has gone round, its
+ * bytes are gone and copyTo writes it again from its pieces, so a copy is
+ * always right.
+ */
 export class EncodedLine implements CopyableLine {
   /** bytes of the line in UTF-8, no newline */
   readonly length: number;

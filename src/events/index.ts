@@ -3,15 +3,16 @@ export { CAP_NAMES, capBit, capName, capNames } from './caps.js';
 export { payloadProcess, renderCompact } from './compact.js';
 export {
   type CopyableLine,
-  cachedBytes,
-  cachedJson,
   copyLine,
   EncodedLine,
   encodeEvent,
   encodeLine,
   eventLine,
+  joinLines,
   type Line,
   lineBytes,
+  linesBytes,
+  writeLines,
 } from './encode.js';
 export { type FilterOptions, makeFilter } from './filter.js';
 export { decodeWaitStatus, signalName, signalNumber } from './signals.js';
