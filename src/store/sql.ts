@@ -3,16 +3,9 @@ import type Database from 'better-sqlite3';
 
 export type Sql = string | number | bigint | null;
 
-/**
- * Rows of one transaction, in the order of INSERT_EVENT_SQL, UPSERT_PROCESS_SQL
- * and SET_EXIT_SQL's parameters, except for the events' JSON: the lines of
- * the batch's events, back to back in `json` as UTF-8, each event row's
- * last column its line's length in bytes. One buffer moves to the writer
- * thread (transferred, not copied), and the text is made there.
- */
+/** Rows of one transaction, in the order of INSERT_EVENT_SQL, UPSERT_PROCESS_SQL and SET_EXIT_SQL's parameters. */
 export interface BatchRows {
   events: Sql[][];
-  json: Uint8Array;
   processes: Sql[][];
   exits: Sql[][];
 }
@@ -25,13 +18,7 @@ export interface WriteStatements {
 
 /** Runs a batch's statements (inside the caller's transaction). */
 export function writeRows(s: WriteStatements, rows: BatchRows): void {
-  const json = Buffer.from(rows.json.buffer, rows.json.byteOffset, rows.json.byteLength);
-  let off = 0;
-  for (const r of rows.events) {
-    const n = r[r.length - 1] as number;
-    s.insertEvent.run(...r.slice(0, -1), json.toString('utf8', off, off + n));
-    off += n;
-  }
+  for (const r of rows.events) s.insertEvent.run(...r);
   for (const r of rows.processes) s.upsertProcess.run(...r);
   for (const r of rows.exits) s.setExit.run(...r);
 }

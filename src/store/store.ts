@@ -25,8 +25,6 @@ import { StoreWriter, type WriterReply } from './writer.js';
 
 export type { RetentionResult } from './retention.js';
 
-const EMPTY = new Uint8Array(0);
-
 export interface EventStoreOptions {
   /** events older than this are deleted; 0 keeps them however old (default 7 days) */
   maxAgeMs?: number;
@@ -762,16 +760,9 @@ export class EventStore {
   /** The rows a batch of events writes: one per event, the processes they name, and exits. */
   private rowsOf(events: readonly ExportEvent[]): BatchRows {
     const now = Date.now();
-    const rows: BatchRows = { events: [], json: EMPTY, processes: [], exits: [] };
-    const texts: string[] = [];
-    let bytes = 0;
+    const rows: BatchRows = { events: [], processes: [], exits: [] };
     for (const ev of events) {
       const c = eventColumns(ev);
-      // its processes as references: their JSON is in the processes table once
-      const text = this.encode(ev).storedText();
-      const n = Buffer.byteLength(text);
-      texts.push(text);
-      bytes += n;
       rows.events.push([
         c.timeNs,
         c.type,
@@ -781,7 +772,8 @@ export class EventStore {
         c.binary,
         c.policyName,
         c.nodeName,
-        n,
+        // its processes as references: their JSON is in the processes table once
+        this.encode(ev).storedText(),
       ]);
       const lifecycle = c.type === 'process_exec' || c.type === 'process_exit';
       if (c.process) this.upsert(rows, c.process, c.timeNs, now, lifecycle);
@@ -799,11 +791,6 @@ export class EventStore {
         ]);
       }
     }
-    // a buffer of its own (not from Node's shared pool), so that it can be transferred
-    const json = Buffer.allocUnsafeSlow(bytes);
-    let off = 0;
-    for (const t of texts) off += json.write(t, off);
-    rows.json = json;
     return rows;
   }
 

@@ -104,9 +104,7 @@ export class StoreWriter {
     if (this.exited) return false;
     const msg: WriterBatch = { kind: 'write', id: this.nextId++, ...b };
     this.writes.set(msg.id, b.events.length);
-    // the batch's lines move to the thread; a view of a shared pool is copied instead
-    const whole = b.json.byteOffset === 0 && b.json.byteLength === b.json.buffer.byteLength;
-    this.worker.postMessage(msg, whole ? [b.json.buffer as ArrayBuffer] : []);
+    this.worker.postMessage(msg);
     return true;
   }
 
