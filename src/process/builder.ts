@@ -14,24 +14,20 @@ const AUID_UNSET = 4294967295;
 const MAX_INTERNED_CAPS = 1024;
 
 /**
- * Makes the exported Process objects from kernel records and /proc
- * snapshots. Parts that many processes share (capability name lists,
- * namespace sets) are shared objects: every Process is read-only once built.
- */
-/**
  * Objects that many processes share, made once: a process's JSON copies
  * the bytes of each shared object (src/events/encode.ts), so the same
- * capability set, credentials or workload is encoded once, not once per
- * process, and held in memory once. Bounded: past the limit it starts over.
+ * capability list or set, credentials or workload is encoded once, not once
+ * per process, and held in memory once. Bounded: past the limit it starts over.
  */
 class Interned<K, V> {
   private readonly map = new Map<K, V>();
 
   constructor(private readonly max: number) {}
 
-  get(key: K, make: () => V, same: (v: V) => boolean = () => true): V {
+  /** same: whether a kept value still stands for key (default: always) */
+  get(key: K, make: () => V, same?: (v: V) => boolean): V {
     let v = this.map.get(key);
-    if (v === undefined || !same(v)) {
+    if (v === undefined || (same !== undefined && !same(v))) {
       v = make();
       if (this.map.size >= this.max) this.map.clear();
       this.map.set(key, v);
@@ -40,8 +36,13 @@ class Interned<K, V> {
   }
 }
 
+/**
+ * Makes the exported Process objects from kernel records and /proc
+ * snapshots. Parts that many processes share (capability name lists,
+ * namespace sets) are shared objects: every Process is read-only once built.
+ */
 export class ProcessBuilder {
-  private readonly capLists = new Map<bigint, string[]>();
+  private readonly capLists = new Interned<bigint, string[]>(MAX_INTERNED_CAPS);
   private readonly capSets = new Interned<string, Capabilities>(MAX_INTERNED_CAPS);
   private readonly credentials = new Interned<string, Credentials>(MAX_INTERNED_CAPS);
   private readonly workloads = new Interned<bigint, Workload>(MAX_INTERNED_CAPS);
@@ -233,14 +234,7 @@ export class ProcessBuilder {
     }));
   }
 
-  private creds(c: {
-    uid: number;
-    gid: number;
-    euid: number;
-    egid: number;
-    suid: number;
-    sgid: number;
-  }): Credentials {
+  private creds(c: Credentials): Credentials {
     return this.credentials.get(`${c.uid}:${c.gid}:${c.euid}:${c.egid}:${c.suid}:${c.sgid}`, () => ({
       uid: c.uid,
       gid: c.gid,
@@ -254,12 +248,6 @@ export class ProcessBuilder {
   /** undefined for an empty set: protojson leaves empty lists out, and so do we. */
   private capList(mask: bigint): string[] | undefined {
     if (mask === 0n) return undefined;
-    let names = this.capLists.get(mask);
-    if (!names) {
-      names = capNames(mask);
-      if (this.capLists.size >= MAX_INTERNED_CAPS) this.capLists.clear();
-      this.capLists.set(mask, names);
-    }
-    return names;
+    return this.capLists.get(mask, () => capNames(mask));
   }
 }
