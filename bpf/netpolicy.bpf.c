@@ -278,20 +278,26 @@ static __always_inline void count_verdict(const struct np_verdict *v)
 		count(NP_CNT_AUDIT);
 }
 
+/* The agent may want fewer flows of allowed traffic; drops and audits always go out. */
+static __always_inline bool flow_skipped(const struct np_sock *s, __u8 event)
+{
+	__u32 zero = 0;
+	__u32 *skip;
+
+	if (s->v.verdict != NP_VERDICT_FORWARDED)
+		return false;
+	skip = bpf_map_lookup_elem(&np_flow_skip, &zero);
+	return skip && ((*skip >> (event & 31)) & 1);
+}
+
 /*
  * Post a flow record about socket state s. src -> dst is initiator ->
  * responder: the local end first for egress, the peer first for ingress.
  */
 static __always_inline void emit(__u8 event, const struct np_sock *s, __u64 pid_tgid, __u64 sent, __u64 rcvd)
 {
-	/* the agent may want fewer flows of allowed traffic; drops and audits always go out */
-	if (s->v.verdict == NP_VERDICT_FORWARDED) {
-		__u32 zero = 0;
-		__u32 *skip = bpf_map_lookup_elem(&np_flow_skip, &zero);
-
-		if (skip && ((*skip >> (event & 31)) & 1))
-			return;
-	}
+	if (flow_skipped(s, event))
+		return;
 
 	struct np_flow *f = bpf_ringbuf_reserve(&np_flows, sizeof(*f), 0);
 
@@ -792,37 +798,25 @@ static __always_inline __u64 sock_cgroup_id(struct bpf_sock *sk)
 }
 
 /*
- * Payload bytes of a closing connection. The kernel's bytes_acked and
- * bytes_received count the SYN and FIN sequence octets too; bytes_sent minus
- * bytes_retrans is the payload sent once, and the peer's FIN (seen at
- * ingress) comes off bytes_received.
+ * State changes call back only when the socket's CLOSED flow is wanted, which
+ * the agent may not want for allowed traffic: each state change of a
+ * connection would otherwise run the program once more. (An allowed
+ * connection revoked later is reported REVOKED by the packet hooks.)
  */
-/*
- * Whether the socket's state changes are worth a callback: only for its
- * CLOSED flow, which the agent may not want for allowed traffic. Each state
- * change of a connection would otherwise run the program once more. (An
- * allowed connection revoked later is reported REVOKED by the packet hooks.)
- */
-static __always_inline int want_closed(const struct np_sock *s)
-{
-	if (s->v.verdict == NP_VERDICT_FORWARDED) {
-		__u32 zero = 0;
-		__u32 *skip = bpf_map_lookup_elem(&np_flow_skip, &zero);
-
-		if (skip && ((*skip >> NP_EV_CLOSED) & 1))
-			return 0;
-	}
-	return 1;
-}
-
 static __always_inline void watch_close(struct bpf_sock_ops *ctx, struct np_sock *s)
 {
-	if (!want_closed(s))
+	if (flow_skipped(s, NP_EV_CLOSED))
 		return;
 	s->flags |= NP_SF_WANT_CLOSE;
 	bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
+/*
+ * Payload bytes of a closing connection. The kernel's bytes_acked and
+ * bytes_received count the SYN and FIN sequence octets too; bytes_sent minus
+ * bytes_retrans is the payload sent once, and the peer's FIN (seen at
+ * ingress) comes off bytes_received.
+ */
 static __always_inline void closed_bytes(struct bpf_sock *sk, const struct np_sock *s, __u64 received,
 					 __u64 *sent, __u64 *rcvd)
 {
