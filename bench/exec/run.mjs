@@ -42,6 +42,7 @@ import {
   pidsByComm,
   run,
   runBenchmark,
+  saveResults,
   sleep,
   systemCpu,
   which,
@@ -170,15 +171,7 @@ async function main() {
 
   const report = summarize(ctx, runs, { execs, repeat, parallel, modes, retries: ctx.retries });
   report.discarded_contended_runs = discarded.map(({ rss_samples, status, ...r }) => r);
-  mkdirSync(RESULTS, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const md = renderMarkdown(report);
-  for (const name of [`exec-${stamp}`, 'exec-latest']) {
-    writeFileSync(path.join(RESULTS, `${name}.json`), `${JSON.stringify(report, null, 2)}\n`);
-    writeFileSync(path.join(RESULTS, `${name}.md`), md);
-  }
-  console.log(md);
-  log(`results: bench/results/exec-${stamp}.{json,md} (also exec-latest.*)`);
+  saveResults(RESULTS, 'exec', report, renderMarkdown(report), log);
   return runs.some((r) => r.error) ? 1 : 0;
 }
 

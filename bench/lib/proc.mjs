@@ -3,8 +3,9 @@
 // benchmark runs without a build step, even while src/ is mid-change.
 
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 
 export const CLK_TCK = 100; // Linux USER_HZ on every architecture Osprey targets
 
@@ -287,4 +288,19 @@ export function runBenchmark({ name, main, cleanup, log, usage, isUsage }) {
       } else bail(1, `fatal: ${err?.stack ?? err}`);
     },
   );
+}
+
+/**
+ * Writes a benchmark's report and its markdown to bench/results/NAME-STAMP.{json,md}
+ * and NAME-latest.{json,md}, prints the markdown and logs where they went.
+ */
+export function saveResults(resultsDir, name, report, md, log) {
+  mkdirSync(resultsDir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  for (const base of [`${name}-${stamp}`, `${name}-latest`]) {
+    writeFileSync(path.join(resultsDir, `${base}.json`), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(path.join(resultsDir, `${base}.md`), md);
+  }
+  console.log(md);
+  log(`results: bench/results/${name}-${stamp}.{json,md} (also ${name}-latest.*)`);
 }

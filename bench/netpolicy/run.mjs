@@ -38,6 +38,7 @@ import {
   median,
   run,
   runBenchmark,
+  saveResults,
   sleep,
   sleepSync,
   which,
@@ -211,15 +212,7 @@ async function main() {
   const report = summarize(ctx, runs, { rules, repeat, seconds, threads, modes, retries, iptablesVersion });
   report.discarded_contended_runs = discarded;
   report.install_ms = installTimes([...runs, ...discarded]);
-  mkdirSync(RESULTS, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const md = renderMarkdown(report);
-  for (const name of [`netpolicy-${stamp}`, 'netpolicy-latest']) {
-    writeFileSync(path.join(RESULTS, `${name}.json`), `${JSON.stringify(report, null, 2)}\n`);
-    writeFileSync(path.join(RESULTS, `${name}.md`), md);
-  }
-  console.log(md);
-  log(`results: bench/results/netpolicy-${stamp}.{json,md} (also netpolicy-latest.*)`);
+  saveResults(RESULTS, 'netpolicy', report, renderMarkdown(report), log);
   return runs.some((r) => r.error) ? 1 : 0;
 }
 

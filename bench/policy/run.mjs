@@ -6,11 +6,11 @@
 //   3  latency of `osprey policy add` until the policy is in force
 // See bench/README.md (Policy) for the method. Run it through bench/policy/run.sh.
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { median, runBenchmark } from '../lib/proc.mjs';
+import { median, runBenchmark, saveResults } from '../lib/proc.mjs';
 import { runAddLatency } from './addlatency.mjs';
 import {
   buildDriver,
@@ -148,15 +148,7 @@ async function main() {
   if (measure.includes('3')) report.add_latency = await runAddLatency(ctx);
   report.machine.loadavg_at_end = os.loadavg().map((x) => Math.round(x * 100) / 100);
 
-  mkdirSync(RESULTS, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const md = renderMarkdown(report);
-  for (const name of [`policy-${stamp}`, 'policy-latest']) {
-    writeFileSync(path.join(RESULTS, `${name}.json`), `${JSON.stringify(report, null, 2)}\n`);
-    writeFileSync(path.join(RESULTS, `${name}.md`), md);
-  }
-  console.log(md);
-  log(`results: bench/results/policy-${stamp}.{json,md} (also policy-latest.*)`);
+  saveResults(RESULTS, 'policy', report, renderMarkdown(report), log);
   const failed =
     (report.overhead?.errors?.length ?? 0) +
     (report.throughput?.errors?.length ?? 0) +

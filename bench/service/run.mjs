@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { median, runBenchmark, sleep } from '../lib/proc.mjs';
+import { median, runBenchmark, saveResults, sleep } from '../lib/proc.mjs';
 import {
   agentUnavailable,
   buildDriver,
@@ -256,15 +256,7 @@ async function main() {
     steps,
     discarded_contended_runs: discarded,
   };
-  mkdirSync(RESULTS, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const md = renderMarkdown(report);
-  for (const name of [`service-${stamp}`, 'service-latest']) {
-    writeFileSync(path.join(RESULTS, `${name}.json`), `${JSON.stringify(report, null, 2)}\n`);
-    writeFileSync(path.join(RESULTS, `${name}.md`), md);
-  }
-  console.log(md);
-  log(`results: bench/results/service-${stamp}.{json,md} (also service-latest.*)`);
+  saveResults(RESULTS, 'service', report, renderMarkdown(report), log);
   return report.errors.length ? 1 : 0;
 }
 
