@@ -51,6 +51,22 @@ export function positiveInt(flag, s) {
   return n;
 }
 
+/** The paced-loop flags bench/policy and bench/service share, checked. */
+export function pacedLoopFlags(values) {
+  const stepSeconds = Number(values['step-seconds']);
+  if (!(stepSeconds > 0)) throw new UsageError(`--step-seconds must be > 0, got '${values['step-seconds']}'`);
+  const warmupSeconds = Number(values['warmup-seconds']);
+  if (!(warmupSeconds >= 0))
+    throw new UsageError(`--warmup-seconds must be >= 0, got '${values['warmup-seconds']}'`);
+  const quietWaitS = Number(values['quiet-wait']);
+  if (!(quietWaitS >= 0))
+    throw new UsageError(`--quiet-wait must be seconds >= 0, got '${values['quiet-wait']}'`);
+  const retries = Number(values.retries);
+  if (!Number.isInteger(retries) || retries < 0)
+    throw new UsageError(`--retries must be an integer >= 0, got '${values.retries}'`);
+  return { stepSeconds, warmupSeconds, quietWaitS, retries };
+}
+
 // ---------------------------------------------------------------------------
 // paths the policies match
 

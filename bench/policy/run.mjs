@@ -18,6 +18,7 @@ import {
   cleanup,
   log,
   otherBenchmarks,
+  pacedLoopFlags,
   positiveInt,
   QUIET_CORES,
   REPO,
@@ -89,18 +90,7 @@ async function main() {
     if (t === 'max') return 'max';
     return positiveInt('--rates', t);
   });
-  const stepSeconds = Number(values['step-seconds']);
-  if (!(stepSeconds > 0)) throw new UsageError(`--step-seconds must be > 0, got '${values['step-seconds']}'`);
-  const warmupSeconds = Number(values['warmup-seconds']);
-  if (!(warmupSeconds >= 0))
-    throw new UsageError(`--warmup-seconds must be >= 0, got '${values['warmup-seconds']}'`);
-  const quietWaitS = Number(values['quiet-wait']);
-  if (!(quietWaitS >= 0))
-    throw new UsageError(`--quiet-wait must be seconds >= 0, got '${values['quiet-wait']}'`);
-  const retries = Number(values.retries);
-  if (!Number.isInteger(retries) || retries < 0) {
-    throw new UsageError(`--retries must be an integer >= 0, got '${values.retries}'`);
-  }
+  const { stepSeconds, warmupSeconds, quietWaitS, retries } = pacedLoopFlags(values);
   if (process.getuid?.() !== 0) throw new UsageError('run as root: it loads BPF programs and audit rules');
 
   const work = mkdtempSync(path.join(os.tmpdir(), 'osprey-bench-policy-'));

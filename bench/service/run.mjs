@@ -19,6 +19,7 @@ import {
   cleanup,
   measuredLoop,
   otherBenchmarks,
+  pacedLoopFlags,
   positiveInt,
   prefixSafePath,
   QUIET_CORES,
@@ -98,17 +99,7 @@ async function main() {
       throw new UsageError(`--configs: unknown configuration '${c}'; give letters of ABCD`);
   if (!configs.includes('A')) throw new UsageError('--configs must include A: every ratio is against it');
   configs.sort();
-  const stepSeconds = Number(values['step-seconds']);
-  if (!(stepSeconds > 0)) throw new UsageError(`--step-seconds must be > 0, got '${values['step-seconds']}'`);
-  const warmupSeconds = Number(values['warmup-seconds']);
-  if (!(warmupSeconds >= 0))
-    throw new UsageError(`--warmup-seconds must be >= 0, got '${values['warmup-seconds']}'`);
-  const quietWaitS = Number(values['quiet-wait']);
-  if (!(quietWaitS >= 0))
-    throw new UsageError(`--quiet-wait must be seconds >= 0, got '${values['quiet-wait']}'`);
-  const retries = Number(values.retries);
-  if (!Number.isInteger(retries) || retries < 0)
-    throw new UsageError(`--retries must be an integer >= 0, got '${values.retries}'`);
+  const { stepSeconds, warmupSeconds, quietWaitS, retries } = pacedLoopFlags(values);
   if (process.getuid?.() !== 0) throw new UsageError('run as root: it loads BPF programs');
   const why = await agentUnavailable();
   if (why) throw new Error(why);
