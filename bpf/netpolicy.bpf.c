@@ -14,6 +14,18 @@
  *   sockops                 ESTABLISHED and CLOSED (with byte counts) flows
  *   cgroup/post_bind4,6     which workload holds which local port
  *   cgroup/sock_release     forget it again
+ *   iter/tcp                run by the agent: gives socket storage to open
+ *                           connections that have none (np_sockets_pass)
+ *
+ * A socket's state (its verdict, the generation of the tables it was decided
+ * at, its peer) lives in socket storage, created at connect(), except for
+ * the commonest connection of all when the agent wants no ESTABLISHED or
+ * CLOSED flow of it: an allowed TCP connection to the world. Creating socket
+ * storage costs two allocations charged to a memory cgroup, most of what
+ * connect() cost; such a connection has nothing to be re-checked against
+ * until the tables change, and when they do the agent runs np_sockets_pass,
+ * which gives each of them storage holding an old generation, so its next
+ * packet is judged by the new tables (and a revoked one is cut).
  *
  * Ingress is enforced in cgroup_skb/ingress because it is the one hook that
  * sees the peer's packet before the socket accepts it, for TCP (the SYN) and
@@ -123,13 +135,25 @@ struct {
 	__type(value, __u64);
 } np_counters SEC(".maps");
 
-/* np_flow_skip[0]: bit (1 << event) set = do not post that event of FORWARDED flows */
+/*
+ * np_flow_skip[0]: bit (1 << event) set = do not post that event of FORWARDED
+ * flows; NP_SKIP_LIGHT set = the agent runs np_sockets_pass after each change
+ * of the tables, so allowed connections to the world may go without storage.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32);
 } np_flow_skip SEC(".maps");
+
+/* np_pass[0]: what the next run of np_sockets_pass does */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct np_pass);
+} np_pass SEC(".maps");
 
 /* The remote end of a decision. */
 struct peer {
@@ -406,14 +430,32 @@ static __always_inline void fill_sock(struct np_sock *s, const struct peer *p, _
 	copy16(s->remote_addr, p->addr);
 }
 
+/*
+ * May this connection go without socket storage? An allowed TCP connection to
+ * the world needs no client port in np_endpoints (see np_egress) and, when
+ * neither its ESTABLISHED nor its CLOSED flow is wanted, nothing from sock_ops.
+ */
+static __always_inline bool light(const struct np_verdict *v, __u8 proto, __u32 remote)
+{
+	__u32 zero = 0;
+	__u32 *skip;
+	__u32 want = NP_SKIP_LIGHT | (1u << NP_EV_ESTABLISHED) | (1u << NP_EV_CLOSED);
+
+	if (v->verdict != NP_VERDICT_FORWARDED || proto != NP_PROTO_TCP || remote != NP_ID_WORLD)
+		return false;
+	skip = bpf_map_lookup_elem(&np_flow_skip, &zero);
+	return skip && (*skip & want) == want;
+}
+
 static __always_inline int on_connect(struct bpf_sock_addr *ctx, __u8 family)
 {
 	__u64 cgid = bpf_get_current_cgroup_id();
 	struct np_workload *w = bpf_map_lookup_elem(&np_workloads, &cgid);
 	struct np_verdict v = {};
+	struct np_sock tmp = {};
 	struct peer p = {};
 	struct np_sock *s;
-	__u64 gen;
+	__u64 gen, cookie;
 	__u32 remote;
 
 	if (!w || !ctx->sk)
@@ -424,11 +466,19 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, __u8 family)
 	remote = remote_identity(&p);
 	decide(&v, w->identity, NP_DIR_EGRESS, remote, &p, gen);
 	count_verdict(&v);
-	s = bpf_sk_storage_get(&np_sockets, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	cookie = bpf_get_socket_cookie(ctx);
+	s = bpf_sk_storage_get(&np_sockets, ctx->sk, 0, 0);
+	if (!s && light(&v, p.proto, remote)) {
+		fill_sock(&tmp, &p, NP_DIR_EGRESS, w->identity, remote, &v, gen, cgid, cookie);
+		emit(NP_EV_NEW, &tmp, bpf_get_current_pid_tgid(), 0, 0);
+		return 1;
+	}
+	if (!s)
+		s = bpf_sk_storage_get(&np_sockets, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (s) {
 		__u8 keep = s->flags & NP_SF_PORT_KNOWN;
 
-		fill_sock(s, &p, NP_DIR_EGRESS, w->identity, remote, &v, gen, cgid, bpf_get_socket_cookie(ctx));
+		fill_sock(s, &p, NP_DIR_EGRESS, w->identity, remote, &v, gen, cgid, cookie);
 		s->flags = keep | NP_SF_CONNECTED;
 		emit(NP_EV_NEW, s, bpf_get_current_pid_tgid(), 0, 0);
 	}
@@ -707,6 +757,9 @@ int np_ingress(struct __sk_buff *skb)
 			s->flags |= NP_SF_FIN_IN;
 		return recheck(s, current_generation());
 	}
+	/* a new TCP connection is judged at its SYN to a listener; no other TCP socket takes one */
+	if (sk->protocol == NP_PROTO_TCP && sk->state != BPF_TCP_LISTEN)
+		return 1;
 	if (parse(skb, &k) < 0)
 		return 1;
 	cgid = bpf_skb_cgroup_id(skb);
@@ -749,7 +802,7 @@ int np_egress(struct __sk_buff *skb)
 	 * it up, so such a connection costs no table write here and none at
 	 * sock_release. (A UDP socket may send to a local peer later.)
 	 */
-	if (s->dir == NP_DIR_EGRESS && !(s->flags & NP_SF_PORT_KNOWN) && sk->src_port &&
+	if (s->dir == NP_DIR_EGRESS && !(s->flags & (NP_SF_PORT_KNOWN | NP_SF_UNJUDGED)) && sk->src_port &&
 	    (s->proto != NP_PROTO_TCP || s->remote_identity != NP_ID_WORLD)) {
 		struct np_endpoint_key ek = {};
 		struct np_endpoint ep = {};
@@ -888,4 +941,85 @@ int np_sockops(struct bpf_sock_ops *ctx)
 		break;
 	}
 	return 1;
+}
+
+/* ---- open connections without storage ------------------------------------ */
+
+/*
+ * Run by the agent (a read of an iterator over every TCP socket), with
+ * np_pass[0].op:
+ *   NP_PASS_PROMOTE  after the tables changed: each open connection of a
+ *                    workload without storage (an allowed connection to the
+ *                    world, see light()) gets storage with generation 0, so
+ *                    its next packet in either direction re-decides it.
+ *   NP_PASS_MARK     after attaching to cgroup np_pass[0].cgroup_id: its
+ *                    sockets from before are marked NP_SF_UNJUDGED (no hook
+ *                    saw them open, so their direction is unknown); the
+ *                    packet hooks leave them alone, as they did before.
+ * The agent runs PROMOTE a second time a moment later for a connect() that
+ * read the old tables but was not yet in the socket table at the first run.
+ */
+SEC("iter/tcp")
+int np_sockets_pass(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_sock *tp;
+	struct np_workload *w;
+	struct np_pass *pass;
+	struct np_sock *s;
+	__u32 zero = 0;
+	__u64 cgid;
+	__u8 state;
+
+	if (!skc)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	state = BPF_CORE_READ(skc, skc_state);
+	if (state == BPF_TCP_LISTEN || state == BPF_TCP_CLOSE)
+		return 0;
+	pass = bpf_map_lookup_elem(&np_pass, &zero);
+	if (!pass || pass->op == NP_PASS_NONE)
+		return 0;
+	cgid = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup, kn, id);
+	if (pass->op == NP_PASS_MARK) {
+		if (cgid != pass->cgroup_id || bpf_sk_storage_get(&np_sockets, tp, 0, 0))
+			return 0;
+		s = bpf_sk_storage_get(&np_sockets, tp, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (s) {
+			s->cgroup_id = cgid;
+			s->proto = NP_PROTO_TCP;
+			s->flags = NP_SF_UNJUDGED;
+		}
+		return 0;
+	}
+	w = bpf_map_lookup_elem(&np_workloads, &cgid);
+	if (!w || bpf_sk_storage_get(&np_sockets, tp, 0, 0))
+		return 0;
+	s = bpf_sk_storage_get(&np_sockets, tp, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!s)
+		return 0;
+	s->cgroup_id = cgid;
+	s->identity = w->identity;
+	s->proto = NP_PROTO_TCP;
+	s->cookie = bpf_get_socket_cookie(tp);
+	s->generation = 0;
+	s->v.verdict = NP_VERDICT_FORWARDED;
+	s->dir = NP_DIR_EGRESS;
+	s->remote_identity = NP_ID_WORLD;
+	s->remote_port = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
+	s->local_port = BPF_CORE_READ(skc, skc_num);
+	if (BPF_CORE_READ(skc, skc_family) == NP_FAMILY_INET) {
+		s->family = NP_FAMILY_INET;
+		set_v4(s->remote_addr, BPF_CORE_READ(skc, skc_daddr));
+		set_v4(s->local_addr, BPF_CORE_READ(skc, skc_rcv_saddr));
+	} else {
+		BPF_CORE_READ_INTO(&s->remote_addr, skc, skc_v6_daddr);
+		BPF_CORE_READ_INTO(&s->local_addr, skc, skc_v6_rcv_saddr);
+		s->family = normalize(NP_FAMILY_INET6, s->remote_addr);
+		normalize(NP_FAMILY_INET6, s->local_addr);
+	}
+	s->flags = NP_SF_CONNECTED;
+	return 0;
 }

@@ -141,6 +141,7 @@ class Object : public Napi::ObjectWrap<Object> {
                               InstanceMethod("attachCgroup", &Object::AttachCgroup),
                               InstanceMethod("attachUprobe", &Object::AttachUprobe),
                               InstanceMethod("attachTc", &Object::AttachTc),
+                              InstanceMethod("runIterator", &Object::RunIterator),
                               InstanceMethod("pinMap", &Object::PinMap),
                               InstanceMethod("reuseMap", &Object::ReuseMap),
                               InstanceMethod("close", &Object::Close),
@@ -400,6 +401,46 @@ class Object : public Napi::ObjectWrap<Object> {
       return env.Undefined();
     }
     return Link::WrapTc(env, hook, opts);
+  }
+  // runIterator(prog): attach an iter/ program, read the iterator to its end
+  // (which runs the program over every object), detach; returns what it wrote
+  Napi::Value RunIterator(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto* p = Prog(env, info[0]);
+    if (!p) return env.Undefined();
+    std::string what = std::string("run iterator ") + bpf_program__name(p);
+    auto* link = bpf_program__attach_iter(p, nullptr);
+    int err = libbpf_get_error(link);
+    if (err) {
+      Throw(env, what, err);
+      return env.Undefined();
+    }
+    int fd = bpf_iter_create(bpf_link__fd(link));
+    if (fd < 0) {
+      err = errno;
+      bpf_link__destroy(link);
+      Throw(env, what, err);
+      return env.Undefined();
+    }
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      ssize_t n = read(fd, buf, sizeof(buf));
+      if (n > 0) {
+        out.append(buf, n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) err = errno;
+      break;
+    }
+    close(fd);
+    bpf_link__destroy(link);
+    if (err) {
+      Throw(env, what, err);
+      return env.Undefined();
+    }
+    return Napi::Buffer<char>::Copy(env, out.data(), out.size());
   }
   Napi::Value PinMap(const Napi::CallbackInfo& info) {
     auto env = info.Env();

@@ -194,6 +194,23 @@ enum np_sock_flags {
 	NP_SF_PORT_KNOWN = 1 << 1,/* the local port is in np_endpoints */
 	NP_SF_FIN_IN = 1 << 2,    /* the peer's FIN passed ingress: bytes_received counts it */
 	NP_SF_WANT_CLOSE = 1 << 3,/* its CLOSED flow is wanted: state changes call back, FIN is watched */
+	NP_SF_UNJUDGED = 1 << 4,  /* open before the hooks were attached: left alone */
+};
+
+/* np_flow_skip[0] bit: allowed TCP connections to the world may go without socket storage */
+#define NP_SKIP_LIGHT (1u << 31)
+
+/* np_pass[0]: what np_sockets_pass does on its next run */
+enum np_pass_op {
+	NP_PASS_NONE = 0,
+	NP_PASS_PROMOTE = 1,
+	NP_PASS_MARK = 2,
+};
+
+struct np_pass {
+	__u64 cgroup_id;  /* NP_PASS_MARK: the cgroup just attached */
+	__u32 op;
+	__u32 pad;
 };
 
 /* np_udp_peers LRU: (socket, peer) pairs a UDP socket sent to, so replies pass ingress */

@@ -106,6 +106,7 @@ export class NetworkFeature {
           registry: this.workloads.registry,
           nodeName: opts.nodeName,
           onFlow: (line) => this.onFlow(line),
+          log: opts.log,
           ...(opts.ringHoldoffMs ? { holdoffMs: opts.ringHoldoffMs } : {}),
         });
         this.controller.datapath.setFlowSkip(FLOW_SKIP[opts.flows ?? 'all']);

@@ -192,6 +192,19 @@ export class Collection {
     return [...this.links];
   }
 
+  /**
+   * Run an iter/ program once over every object it iterates (attach, read
+   * the iterator to its end, detach); returns what the program wrote with
+   * bpf_seq_write/bpf_seq_printf. Nothing stays attached.
+   */
+  runIterator(prog: string): Buffer {
+    try {
+      return this.object().runIterator(prog);
+    } catch (err) {
+      throw new KernelError(`run iterator ${prog}`, err);
+    }
+  }
+
   /** Detach every link and free the object. Safe to call twice. */
   close(): void {
     for (const l of this.links) l.destroy();

@@ -34,6 +34,8 @@ export interface NetworkPolicyControllerOptions {
   ringBytes?: number;
   /** wake-up coalescing of the flow ring reader, ms (default 0: off) */
   holdoffMs?: number;
+  /** what went wrong out of band in the datapath */
+  log?: (line: string) => void;
 }
 
 export interface InstallResult {
@@ -73,6 +75,7 @@ export class NetworkPolicyController {
       objectFile: opts.objectFile,
       ringBytes: opts.ringBytes,
       holdoffMs: opts.holdoffMs,
+      log: opts.log,
     });
     try {
       c.install();

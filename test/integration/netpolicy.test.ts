@@ -3,6 +3,8 @@
 // fd00:248:N::/64) or on loopback. Every test checks what the application
 // saw (EPERM, a timeout, the echo) and the flow record the kernel posted.
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type HubbleFlowLine, NetworkPolicyController } from '../../src/netpolicy/controller.js';
@@ -563,44 +565,99 @@ spec:
       assert.ok(env.controller.datapath.counters().audited >= 1);
     });
 
-    test('a live policy change cuts an established connection', async () => {
-      const { net } = env;
-      const w = env.registry.create('live', { app: 'live' });
-      const s = await server(env, 'netns', 'tcp', net.nsV4, 6200);
-      const allow = (port: number) =>
-        policy(`
+    // every flow reported: the connection has socket storage from connect(); allowed flows not
+    // reported: it has none until the change, when the agent's socket pass gives it storage
+    for (const [flows, port, skip] of [
+      ['every flow reported', 6200, 0],
+      [
+        'allowed flows not reported',
+        6250,
+        (1 << FlowEvent.NEW) | (1 << FlowEvent.ESTABLISHED) | (1 << FlowEvent.CLOSED),
+      ],
+    ] as const) {
+      test(`a live policy change cuts an established connection (${flows})`, async () => {
+        const { net } = env;
+        const name = skip ? 'live-quiet' : 'live';
+        const w = env.registry.create(name, { app: name });
+        const s = await server(env, 'netns', 'tcp', net.nsV4, port);
+        const allow = (p: number) =>
+          policy(`
 apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
-metadata: { name: live }
+metadata: { name: ${name} }
 spec:
-  endpointSelector: { matchLabels: { app: live } }
+  endpointSelector: { matchLabels: { app: ${name} } }
   egress:
     - toCIDR: [${net.nsV4}/32]
-      toPorts: [{ ports: [{ port: "${port}", protocol: TCP }] }]
+      toPorts: [{ ports: [{ port: "${p}", protocol: TCP }] }]
 `);
-      env.controller.apply(allow(s.port));
-      const st = startStreamer({ cgroup: w.cgroupPath }, net.nsV4, s.port, 30);
+        env.controller.datapath.setFlowSkip(skip);
+        env.controller.apply(allow(s.port));
+        const st = startStreamer({ cgroup: w.cgroupPath }, net.nsV4, s.port, 30);
+        try {
+          const deadline = Date.now() + 3000;
+          while (st.echoes() < 5 && Date.now() < deadline) await sleep(20);
+          assert.ok(st.echoes() >= 5, `echoes before the change: ${st.echoes()}`);
+          const { generation } = env.controller.apply(allow(s.port + 1));
+          const rv = await waitFlow(env, (r) => r.event === 'REVOKED' && r.dstPort === s.port, 'REVOKED');
+          // let echoes already in flight (and the child's stdout) settle, then watch for a second
+          await sleep(500);
+          const atCut = st.echoes();
+          await sleep(1000);
+          assert.equal(st.echoes(), atCut, 'no echo after the permission was revoked');
+          assert.equal(rv.rec.verdict, 'DROPPED');
+          assert.equal(rv.rec.defaultDeny, true);
+          assert.equal(rv.rec.generation, generation);
+          assert.equal(rv.rec.policyId, env.controller.policyId(name));
+          assert.ok(rv.rec.srcPort > 0, `the revoked connection's own port: ${rv.rec.srcPort}`);
+          assert.ok(env.controller.datapath.counters().revoked >= 1);
+          // and giving it back lets the same connection through again
+          env.controller.apply(allow(s.port));
+          const resumed = Date.now() + 5000;
+          while (st.echoes() === atCut && Date.now() < resumed) await sleep(50);
+          assert.ok(st.echoes() > atCut, 'echoes resume when the permission is back');
+        } finally {
+          st.stop();
+          env.controller.datapath.setFlowSkip(0);
+        }
+      });
+    }
+    test('a connection opened before its cgroup became a workload is left alone by policy changes', async () => {
+      const { net } = env;
+      const s = await server(env, 'netns', 'tcp', net.nsV4, 6280);
+      const dir = path.join(env.registry.parentDir, 'before');
+      mkdirSync(dir, { recursive: true });
+      const st = startStreamer({ cgroup: dir }, net.nsV4, s.port, 30);
       try {
         const deadline = Date.now() + 3000;
         while (st.echoes() < 5 && Date.now() < deadline) await sleep(20);
-        assert.ok(st.echoes() >= 5, `echoes before the change: ${st.echoes()}`);
-        const { generation } = env.controller.apply(allow(s.port + 1));
-        const rv = await waitFlow(env, (r) => r.event === 'REVOKED' && r.dstPort === s.port, 'REVOKED');
-        // let echoes already in flight (and the child's stdout) settle, then watch for a second
-        await sleep(500);
-        const atCut = st.echoes();
+        assert.ok(st.echoes() >= 5, `echoes before the workload: ${st.echoes()}`);
+        env.registry.adopt('before', dir, { app: 'before' }, { managed: true });
+        // a default-deny egress policy for it: its next connection is refused, the open one is not judged
+        env.controller.apply(
+          policy(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: before }
+spec:
+  endpointSelector: { matchLabels: { app: before } }
+  egress:
+    - toCIDR: [${net.nsV4}/32]
+      toPorts: [{ ports: [{ port: "${s.port + 1}", protocol: TCP }] }]
+`),
+        );
+        assert.deepEqual(await runClient({ cgroup: dir }, 'tcp', net.nsV4, s.port), {
+          ok: false,
+          code: 'EPERM',
+        });
+        const atChange = st.echoes();
         await sleep(1000);
-        assert.equal(st.echoes(), atCut, 'no echo after the permission was revoked');
-        assert.equal(rv.rec.verdict, 'DROPPED');
-        assert.equal(rv.rec.defaultDeny, true);
-        assert.equal(rv.rec.generation, generation);
-        assert.equal(rv.rec.policyId, env.controller.policyId('live'));
-        assert.ok(env.controller.datapath.counters().revoked >= 1);
-        // and giving it back lets the same connection through again
-        env.controller.apply(allow(s.port));
-        const resumed = Date.now() + 5000;
-        while (st.echoes() === atCut && Date.now() < resumed) await sleep(50);
-        assert.ok(st.echoes() > atCut, 'echoes resume when the permission is back');
+        assert.ok(st.echoes() > atChange + 5, `echoes after the change: ${atChange} -> ${st.echoes()}`);
+        assert.deepEqual(
+          env.flows.filter((f) => f.rec.event === 'REVOKED' && f.rec.dstPort === s.port).length,
+          0,
+          'no REVOKED flow for the connection from before',
+        );
       } finally {
         st.stop();
       }

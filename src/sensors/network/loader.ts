@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import {
   type BpfMap,
@@ -37,6 +38,8 @@ export interface NetworkDatapathOptions {
   ringBytes?: number;
   /** wake-up coalescing of the flow ring's reader, ms (default 0: off) */
   holdoffMs?: number;
+  /** what went wrong out of band (a socket pass that failed) */
+  log?: (line: string) => void;
 }
 
 export interface NetworkCounters {
@@ -72,6 +75,21 @@ const PROGRAMS = [
 
 const DIR: Record<Direction, number> = { egress: 0, ingress: 1 };
 
+/** np_flow_skip bit: allowed TCP connections to the world may go without socket storage */
+const SKIP_LIGHT = 0x8000_0000;
+
+/** np_pass ops (bpf/include/netpolicy.h) */
+const PASS = { NONE: 0, PROMOTE: 1, MARK: 2 } as const;
+
+/**
+ * The second run of the promote pass after a change of the tables: for a
+ * connect() that read the old tables but was not in the socket table yet.
+ */
+const PROMOTE_AGAIN_MS = 200;
+
+/** struct np_pass: cgroup_id u64, op u32, pad u32 */
+const PASS_SIZE = 16;
+
 /** Entries of the CIDR and port tables (both slots together). */
 const LPM_TABLE_ENTRIES = 1 << 20;
 
@@ -100,6 +118,7 @@ export class NetworkDatapath {
     cidrs: RawMap;
     ports: RawMap;
     counters: BpfMap<number, bigint>;
+    pass: BpfMap<number, Buffer>;
   };
   private gen = 0n;
   /** keys written per slot, so the slot can be emptied before it is refilled */
@@ -107,6 +126,11 @@ export class NetworkDatapath {
   private hostKeys: Buffer[] = [];
   private attachments = new Map<string, Link[]>();
   private closed = false;
+  /** np_sockets_pass runs here: connections to the world may go without socket storage */
+  private passes: boolean;
+  private flowSkip = 0;
+  private promoteAgain: NodeJS.Timeout | undefined;
+  private readonly log: (line: string) => void;
 
   private constructor(coll: Collection, opts: NetworkDatapathOptions) {
     this.coll = coll;
@@ -121,7 +145,18 @@ export class NetworkDatapath {
       cidrs: raw('np_cidrs', CIDR_KEY.SIZE, 4),
       ports: raw('np_ports', PORT_KEY.SIZE, VERDICT.SIZE),
       counters: coll.map('np_counters', u32, u64),
+      pass: coll.map('np_pass', u32, bytes(PASS_SIZE) as Codec<Buffer>),
     };
+    this.log = opts.log ?? (() => {});
+    this.passes = true;
+    try {
+      this.runPass(PASS.NONE);
+    } catch (err) {
+      this.passes = false;
+      this.log(
+        `network policy: every connection keeps its state in socket storage (the socket pass cannot run: ${(err as Error).message})`,
+      );
+    }
     this.reader = new RecordReader(
       coll.mapInfo('np_flows').fd,
       decodeFlowRecord,
@@ -179,6 +214,8 @@ export class NetworkDatapath {
       throw err;
     }
     this.attachments.set(cgroupPath, links);
+    // its connections from before: no hook saw them open, the packet hooks leave them alone
+    if (this.passes) this.tryPass(PASS.MARK, statSync(cgroupPath, { bigint: true }).ino);
   }
 
   /** Detach from a cgroup: the refusing hooks first. */
@@ -278,6 +315,15 @@ export class NetworkDatapath {
     }
     this.maps.config.update(0, next);
     this.gen = next;
+    if (this.passes) {
+      // open connections without socket storage get it, so their next packet meets the new tables
+      this.tryPass(PASS.PROMOTE);
+      clearTimeout(this.promoteAgain);
+      this.promoteAgain = setTimeout(() => {
+        this.promoteAgain = undefined;
+        if (!this.closed) this.tryPass(PASS.PROMOTE);
+      }, PROMOTE_AGAIN_MS).unref();
+    }
     return next;
   }
 
@@ -287,7 +333,8 @@ export class NetworkDatapath {
    * flows and REVOKED events are posted whatever the mask.
    */
   setFlowSkip(mask: number): void {
-    this.coll.map('np_flow_skip', u32, u32).update(0, mask >>> 0);
+    this.flowSkip = mask & ~SKIP_LIGHT;
+    this.coll.map('np_flow_skip', u32, u32).update(0, (this.flowSkip | (this.passes ? SKIP_LIGHT : 0)) >>> 0);
   }
 
   counters(): NetworkCounters {
@@ -312,9 +359,36 @@ export class NetworkDatapath {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.promoteAgain);
     for (const path of [...this.attachments.keys()]) this.detach(path);
     this.reader.close();
     this.coll.close();
+  }
+
+  /** One run of np_sockets_pass over every TCP socket of the host. */
+  private runPass(op: number, cgroupId = 0n): void {
+    const v = Buffer.alloc(PASS_SIZE);
+    v.writeBigUInt64LE(cgroupId, 0);
+    v.writeUInt32LE(op, 8);
+    this.maps.pass.update(0, v);
+    this.coll.runIterator('np_sockets_pass');
+  }
+
+  /**
+   * A pass that fails leaves connections without storage that the tables
+   * may no longer allow: from then on every connection gets storage at
+   * connect() (as when the pass cannot run at all), and the failure is logged.
+   */
+  private tryPass(op: number, cgroupId = 0n): void {
+    try {
+      this.runPass(op, cgroupId);
+    } catch (err) {
+      this.passes = false;
+      this.setFlowSkip(this.flowSkip);
+      this.log(
+        `network policy: the socket pass failed (${(err as Error).message}); connections opened before now without socket storage keep their verdict until they close`,
+      );
+    }
   }
 
   private clearSlot(slot: number): void {
