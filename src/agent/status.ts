@@ -71,7 +71,14 @@ export interface AgentStatus {
   api: { socket: string; clients: number } & Partial<ApiServiceStatus>;
   /** ms from the kernel making a record to user space receiving it (exec records) */
   latency: LatencySummary;
-  memory: { rss_bytes: number; peak_rss_bytes: number; heap_used_bytes: number };
+  memory: {
+    rss_bytes: number;
+    peak_rss_bytes: number;
+    heap_used_bytes: number;
+    heap_total_bytes: number;
+    external_bytes: number;
+    array_buffers_bytes: number;
+  };
   /** workloads, network policies, flows and the network datapath's counters */
   network?: NetworkStatus;
   /** the event store: path, counters, or why it is unavailable */

@@ -290,7 +290,7 @@ export class EncodedLine implements CopyableLine {
 }
 
 /** The ring lines are written into, and where the next one goes (bytes ever written). */
-const RING_BYTES = 16 * 1024 * 1024;
+const RING_BYTES = 8 * 1024 * 1024;
 const ring = Buffer.allocUnsafeSlow(RING_BYTES);
 let ringPos = 0;
 

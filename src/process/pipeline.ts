@@ -50,7 +50,7 @@ export class ProcessPipeline {
     if (!opts.nodeName) throw new Error('ProcessPipeline needs a nodeName: it is part of every exec_id');
     this.nodeName = opts.nodeName;
     this.procRoot = opts.procRoot ?? '/proc';
-    this.cache = new ProcessCache(opts.maxExited ?? 8192);
+    this.cache = new ProcessCache(opts.maxExited ?? 4096);
     let root = opts.cgroupRoot;
     if (root === undefined) {
       try {

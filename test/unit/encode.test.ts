@@ -142,7 +142,7 @@ describe('encodeEvent', () => {
     const line = eventLine(first);
     const want = Buffer.from(JSON.stringify(first));
     assert.equal(line.length, want.length);
-    // more than the ring's 16 MiB of other lines overwrite its bytes there
+    // more than the ring's 8 MiB of other lines overwrite its bytes there
     const filler = 'x'.repeat(64 * 1024);
     for (let i = 0; i < 300; i++)
       encodeLine({
