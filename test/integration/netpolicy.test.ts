@@ -567,19 +567,18 @@ spec:
 
     // every flow reported: the connection has socket storage from connect(); allowed flows not
     // reported: it has none until the change, when the agent's socket pass gives it storage
-    for (const [flows, port, skip] of [
-      ['every flow reported', 6200, 0],
-      [
-        'allowed flows not reported',
-        6250,
-        (1 << FlowEvent.NEW) | (1 << FlowEvent.ESTABLISHED) | (1 << FlowEvent.CLOSED),
-      ],
+    const quiet = (1 << FlowEvent.NEW) | (1 << FlowEvent.ESTABLISHED) | (1 << FlowEvent.CLOSED);
+    for (const [flows, port, skip, v6] of [
+      ['every flow reported', 6200, 0, false],
+      ['allowed flows not reported', 6250, quiet, false],
+      ['allowed flows not reported, IPv6', 6260, quiet, true],
     ] as const) {
       test(`a live policy change cuts an established connection (${flows})`, async () => {
         const { net } = env;
-        const name = skip ? 'live-quiet' : 'live';
+        const name = `live${skip ? '-quiet' : ''}${v6 ? '-6' : ''}`;
+        const host = v6 ? net.nsV6 : net.nsV4;
         const w = env.registry.create(name, { app: name });
-        const s = await server(env, 'netns', 'tcp', net.nsV4, port);
+        const s = await server(env, 'netns', 'tcp', host, port);
         const allow = (p: number) =>
           policy(`
 apiVersion: cilium.io/v2
@@ -588,12 +587,12 @@ metadata: { name: ${name} }
 spec:
   endpointSelector: { matchLabels: { app: ${name} } }
   egress:
-    - toCIDR: [${net.nsV4}/32]
+    - toCIDR: [${host}/${v6 ? 128 : 32}]
       toPorts: [{ ports: [{ port: "${p}", protocol: TCP }] }]
 `);
         env.controller.datapath.setFlowSkip(skip);
         env.controller.apply(allow(s.port));
-        const st = startStreamer({ cgroup: w.cgroupPath }, net.nsV4, s.port, 30);
+        const st = startStreamer({ cgroup: w.cgroupPath }, host, s.port, 30);
         try {
           const deadline = Date.now() + 3000;
           while (st.echoes() < 5 && Date.now() < deadline) await sleep(20);
