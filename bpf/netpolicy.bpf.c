@@ -998,8 +998,11 @@ int np_sockets_pass(struct bpf_iter__tcp *ctx)
 	if (!w || bpf_sk_storage_get(&np_sockets, tp, 0, 0))
 		return 0;
 	s = bpf_sk_storage_get(&np_sockets, tp, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!s)
+	if (!s) {
+		/* it keeps the verdict it had: counted, so that it shows */
+		count(NP_CNT_UNCHECKED);
 		return 0;
+	}
 	s->cgroup_id = cgid;
 	s->identity = w->identity;
 	s->proto = NP_PROTO_TCP;

@@ -269,6 +269,7 @@ enum np_counter {
 	NP_CNT_DROPPED = 1,       /* connections/packets refused */
 	NP_CNT_AUDIT = 2,         /* would have been refused (audit) */
 	NP_CNT_REVOKED = 3,       /* packets of revoked connections dropped */
+	NP_CNT_UNCHECKED = 4,     /* open connections the socket pass could not give storage */
 	NP_CNT_COUNT = 8,
 };
 

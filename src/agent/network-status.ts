@@ -28,6 +28,7 @@ export function renderNetworkStatus(n: NetworkStatus): string[] {
     kv('datapath dropped', d.dropped);
     kv('datapath audited', d.audited);
     kv('revoked (open conns)', d.revoked);
+    kv('open conns not re-checked', d.unchecked);
     kv('flow ring drops', d.ringbuf_drops);
     kv('flow decode errors', d.decode_errors);
   }

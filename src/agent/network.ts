@@ -70,6 +70,8 @@ export interface NetworkStatus {
     dropped: number;
     audited: number;
     revoked: number;
+    /** open connections a policy change could not re-check (no memory for their state) */
+    unchecked: number;
     ringbuf_drops: number;
     decode_errors: number;
   } | null;
@@ -159,6 +161,7 @@ export class NetworkFeature {
           dropped: k.dropped,
           audited: k.audited,
           revoked: k.revoked,
+          unchecked: k.unchecked,
           ringbuf_drops: k.ringbufDrops,
           decode_errors: k.decodeErrors,
         };

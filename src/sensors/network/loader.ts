@@ -51,6 +51,8 @@ export interface NetworkCounters {
   audited: number;
   /** packets of connections whose permission was revoked, dropped */
   revoked: number;
+  /** open connections the socket pass could not give storage: they keep the verdict they had */
+  unchecked: number;
   /** records user space could not decode */
   decodeErrors: number;
 }
@@ -344,6 +346,7 @@ export class NetworkDatapath {
       dropped: sum(Counter.DROPPED),
       audited: sum(Counter.AUDIT),
       revoked: sum(Counter.REVOKED),
+      unchecked: sum(Counter.UNCHECKED),
       decodeErrors: this.reader.decodeErrors,
     };
   }
