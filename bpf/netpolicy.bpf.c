@@ -435,12 +435,16 @@ static __always_inline void fill_sock(struct np_sock *s, const struct peer *p, _
  * the world needs no client port in np_endpoints (see np_egress) and, when
  * neither its ESTABLISHED nor its CLOSED flow is wanted, nothing from sock_ops.
  */
-static __always_inline bool light(const struct np_verdict *v, __u8 proto, __u32 remote)
+static __always_inline bool light(const struct np_workload *w, const struct np_verdict *v, __u8 proto,
+				  __u32 remote)
 {
 	__u32 zero = 0;
 	__u32 *skip;
 	__u32 want = NP_SKIP_LIGHT | (1u << NP_EV_ESTABLISHED) | (1u << NP_EV_CLOSED);
 
+	/* not before the workload's older sockets are marked: the mark would take this one for one of them */
+	if (!(w->flags & NP_WF_MARKED))
+		return false;
 	if (v->verdict != NP_VERDICT_FORWARDED || proto != NP_PROTO_TCP || remote != NP_ID_WORLD)
 		return false;
 	skip = bpf_map_lookup_elem(&np_flow_skip, &zero);
@@ -468,7 +472,8 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, __u8 family)
 	count_verdict(&v);
 	cookie = bpf_get_socket_cookie(ctx);
 	s = bpf_sk_storage_get(&np_sockets, ctx->sk, 0, 0);
-	if (!s && light(&v, p.proto, remote)) {
+	if (!s && light(w, &v, p.proto, remote)) {
+		count(NP_CNT_LIGHT);
 		fill_sock(&tmp, &p, NP_DIR_EGRESS, w->identity, remote, &v, gen, cgid, cookie);
 		emit(NP_EV_NEW, &tmp, bpf_get_current_pid_tgid(), 0, 0);
 		return 1;
@@ -957,7 +962,9 @@ int np_sockops(struct bpf_sock_ops *ctx)
  *                    saw them open, so their direction is unknown); the
  *                    packet hooks leave them alone, as they did before.
  * The agent runs PROMOTE a second time a moment later for a connect() that
- * read the old tables but was not yet in the socket table at the first run.
+ * read the old tables but was not yet in the socket table at the first run,
+ * and flags a workload NP_WF_MARKED once its MARK has run: only then may its
+ * connections go without storage, and only then does PROMOTE look at them.
  */
 SEC("iter/tcp")
 int np_sockets_pass(struct bpf_iter__tcp *ctx)
@@ -995,7 +1002,8 @@ int np_sockets_pass(struct bpf_iter__tcp *ctx)
 		return 0;
 	}
 	w = bpf_map_lookup_elem(&np_workloads, &cgid);
-	if (!w || bpf_sk_storage_get(&np_sockets, tp, 0, 0))
+	/* a workload not yet marked has no light connections, only sockets from before */
+	if (!w || !(w->flags & NP_WF_MARKED) || bpf_sk_storage_get(&np_sockets, tp, 0, 0))
 		return 0;
 	s = bpf_sk_storage_get(&np_sockets, tp, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!s) {

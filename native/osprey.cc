@@ -402,8 +402,53 @@ class Object : public Napi::ObjectWrap<Object> {
     }
     return Link::WrapTc(env, hook, opts);
   }
-  // runIterator(prog): attach an iter/ program, read the iterator to its end
-  // (which runs the program over every object), detach; returns what it wrote
+  // Reads an iterator to its end on a libuv worker thread: the read runs
+  // the program over every object (every TCP socket of the host, say), which
+  // takes a while on a busy host; the event loop keeps reading meanwhile.
+  class IterWorker : public Napi::AsyncWorker {
+   public:
+    IterWorker(Napi::Env env, bpf_link* link, int fd, std::string what)
+        : Napi::AsyncWorker(env),
+          link_(link),
+          fd_(fd),
+          what_(std::move(what)),
+          deferred_(Napi::Promise::Deferred::New(env)) {}
+    ~IterWorker() override {
+      close(fd_);
+      bpf_link__destroy(link_);
+    }
+    Napi::Promise Promise() { return deferred_.Promise(); }
+    void Execute() override {
+      char buf[4096];
+      for (;;) {
+        ssize_t n = read(fd_, buf, sizeof(buf));
+        if (n > 0) {
+          out_.append(buf, n);
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) err_ = errno;
+        break;
+      }
+    }
+    void OnOK() override {
+      if (err_)
+        deferred_.Reject(ErrnoError(Env(), what_, err_).Value());
+      else
+        deferred_.Resolve(Napi::Buffer<char>::Copy(Env(), out_.data(), out_.size()));
+    }
+
+   private:
+    bpf_link* link_;
+    int fd_;
+    std::string what_;
+    Napi::Promise::Deferred deferred_;
+    std::string out_;
+    int err_ = 0;
+  };
+  // runIterator(prog): attach an iter/ program and read the iterator to its
+  // end on a worker thread (which runs the program over every object), then
+  // detach; resolves to what the program wrote
   Napi::Value RunIterator(const Napi::CallbackInfo& info) {
     auto env = info.Env();
     auto* p = Prog(env, info[0]);
@@ -422,25 +467,10 @@ class Object : public Napi::ObjectWrap<Object> {
       Throw(env, what, err);
       return env.Undefined();
     }
-    std::string out;
-    char buf[4096];
-    for (;;) {
-      ssize_t n = read(fd, buf, sizeof(buf));
-      if (n > 0) {
-        out.append(buf, n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) err = errno;
-      break;
-    }
-    close(fd);
-    bpf_link__destroy(link);
-    if (err) {
-      Throw(env, what, err);
-      return env.Undefined();
-    }
-    return Napi::Buffer<char>::Copy(env, out.data(), out.size());
+    auto* w = new IterWorker(env, link, fd, what);
+    auto promise = w->Promise();
+    w->Queue();
+    return promise;
   }
   Napi::Value PinMap(const Napi::CallbackInfo& info) {
     auto env = info.Env();

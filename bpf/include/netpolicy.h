@@ -99,8 +99,11 @@ struct np_config {
 /* np_workloads: cgroup id -> workload */
 struct np_workload {
 	__u32 identity;
-	__u32 flags;
+	__u32 flags;      /* NP_WF_* */
 };
+
+/* its sockets from before the hooks were attached are marked (np_sockets_pass): light connections may start */
+#define NP_WF_MARKED 1
 
 /* np_ipcache LPM: addresses of this host (-> NP_ID_HOST) */
 struct np_ipcache_key {
@@ -270,6 +273,7 @@ enum np_counter {
 	NP_CNT_AUDIT = 2,         /* would have been refused (audit) */
 	NP_CNT_REVOKED = 3,       /* packets of revoked connections dropped */
 	NP_CNT_UNCHECKED = 4,     /* open connections the socket pass could not give storage */
+	NP_CNT_LIGHT = 5,         /* connections opened without socket storage (light()) */
 	NP_CNT_COUNT = 8,
 };
 

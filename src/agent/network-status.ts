@@ -29,6 +29,7 @@ export function renderNetworkStatus(n: NetworkStatus): string[] {
     kv('datapath audited', d.audited);
     kv('revoked (open conns)', d.revoked);
     kv('open conns not re-checked', d.unchecked);
+    kv('conns without socket storage', d.light);
     kv('flow ring drops', d.ringbuf_drops);
     kv('flow decode errors', d.decode_errors);
   }

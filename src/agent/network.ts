@@ -72,6 +72,8 @@ export interface NetworkStatus {
     revoked: number;
     /** open connections a policy change could not re-check (no memory for their state) */
     unchecked: number;
+    /** connections opened without socket storage */
+    light: number;
     ringbuf_drops: number;
     decode_errors: number;
   } | null;
@@ -162,6 +164,7 @@ export class NetworkFeature {
           audited: k.audited,
           revoked: k.revoked,
           unchecked: k.unchecked,
+          light: k.light,
           ringbuf_drops: k.ringbufDrops,
           decode_errors: k.decodeErrors,
         };

@@ -194,15 +194,22 @@ export class Collection {
 
   /**
    * Run an iter/ program once over every object it iterates (attach, read
-   * the iterator to its end, detach); returns what the program wrote with
-   * bpf_seq_write/bpf_seq_printf. Nothing stays attached.
+   * the iterator to its end on a libuv worker thread, detach); resolves to
+   * what the program wrote with bpf_seq_write/bpf_seq_printf. Throws when it
+   * cannot be attached. Nothing stays attached, also when the collection is
+   * closed meanwhile.
    */
-  runIterator(prog: string): Buffer {
+  runIterator(prog: string): Promise<Buffer> {
+    let read: Promise<Buffer>;
     try {
-      return this.object().runIterator(prog);
+      read = this.object().runIterator(prog);
     } catch (err) {
+      // it could not be attached: thrown here, not through the promise
       throw new KernelError(`run iterator ${prog}`, err);
     }
+    return read.catch((err) => {
+      throw new KernelError(`run iterator ${prog}`, err);
+    });
   }
 
   /** Detach every link and free the object. Safe to call twice. */

@@ -41,8 +41,8 @@ export interface NativeObject {
   attachCgroup(prog: string, cgroupPath: string): NativeLink;
   attachUprobe(prog: string, binary: string, func: string, retprobe: boolean, pid: number): NativeLink;
   attachTc(prog: string, ifname: string, direction: 'ingress' | 'egress'): NativeLink;
-  /** attach an iter/ program, read the iterator to its end, detach: what the program wrote */
-  runIterator(prog: string): Buffer;
+  /** attach an iter/ program, read the iterator to its end on a worker thread, detach: what the program wrote */
+  runIterator(prog: string): Promise<Buffer>;
   pinMap(map: string, path: string): void;
   reuseMap(map: string, fd: number): void;
   close(): void;

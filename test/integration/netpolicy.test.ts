@@ -592,11 +592,19 @@ spec:
 `);
         env.controller.datapath.setFlowSkip(skip);
         env.controller.apply(allow(s.port));
+        // the workload's older sockets are marked before its connections may go without storage
+        await env.controller.datapath.passesSettled();
+        const light = env.controller.datapath.counters().light;
         const st = startStreamer({ cgroup: w.cgroupPath }, host, s.port, 30);
         try {
           const deadline = Date.now() + 3000;
           while (st.echoes() < 5 && Date.now() < deadline) await sleep(20);
           assert.ok(st.echoes() >= 5, `echoes before the change: ${st.echoes()}`);
+          assert.equal(
+            env.controller.datapath.counters().light - light,
+            skip ? 1 : 0,
+            skip ? 'the connection has no socket storage' : 'the connection has socket storage',
+          );
           const { generation } = env.controller.apply(allow(s.port + 1));
           const rv = await waitFlow(env, (r) => r.event === 'REVOKED' && r.dstPort === s.port, 'REVOKED');
           // let echoes already in flight (and the child's stdout) settle, then watch for a second

@@ -25,7 +25,15 @@ export const NP = {
   REC_FLOW: 32,
 } as const;
 
-export const Counter = { RINGBUF_DROP: 0, DROPPED: 1, AUDIT: 2, REVOKED: 3, UNCHECKED: 4, COUNT: 8 } as const;
+export const Counter = {
+  RINGBUF_DROP: 0,
+  DROPPED: 1,
+  AUDIT: 2,
+  REVOKED: 3,
+  UNCHECKED: 4,
+  LIGHT: 5,
+  COUNT: 8,
+} as const;
 
 export const VERDICT = { verdict: 0, flags: 1, rule: 2, policy: 4, SIZE: 8 } as const;
 

@@ -53,6 +53,8 @@ export interface NetworkCounters {
   revoked: number;
   /** open connections the socket pass could not give storage: they keep the verdict they had */
   unchecked: number;
+  /** connections opened without socket storage (allowed, to the world, no ESTABLISHED/CLOSED flow wanted) */
+  light: number;
   /** records user space could not decode */
   decodeErrors: number;
 }
@@ -79,6 +81,9 @@ const DIR: Record<Direction, number> = { egress: 0, ingress: 1 };
 
 /** np_flow_skip bit: allowed TCP connections to the world may go without socket storage */
 const SKIP_LIGHT = 0x8000_0000;
+
+/** np_workload flag: its older sockets are marked (bpf/include/netpolicy.h) */
+const WF_MARKED = 1;
 
 /** np_pass ops (bpf/include/netpolicy.h) */
 const PASS = { NONE: 0, PROMOTE: 1, MARK: 2 } as const;
@@ -132,6 +137,10 @@ export class NetworkDatapath {
   private passes: boolean;
   private flowSkip = 0;
   private promoteAgain: NodeJS.Timeout | undefined;
+  /** workloads whose older sockets the MARK pass has marked */
+  private readonly marked = new Set<bigint>();
+  /** the socket passes, one after the other */
+  private passChain: Promise<void> = Promise.resolve();
   private readonly log: (line: string) => void;
 
   private constructor(coll: Collection, opts: NetworkDatapathOptions) {
@@ -150,9 +159,14 @@ export class NetworkDatapath {
       pass: coll.map('np_pass', u32, bytes(PASS_SIZE) as Codec<Buffer>),
     };
     this.log = opts.log ?? (() => {});
+    // can the pass run here? (attaching it is synchronous; reading it is not)
     this.passes = true;
     try {
-      this.runPass(PASS.NONE);
+      const run = this.runPass(PASS.NONE);
+      this.passChain = run.then(
+        () => {},
+        (err) => this.passFailed(err),
+      );
     } catch (err) {
       this.passes = false;
       this.log(
@@ -195,10 +209,12 @@ export class NetworkDatapath {
   setWorkload(cgroupId: bigint, identity: number): void {
     const v = Buffer.alloc(WORKLOAD.SIZE);
     v.writeUInt32LE(identity, WORKLOAD.identity);
+    v.writeUInt32LE(this.marked.has(cgroupId) ? WF_MARKED : 0, WORKLOAD.flags);
     this.maps.workloads.update(cgroupId, v);
   }
 
   removeWorkload(cgroupId: bigint): void {
+    this.marked.delete(cgroupId);
     this.maps.workloads.delete(cgroupId);
   }
 
@@ -217,7 +233,10 @@ export class NetworkDatapath {
     }
     this.attachments.set(cgroupPath, links);
     // its connections from before: no hook saw them open, the packet hooks leave them alone
-    if (this.passes) this.tryPass(PASS.MARK, statSync(cgroupPath, { bigint: true }).ino);
+    if (this.passes) {
+      const id = statSync(cgroupPath, { bigint: true }).ino;
+      this.queuePass(PASS.MARK, id, () => this.setMarked(id));
+    }
   }
 
   /** Detach from a cgroup: the refusing hooks first. */
@@ -319,11 +338,11 @@ export class NetworkDatapath {
     this.gen = next;
     if (this.passes) {
       // open connections without socket storage get it, so their next packet meets the new tables
-      this.tryPass(PASS.PROMOTE);
+      this.queuePass(PASS.PROMOTE);
       clearTimeout(this.promoteAgain);
       this.promoteAgain = setTimeout(() => {
         this.promoteAgain = undefined;
-        if (!this.closed) this.tryPass(PASS.PROMOTE);
+        this.queuePass(PASS.PROMOTE);
       }, PROMOTE_AGAIN_MS).unref();
     }
     return next;
@@ -347,6 +366,7 @@ export class NetworkDatapath {
       audited: sum(Counter.AUDIT),
       revoked: sum(Counter.REVOKED),
       unchecked: sum(Counter.UNCHECKED),
+      light: sum(Counter.LIGHT),
       decodeErrors: this.reader.decodeErrors,
     };
   }
@@ -368,13 +388,44 @@ export class NetworkDatapath {
     this.coll.close();
   }
 
-  /** One run of np_sockets_pass over every TCP socket of the host. */
-  private runPass(op: number, cgroupId = 0n): void {
+  /** Settles once the socket passes queued so far have run. */
+  passesSettled(): Promise<void> {
+    return this.passChain;
+  }
+
+  /**
+   * One run of np_sockets_pass over every TCP socket of the host, off the
+   * event loop. Attaching it throws here; the read settles the promise.
+   */
+  private runPass(op: number, cgroupId = 0n): Promise<Buffer> {
     const v = Buffer.alloc(PASS_SIZE);
     v.writeBigUInt64LE(cgroupId, 0);
     v.writeUInt32LE(op, 8);
     this.maps.pass.update(0, v);
-    this.coll.runIterator('np_sockets_pass');
+    return this.coll.runIterator('np_sockets_pass');
+  }
+
+  /** Passes run one at a time, in order: each one's op is in np_pass while it runs. */
+  private queuePass(op: number, cgroupId = 0n, then?: () => void): void {
+    this.passChain = this.passChain.then(async () => {
+      if (this.closed || !this.passes) return;
+      try {
+        await this.runPass(op, cgroupId);
+      } catch (err) {
+        this.passFailed(err);
+        return;
+      }
+      if (!this.closed) then?.();
+    });
+  }
+
+  /** A workload whose older sockets are marked: its connections may go without storage from now on. */
+  private setMarked(cgroupId: bigint): void {
+    const v = this.maps.workloads.lookup(cgroupId);
+    if (!v) return; // removed meanwhile
+    this.marked.add(cgroupId);
+    v.writeUInt32LE(WF_MARKED, WORKLOAD.flags);
+    this.maps.workloads.update(cgroupId, v);
   }
 
   /**
@@ -382,16 +433,13 @@ export class NetworkDatapath {
    * may no longer allow: from then on every connection gets storage at
    * connect() (as when the pass cannot run at all), and the failure is logged.
    */
-  private tryPass(op: number, cgroupId = 0n): void {
-    try {
-      this.runPass(op, cgroupId);
-    } catch (err) {
-      this.passes = false;
-      this.setFlowSkip(this.flowSkip);
-      this.log(
-        `network policy: the socket pass failed (${(err as Error).message}); connections opened before now without socket storage keep their verdict until they close`,
-      );
-    }
+  private passFailed(err: unknown): void {
+    if (this.closed || !this.passes) return;
+    this.passes = false;
+    this.setFlowSkip(this.flowSkip);
+    this.log(
+      `network policy: the socket pass failed (${(err as Error).message}); connections opened before now without socket storage keep their verdict until they close`,
+    );
   }
 
   private clearSlot(slot: number): void {
