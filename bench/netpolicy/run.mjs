@@ -65,7 +65,7 @@ const MODES = {
 };
 
 const USAGE = `usage: bench/netpolicy/run.sh [--rules LIST] [--repeat R] [--seconds S] [--threads T]
-                             [--modes aoOi] [--quiet-wait S] [--retries K] [--keep]
+                             [--modes aoOi] [--quiet-wait S] [--retries K] [--paired] [--keep]
 
   --rules LIST    CIDR rule counts (default 0,100,1000,10000,100000)
   --repeat R      rounds; each round measures every mode at every rule count once (default 3)
@@ -76,6 +76,8 @@ const USAGE = `usage: bench/netpolicy/run.sh [--rules LIST] [--repeat R] [--seco
                   to go quiet (<= ${QUIET_CORES} busy cores); the load seen is reported either way
   --retries K     measure again, up to K times (default 2), when other work took more than
                   ${CONTENDED_FRACTION * 100} % of the machine's CPU during a load
+  --paired        also measure a baseline load right before each Osprey load, and report
+                  Osprey against it (the median of the pairs' ratios)
   --keep          keep the scratch directory (policies, rule files, agent logs)`;
 
 const cleanup = new Cleanup();
@@ -93,6 +95,7 @@ async function main() {
       'quiet-wait': { type: 'string', default: '30' },
       retries: { type: 'string', default: '2' },
       keep: { type: 'boolean', default: false },
+      paired: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -143,6 +146,7 @@ async function main() {
   };
   const cg = makeCgroups();
   const ctx = {
+    repeat,
     work,
     connbench,
     net,
@@ -176,6 +180,7 @@ async function main() {
   );
 
   const runs = [];
+  const pairs = [];
   const discarded = [];
   for (let round = 1; round <= repeat; round++) {
     // alternate the order of rule counts, so a drift within a round does not favour one end
@@ -186,34 +191,68 @@ async function main() {
     for (const c of configs) {
       if (skipped[c.mode]) continue;
       for (const load of ['conn', 'rr']) {
-        for (let attempt = 0; ; attempt++) {
-          log(
-            `round ${round}/${repeat}: (${c.mode}) ${label(c)} ${load}${attempt ? ` — attempt ${attempt + 1}` : ''}`,
-          );
-          const r = await measure(ctx, c, load, round);
-          log(
-            r.error
-              ? `  failed: ${r.error}`
-              : `  ${r.per_s.toFixed(0)}/s, ${r.cpu_us_per_op.toFixed(1)} µs CPU per op, others ${(r.others_fraction * 100).toFixed(0)} %`,
-          );
-          if (!r.error && r.contended && attempt < retries) {
-            discarded.push(r);
-            continue;
+        // --paired: a baseline load right before each Osprey load, so that a drift of the
+        // machine between loads does not land in the ratio (iptables' chain would be in the way)
+        const pair =
+          values.paired && (c.mode === 'o' || c.mode === 'O')
+            ? await measureRetrying(
+                ctx,
+                { mode: 'a', n: null },
+                load,
+                round,
+                retries,
+                discarded,
+                `pair for (${c.mode}) ${label(c)}`,
+              )
+            : null;
+        const r = await measureRetrying(ctx, c, load, round, retries, discarded, `(${c.mode}) ${label(c)}`);
+        if (pair) {
+          pairs.push(pair);
+          if (!pair.error) {
+            r.paired_base_per_s = pair.per_s;
+            r.paired_base_cpu_us_per_op = pair.cpu_us_per_op;
           }
-          r.attempts = attempt + 1;
-          runs.push(r);
-          break;
         }
+        runs.push(r);
       }
       if (c.mode === 'i') removeChain(ctx);
     }
   }
 
-  const report = summarize(ctx, runs, { rules, repeat, seconds, threads, modes, retries, iptablesVersion });
+  const report = summarize(ctx, runs, {
+    rules,
+    repeat,
+    seconds,
+    threads,
+    modes,
+    retries,
+    paired: values.paired,
+    iptablesVersion,
+  });
   report.discarded_contended_runs = discarded;
+  report.paired_baseline_runs = pairs;
   report.install_ms = installTimes([...runs, ...discarded]);
   saveResults(RESULTS, 'netpolicy', report, renderMarkdown(report), log);
   return runs.some((r) => r.error) ? 1 : 0;
+}
+
+/** One load, run again (up to `retries` times) while others took too much of the machine. */
+async function measureRetrying(ctx, c, load, round, retries, discarded, what) {
+  for (let attempt = 0; ; attempt++) {
+    log(`round ${round}/${ctx.repeat}: ${what} ${load}${attempt ? ` — attempt ${attempt + 1}` : ''}`);
+    const r = await measure(ctx, c, load, round);
+    log(
+      r.error
+        ? `  failed: ${r.error}`
+        : `  ${r.per_s.toFixed(0)}/s, ${r.cpu_us_per_op.toFixed(1)} µs CPU per op, others ${(r.others_fraction * 100).toFixed(0)} %`,
+    );
+    if (!r.error && r.contended && attempt < retries) {
+      discarded.push(r);
+      continue;
+    }
+    r.attempts = attempt + 1;
+    return r;
+  }
 }
 
 function positiveInt(flag, s) {
@@ -702,6 +741,18 @@ function summarize(ctx, runs, params) {
           per_s_all: rs.map((r) => round3(r.per_s)),
           ratio_vs_a: baseMed ? round3(med / baseMed) : null,
           ratio_vs_n0: zero.length ? round3(med / median(zero.map((r) => r.per_s))) : null,
+          paired_base_ratio_median: rs.some((r) => r.paired_base_per_s)
+            ? round3(median(rs.filter((r) => r.paired_base_per_s).map((r) => r.per_s / r.paired_base_per_s)))
+            : null,
+          paired_base_cpu_ratio_median: rs.some((r) => r.paired_base_cpu_us_per_op)
+            ? round3(
+                median(
+                  rs
+                    .filter((r) => r.paired_base_cpu_us_per_op)
+                    .map((r) => r.cpu_us_per_op / r.paired_base_cpu_us_per_op),
+                ),
+              )
+            : null,
           paired_ratios_vs_a: rs.map((r) => {
             const a = base.find((x) => x.round === r.round);
             return a ? round3(r.per_s / a.per_s) : null;
@@ -799,10 +850,12 @@ function renderMarkdown(rep) {
   lines.push('');
   lines.push(`Targets (Osprey at the largest rule count, within ${rep.target_pct} %):`);
   lines.push('');
+  const paired = rep.params.paired;
   lines.push(
-    '| mode | load | N | rate vs same mode at 0 rules | rate vs no policy (a) | CPU per op vs 0 rules | CPU per op vs (a) | BPF ns per op at 0 → N rules |',
+    '| mode | load | N | rate vs same mode at 0 rules | rate vs no policy (a) | CPU per op vs 0 rules | CPU per op vs (a) | BPF ns per op at 0 → N rules |' +
+      (paired ? ' rate vs (a), paired | CPU per op vs (a), paired |' : ''),
   );
-  lines.push('|---|---|---|---|---|---|---|---|');
+  lines.push(`|---|---|---|---|---|---|---|---|${paired ? '---|---|' : ''}`);
   const maxN = Math.max(...p.rules);
   for (const load of ['conn', 'rr']) {
     for (const r of rep.rows[load]) {
@@ -816,7 +869,11 @@ function renderMarkdown(rep) {
       lines.push(
         `| (${r.mode}) ${r.name} | ${load} | ${r.n} | ${f(r.ratio_vs_n0)} ${okN0 ? 'met' : '**missed**'} | ` +
           `${f(r.ratio_vs_a)} ${okA ? 'met' : '**missed**'} | ${f(cpuN0)} ${okC0 ? 'met' : '**missed**'} | ` +
-          `${f(r.cpu_ratio_vs_a)} ${okCa ? 'met' : '**missed**'} | ${f(zero?.bpf_ns_per_op_median, 0)} → ${f(r.bpf_ns_per_op_median, 0)} |`,
+          `${f(r.cpu_ratio_vs_a)} ${okCa ? 'met' : '**missed**'} | ${f(zero?.bpf_ns_per_op_median, 0)} → ${f(r.bpf_ns_per_op_median, 0)} |` +
+          (paired
+            ? ` ${f(r.paired_base_ratio_median)} ${r.paired_base_ratio_median >= 1 - rep.target_pct / 100 ? 'met' : '**missed**'} | ` +
+              `${f(r.paired_base_cpu_ratio_median)} ${r.paired_base_cpu_ratio_median <= 1 + rep.target_pct / 100 ? 'met' : '**missed**'} |`
+            : ''),
       );
     }
   }
