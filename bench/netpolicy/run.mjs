@@ -49,6 +49,8 @@ const RESULTS = path.join(REPO, 'bench/results');
 const OSPREY = path.join(REPO, 'bin/osprey');
 const TARGET_PCT = 5;
 const QUIET_CORES = 0.25;
+/** seconds between installing rules and the next load */
+const SETTLE_AFTER_INSTALL_S = 5;
 const CONTENDED_FRACTION = 0.15;
 const SUBNET = '10.248.250';
 const HOST_IP = `${SUBNET}.1`;
@@ -562,6 +564,9 @@ async function measure(ctx, c, load, round) {
       removeChain(ctx);
       install_ms = applyIptables(ctx, c.n);
     }
+    // an install of 100,000 rules leaves the kernel work to do (the old table's entries are
+    // freed after an RCU grace period): give it time to finish before the next load
+    if (install_ms !== null) await sleep(SETTLE_AFTER_INSTALL_S * 1000);
     const quiet = await quietWait(ctx);
     const before = agent ? await datapathCounters(agent) : null;
     const bpf0 = agent ? bpfStats(agent) : null;
