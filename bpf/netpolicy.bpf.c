@@ -137,8 +137,7 @@ struct {
 
 /*
  * np_flow_skip[0]: bit (1 << event) set = do not post that event of FORWARDED
- * flows; NP_SKIP_LIGHT set = the agent runs np_sockets_pass after each change
- * of the tables, so allowed connections to the world may go without storage.
+ * flows.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -440,9 +439,12 @@ static __always_inline bool light(const struct np_workload *w, const struct np_v
 {
 	__u32 zero = 0;
 	__u32 *skip;
-	__u32 want = NP_SKIP_LIGHT | (1u << NP_EV_ESTABLISHED) | (1u << NP_EV_CLOSED);
+	__u32 want = (1u << NP_EV_ESTABLISHED) | (1u << NP_EV_CLOSED);
 
-	/* not before the workload's older sockets are marked: the mark would take this one for one of them */
+	/*
+	 * Not before the workload's older sockets are marked (the mark would take
+	 * this one for one of them); the agent marks only where the pass runs.
+	 */
 	if (!(w->flags & NP_WF_MARKED))
 		return false;
 	if (v->verdict != NP_VERDICT_FORWARDED || proto != NP_PROTO_TCP || remote != NP_ID_WORLD)
@@ -846,13 +848,16 @@ static __always_inline void sockops_addrs(struct bpf_sock_ops *ctx, struct np_so
 }
 
 /* cgroup id of an accepted socket: sock_ops runs in softirq here, so not the current task's */
+static __always_inline __u64 tcp_cgroup_id(struct tcp_sock *tp)
+{
+	return BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup, kn, id);
+}
+
 static __always_inline __u64 sock_cgroup_id(struct bpf_sock *sk)
 {
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 
-	if (!tp)
-		return 0;
-	return BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup, kn, id);
+	return tp ? tcp_cgroup_id(tp) : 0;
 }
 
 /*
@@ -971,14 +976,18 @@ int np_sockets_pass(struct bpf_iter__tcp *ctx)
 {
 	struct sock_common *skc = ctx->sk_common;
 	struct tcp_sock *tp;
-	struct np_workload *w;
+	struct np_workload *w = 0;
 	struct np_pass *pass;
 	struct np_sock *s;
-	__u32 zero = 0;
+	__u32 zero = 0, op;
 	__u64 cgid;
 	__u8 state;
 
-	if (!skc)
+	pass = bpf_map_lookup_elem(&np_pass, &zero);
+	if (!pass || !skc)
+		return 0;
+	op = pass->op;
+	if (op != NP_PASS_MARK && op != NP_PASS_PROMOTE)
 		return 0;
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
@@ -986,34 +995,33 @@ int np_sockets_pass(struct bpf_iter__tcp *ctx)
 	state = BPF_CORE_READ(skc, skc_state);
 	if (state == BPF_TCP_LISTEN || state == BPF_TCP_CLOSE)
 		return 0;
-	pass = bpf_map_lookup_elem(&np_pass, &zero);
-	if (!pass || pass->op == NP_PASS_NONE)
-		return 0;
-	cgid = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup, kn, id);
-	if (pass->op == NP_PASS_MARK) {
-		if (cgid != pass->cgroup_id || bpf_sk_storage_get(&np_sockets, tp, 0, 0))
+	cgid = tcp_cgroup_id(tp);
+	if (op == NP_PASS_MARK) {
+		if (cgid != pass->cgroup_id)
 			return 0;
-		s = bpf_sk_storage_get(&np_sockets, tp, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (s) {
-			s->cgroup_id = cgid;
-			s->proto = NP_PROTO_TCP;
-			s->flags = NP_SF_UNJUDGED;
-		}
-		return 0;
+	} else {
+		w = bpf_map_lookup_elem(&np_workloads, &cgid);
+		/* a workload not yet marked has no light connections, only sockets from before */
+		if (!w || !(w->flags & NP_WF_MARKED))
+			return 0;
 	}
-	w = bpf_map_lookup_elem(&np_workloads, &cgid);
-	/* a workload not yet marked has no light connections, only sockets from before */
-	if (!w || !(w->flags & NP_WF_MARKED) || bpf_sk_storage_get(&np_sockets, tp, 0, 0))
+	if (bpf_sk_storage_get(&np_sockets, tp, 0, 0))
 		return 0;
 	s = bpf_sk_storage_get(&np_sockets, tp, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	/* from here w is set for PROMOTE and null for MARK */
 	if (!s) {
-		/* it keeps the verdict it had: counted, so that it shows */
-		count(NP_CNT_UNCHECKED);
+		/* a light connection keeps the verdict it had: counted, so that it shows */
+		if (w)
+			count(NP_CNT_UNCHECKED);
 		return 0;
 	}
 	s->cgroup_id = cgid;
-	s->identity = w->identity;
 	s->proto = NP_PROTO_TCP;
+	if (!w) {
+		s->flags = NP_SF_UNJUDGED;
+		return 0;
+	}
+	s->identity = w->identity;
 	s->cookie = bpf_get_socket_cookie(tp);
 	s->generation = 0;
 	s->v.verdict = NP_VERDICT_FORWARDED;

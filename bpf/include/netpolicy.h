@@ -200,9 +200,6 @@ enum np_sock_flags {
 	NP_SF_UNJUDGED = 1 << 4,  /* open before the hooks were attached: left alone */
 };
 
-/* np_flow_skip[0] bit: allowed TCP connections to the world may go without socket storage */
-#define NP_SKIP_LIGHT (1u << 31)
-
 /* np_pass[0]: what np_sockets_pass does on its next run */
 enum np_pass_op {
 	NP_PASS_NONE = 0,

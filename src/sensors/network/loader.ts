@@ -79,9 +79,6 @@ const PROGRAMS = [
 
 const DIR: Record<Direction, number> = { egress: 0, ingress: 1 };
 
-/** np_flow_skip bit: allowed TCP connections to the world may go without socket storage */
-const SKIP_LIGHT = 0x8000_0000;
-
 /** np_workload flag: its older sockets are marked (bpf/include/netpolicy.h) */
 const WF_MARKED = 1;
 
@@ -133,9 +130,8 @@ export class NetworkDatapath {
   private hostKeys: Buffer[] = [];
   private attachments = new Map<string, Link[]>();
   private closed = false;
-  /** np_sockets_pass runs here: connections to the world may go without socket storage */
+  /** np_sockets_pass runs here (and has not failed): workloads are marked after attach */
   private passes: boolean;
-  private flowSkip = 0;
   private promoteAgain: NodeJS.Timeout | undefined;
   /** workloads whose older sockets the MARK pass has marked */
   private readonly marked = new Set<bigint>();
@@ -235,7 +231,7 @@ export class NetworkDatapath {
     // its connections from before: no hook saw them open, the packet hooks leave them alone
     if (this.passes) {
       const id = statSync(cgroupPath, { bigint: true }).ino;
-      this.queuePass(PASS.MARK, id, () => this.setMarked(id));
+      this.queuePass(PASS.MARK, id, () => this.writeMark(id, true));
     }
   }
 
@@ -354,8 +350,7 @@ export class NetworkDatapath {
    * flows and REVOKED events are posted whatever the mask.
    */
   setFlowSkip(mask: number): void {
-    this.flowSkip = mask & ~SKIP_LIGHT;
-    this.coll.map('np_flow_skip', u32, u32).update(0, (this.flowSkip | (this.passes ? SKIP_LIGHT : 0)) >>> 0);
+    this.coll.map('np_flow_skip', u32, u32).update(0, mask >>> 0);
   }
 
   counters(): NetworkCounters {
@@ -419,24 +414,33 @@ export class NetworkDatapath {
     });
   }
 
-  /** A workload whose older sockets are marked: its connections may go without storage from now on. */
-  private setMarked(cgroupId: bigint): void {
+  /**
+   * Set or clear a workload's NP_WF_MARKED (its older sockets are marked: its
+   * connections may go without storage), in np_workloads and this.marked; a
+   * workload removed meanwhile stays removed.
+   */
+  private writeMark(cgroupId: bigint, on: boolean): void {
     const v = this.maps.workloads.lookup(cgroupId);
-    if (!v) return; // removed meanwhile
-    this.marked.add(cgroupId);
-    v.writeUInt32LE(WF_MARKED, WORKLOAD.flags);
+    if (!v) {
+      this.marked.delete(cgroupId);
+      return;
+    }
+    if (on) this.marked.add(cgroupId);
+    else this.marked.delete(cgroupId);
+    v.writeUInt32LE(on ? WF_MARKED : 0, WORKLOAD.flags);
     this.maps.workloads.update(cgroupId, v);
   }
 
   /**
    * A pass that fails leaves connections without storage that the tables
    * may no longer allow: from then on every connection gets storage at
-   * connect() (as when the pass cannot run at all), and the failure is logged.
+   * connect() (no workload is marked, as when the pass cannot run at all),
+   * and the failure is logged.
    */
   private passFailed(err: unknown): void {
     if (this.closed || !this.passes) return;
     this.passes = false;
-    this.setFlowSkip(this.flowSkip);
+    for (const id of [...this.marked]) this.writeMark(id, false);
     this.log(
       `network policy: the socket pass failed (${(err as Error).message}); connections opened before now without socket storage keep their verdict until they close`,
     );
