@@ -746,18 +746,8 @@ function summarize(ctx, runs, params) {
           per_s_all: rs.map((r) => round3(r.per_s)),
           ratio_vs_a: baseMed ? round3(med / baseMed) : null,
           ratio_vs_n0: zero.length ? round3(med / median(zero.map((r) => r.per_s))) : null,
-          paired_base_ratio_median: rs.some((r) => r.paired_base_per_s)
-            ? round3(median(rs.filter((r) => r.paired_base_per_s).map((r) => r.per_s / r.paired_base_per_s)))
-            : null,
-          paired_base_cpu_ratio_median: rs.some((r) => r.paired_base_cpu_us_per_op)
-            ? round3(
-                median(
-                  rs
-                    .filter((r) => r.paired_base_cpu_us_per_op)
-                    .map((r) => r.cpu_us_per_op / r.paired_base_cpu_us_per_op),
-                ),
-              )
-            : null,
+          paired_base_ratio_median: pairedMedian(rs, 'per_s', 'paired_base_per_s'),
+          paired_base_cpu_ratio_median: pairedMedian(rs, 'cpu_us_per_op', 'paired_base_cpu_us_per_op'),
           paired_ratios_vs_a: rs.map((r) => {
             const a = base.find((x) => x.round === r.round);
             return a ? round3(r.per_s / a.per_s) : null;
@@ -797,6 +787,12 @@ function summarize(ctx, runs, params) {
       .map((r) => ({ mode: r.mode, n: r.n, load: r.load, round: r.round, error: r.error })),
     runs,
   };
+}
+
+/** Median over the runs that had a paired baseline of run[field] / run[baseField]; null without any. */
+function pairedMedian(rs, field, baseField) {
+  const paired = rs.filter((r) => r[baseField]);
+  return paired.length ? round3(median(paired.map((r) => r[field] / r[baseField]))) : null;
 }
 
 /** Policy install times (ms) by mode and N, from every attempt (a retried load does not install again). */
