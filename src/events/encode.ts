@@ -1,4 +1,4 @@
-import { encodeFlowLine, type FlowEvent } from './flow.js';
+import { BuiltFlowEvent, encodeFlowLine, type FlowEvent } from './flow.js';
 import type { ExportEvent } from './types.js';
 
 function bigintAsString(_key: string, value: unknown): unknown {
@@ -137,7 +137,7 @@ function quoted(key: string): string {
  * copied in as bytes: the processes an event names (their cached bytes) or
  * a process's shared parts. Pieces alternate: text, bytes, text...
  */
-type Piece = string | Buffer | object;
+export type Piece = string | Buffer | object;
 
 /** The bytes of a piece that is not text. */
 function pieceBytes(p: Buffer | object): Buffer {
@@ -248,8 +248,8 @@ export class EncodedLine implements CopyableLine {
   readonly length: number;
 
   constructor(
-    /** the line's pieces, kept to write it again and for its stored form */
-    private readonly parts: readonly Piece[],
+    /** the line's pieces, kept to write it again and for its stored form, or what gives them again */
+    private readonly parts: readonly Piece[] | LineSource,
     /** absolute position in the ring; -1 when the line has a buffer of its own */
     private at: number,
     length: number,
@@ -265,8 +265,12 @@ export class EncodedLine implements CopyableLine {
    */
   storedText(): string {
     let out = '';
-    for (const p of this.parts) out += typeof p === 'string' ? p : processRef(p as object);
+    for (const p of this.pieces()) out += typeof p === 'string' ? p : processRef(p as object);
     return out;
+  }
+
+  private pieces(): readonly Piece[] {
+    return Array.isArray(this.parts) ? this.parts : (this.parts as LineSource).linePieces();
   }
 
   /** Copies the line to dst at off (which has room for it); returns its length. */
@@ -275,7 +279,7 @@ export class EncodedLine implements CopyableLine {
       dst.set(this.own, off);
       return this.length;
     }
-    if (ringPos > this.at + RING_BYTES) this.at = placeInRing(this.parts).at;
+    if (ringPos > this.at + RING_BYTES) this.at = placeInRing(this.pieces()).at;
     const from = this.at % RING_BYTES;
     dst.set(ring.subarray(from, from + this.length), off);
     return this.length;
@@ -287,6 +291,27 @@ export class EncodedLine implements CopyableLine {
     this.copyTo(b, 0);
     return b;
   }
+}
+
+/**
+ * What gives a line's pieces again when they are wanted after it was
+ * written: a line made as text by its maker (a flow's, written from its
+ * record) is not kept, so that nothing but its bytes in the ring outlives
+ * its writing while the line waits in the sinks' queues.
+ */
+export interface LineSource {
+  linePieces(): Piece[];
+}
+
+/** A line its maker wrote as text (no newline), placed in the ring like any other; `again` gives its pieces again. */
+export function placeText(text: string, again: LineSource): EncodedLine {
+  const ps = [text];
+  if (text.length * 3 > RING_BYTES / 8) {
+    const own = Buffer.from(text);
+    return new EncodedLine(again, -1, own.length, own);
+  }
+  const { at, length } = placeInRing(ps);
+  return new EncodedLine(again, at, length);
 }
 
 /** The ring lines are written into, and where the next one goes (bytes ever written). */
@@ -377,7 +402,7 @@ export function encodeEvent(ev: ExportEvent): string {
 
 /** An event's line, made once however many sinks want it. */
 export function eventLine(ev: ExportEvent): EncodedLine {
-  return cached(ev, LINE_OF, encodeLine);
+  return BuiltFlowEvent.encodedOf(ev) ?? cached(ev, LINE_OF, encodeLine);
 }
 
 function stringify(v: unknown): string {

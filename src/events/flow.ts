@@ -4,12 +4,50 @@
  * Here: the filter of GET /v1/flows and `osprey flows`, and the compact line.
  */
 import type { HubbleEndpoint, HubbleFlow, PolicyRef } from '../sensors/network/decode.js';
+import type { EncodedLine } from './encode.js';
 import type { ExportEvent } from './types.js';
 
 export interface FlowEvent {
   flow: HubbleFlow;
   node_name: string;
   time: string;
+}
+
+/**
+ * A flow event as the datapath's reader builds it (FlowBuilder): to every
+ * reader a plain `{flow, node_name, time}` (its own fields, in that order,
+ * are all that JSON, spread and Object.keys see), with its line already in
+ * the shared ring of lines, written by its builder from the same record.
+ * What it shares with other flows (endpoints, policy references) is
+ * frozen; the rest is never changed once built, as for every published
+ * event.
+ */
+export class BuiltFlowEvent implements FlowEvent {
+  readonly flow: HubbleFlow;
+  readonly node_name: string;
+  readonly time: string;
+  #encoded: EncodedLine | undefined;
+
+  constructor(flow: HubbleFlow, nodeName: string, time: string) {
+    this.flow = flow;
+    this.node_name = nodeName;
+    this.time = time;
+  }
+
+  /** Its line, once: its builder's. */
+  setLine(line: EncodedLine): void {
+    if (this.#encoded === undefined) this.#encoded = line;
+  }
+
+  /** The line of an event a builder made. */
+  static encodedOf(ev: object): EncodedLine | undefined {
+    return #encoded in ev ? (ev as BuiltFlowEvent).#encoded : undefined;
+  }
+
+  /** Its line's pieces again (the ring went round before a sink copied it, or the store wants its text). */
+  linePieces(): string[] {
+    return [encodeObjectFlowLine(this)];
+  }
 }
 
 export const FLOW_VERDICTS = ['FORWARDED', 'DROPPED', 'AUDIT'] as const;
@@ -196,6 +234,12 @@ function builtShape(ev: FlowEvent): boolean {
  * JSON.stringify.
  */
 export function encodeFlowLine(ev: FlowEvent): string {
+  const built = BuiltFlowEvent.encodedOf(ev);
+  return built !== undefined ? built.toBuffer().toString() : encodeObjectFlowLine(ev);
+}
+
+/** A flow line written from its object. */
+function encodeObjectFlowLine(ev: FlowEvent): string {
   if (!builtShape(ev)) return JSON.stringify(ev);
   const f = ev.flow;
   const proto = f.l4.TCP ? 'TCP' : 'UDP';

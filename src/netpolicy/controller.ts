@@ -6,10 +6,10 @@
  */
 import { hostname } from 'node:os';
 import {
+  FlowBuilder,
   type FlowContext,
   type FlowRecord,
   type HubbleFlow,
-  toHubbleFlow,
 } from '../sensors/network/decode.js';
 import { NetworkDatapath, type NetworkDatapathOptions } from '../sensors/network/loader.js';
 import type { Workload, WorkloadChange, WorkloadRegistry } from '../workload/registry.js';
@@ -52,6 +52,7 @@ export class NetworkPolicyController {
   private nextId = 1;
   private readonly unsubscribe: () => void;
   private readonly ctx: FlowContext;
+  private readonly flows: FlowBuilder;
   private last: InstallResult | undefined;
 
   private constructor(
@@ -65,6 +66,7 @@ export class NetworkPolicyController {
       workloadName: (cg) => registry.byCgroupId(cg)?.name,
       policyName: (id) => this.names.get(id),
     };
+    this.flows = new FlowBuilder(this.ctx);
     this.datapath = NetworkDatapath.load({ ...dpOpts, onFlows: (recs) => this.deliver(recs) });
     this.unsubscribe = registry.onChange((c) => this.onWorkload(c));
   }
@@ -133,7 +135,7 @@ export class NetworkPolicyController {
     return this.last;
   }
 
-  /** Everything toHubbleFlow needs to name identities, workloads and policies. */
+  /** Everything FlowBuilder needs to name identities, workloads and policies. */
   get flowContext(): FlowContext {
     return this.ctx;
   }
@@ -179,6 +181,6 @@ export class NetworkPolicyController {
   private deliver(records: FlowRecord[]): void {
     const f = this.opts.onFlow;
     if (!f) return;
-    for (const r of records) f(toHubbleFlow(r, this.ctx), r);
+    for (const r of records) f(this.flows.build(r), r);
   }
 }

@@ -10,6 +10,9 @@
 const RECALIBRATE_MS = 60_000;
 
 let offsetNs = 0n;
+/** offsetNs as whole seconds and the nanoseconds left (0..1e9), for the number path of ktimeAtToTime */
+let offsetSec = 0;
+let offsetNsec = 0;
 let calibratedAt = 0;
 let calls = 0;
 
@@ -23,14 +26,21 @@ export function measureRealtimeOffsetNs(): bigint {
 
 function calibrate(): void {
   offsetNs = measureRealtimeOffsetNs();
+  const sec = offsetNs / 1_000_000_000n - (offsetNs < 0n ? 1n : 0n);
+  offsetSec = Number(sec);
+  offsetNsec = Number(offsetNs - sec * 1_000_000_000n);
   calibratedAt = Date.now();
 }
 calibrate();
 
-/** Wall-clock ns at CLOCK_MONOTONIC ktimeNs. */
-export function ktimeToWallNs(ktimeNs: bigint): bigint {
+function maybeRecalibrate(): void {
   // checking the clock on every call would cost more than the conversion itself
   if ((++calls & 1023) === 0 && Date.now() - calibratedAt > RECALIBRATE_MS) calibrate();
+}
+
+/** Wall-clock ns at CLOCK_MONOTONIC ktimeNs. */
+export function ktimeToWallNs(ktimeNs: bigint): bigint {
+  maybeRecalibrate();
   return ktimeNs + offsetNs;
 }
 
@@ -41,6 +51,43 @@ export function ktimeToTime(ktimeNs: bigint): string {
 
 let lastSecond = -1n;
 let lastPrefix = '';
+let lastSecondNum = -1;
+let lastPrefixNum = '';
+
+/**
+ * The u64 CLOCK_MONOTONIC stamp little-endian at buf[off] as ktimeToTime
+ * writes it, in plain numbers: no bigint is made for a stamp below 2^53 ns
+ * (104 days of uptime), which records are read at the rate of.
+ */
+export function ktimeAtToTime(buf: Buffer, off: number): string {
+  const hi = buf.readUInt32LE(off + 4);
+  if (hi >= 0x200000) return ktimeToTime(buf.readBigUInt64LE(off));
+  maybeRecalibrate();
+  const k = hi * 4294967296 + buf.readUInt32LE(off);
+  let sec = Math.floor(k / 1e9);
+  let nsec = k - sec * 1e9;
+  // the division rounds: put the remainder back in 0..1e9
+  if (nsec < 0) {
+    sec--;
+    nsec += 1e9;
+  } else if (nsec >= 1e9) {
+    sec++;
+    nsec -= 1e9;
+  }
+  sec += offsetSec;
+  nsec += offsetNsec;
+  if (nsec >= 1e9) {
+    sec++;
+    nsec -= 1e9;
+  }
+  if (sec < 0) return wallNsToTime(0n);
+  if (sec !== lastSecondNum) {
+    lastPrefixNum = new Date(sec * 1000).toISOString().slice(0, 19);
+    lastSecondNum = sec;
+  }
+  const frac = String(nsec);
+  return `${lastPrefixNum}.${'000000000'.slice(frac.length)}${frac}Z`;
+}
 
 /** Wall-clock ns since the epoch to RFC 3339 UTC with nanoseconds. */
 export function wallNsToTime(wallNs: bigint): string {

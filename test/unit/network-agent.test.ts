@@ -10,10 +10,23 @@ import { documentKinds, isNetworkPolicyText } from '../../src/agent/netpolicies.
 import { parseConfiguredWorkloads } from '../../src/agent/workload-config.js';
 import { configuredName } from '../../src/agent/workloads.js';
 import { parseRunArgs } from '../../src/cli/run.js';
-import { encodeEvent } from '../../src/events/encode.js';
-import { encodeFlowLine, type FlowEvent, makeFlowFilter, renderFlowCompact } from '../../src/events/flow.js';
+import { encodeEvent, eventLine } from '../../src/events/encode.js';
+import {
+  BuiltFlowEvent,
+  encodeFlowLine,
+  type FlowEvent,
+  makeFlowFilter,
+  renderFlowCompact,
+} from '../../src/events/flow.js';
 import type { ExportEvent } from '../../src/events/types.js';
-import { type FlowRecord, toHubbleFlow } from '../../src/sensors/network/decode.js';
+import { ktimeToTime } from '../../src/process/clock.js';
+import {
+  decodeFlowRecord,
+  FlowBuilder,
+  type FlowRecord,
+  toHubbleFlow,
+} from '../../src/sensors/network/decode.js';
+import { FLOW, NP, VERDICT } from '../../src/sensors/network/layout.js';
 import { labelProblems, labelsText, parseLabelArgs } from '../../src/workload/labels.js';
 
 const flow = (over: Partial<FlowEvent['flow']> = {}): FlowEvent => ({
@@ -175,13 +188,13 @@ describe('flow filter and compact line', () => {
 describe('flow JSON', () => {
   it('the flow encoder writes what JSON.stringify writes, for every shape toHubbleFlow builds', () => {
     const base: FlowRecord = {
-      ktime: 123456789012n,
+      time: '2026-11-25T08:13:22.123456789Z',
       cpu: 1,
       pid: 4242,
       tid: 4242,
       cgroupId: 12345n,
-      cookie: 99n,
-      generation: 3n,
+      cookie: '99',
+      generation: '3',
       event: 'NEW',
       direction: 'EGRESS',
       protocol: 'TCP',
@@ -198,18 +211,20 @@ describe('flow JSON', () => {
       noPolicy: false,
       policyId: 1,
       rule: 0,
-      bytesSent: 0n,
-      bytesReceived: 0n,
+      bytesSent: '0',
+      bytesReceived: '0',
     };
+    // the registry hands out the label set it keeps for an identity, the same object each time
+    const web = { app: 'web', 'k8s.io/x': 'y' };
     const ctx = {
       nodeName: 'node "a"',
-      labels: (id: number) => (id === 256 ? { app: 'web', 'k8s.io/x': 'y' } : undefined),
+      labels: (id: number) => (id === 256 ? web : undefined),
       workloadName: (cg: bigint) => (cg === 12345n ? 'web-1' : undefined),
       policyName: (id: number) => (id === 1 ? 'web-egress' : undefined),
     };
     const variants: Partial<FlowRecord>[] = [
       {},
-      { event: 'CLOSED', bytesSent: 2n, bytesReceived: 7n },
+      { event: 'CLOSED', bytesSent: '2', bytesReceived: '7' },
       { verdict: 'DROPPED', defaultDeny: true, rule: undefined },
       { verdict: 'DROPPED', denyRule: true, rule: 3 },
       { verdict: 'AUDIT', policyId: 7, rule: undefined, defaultDeny: true },
@@ -217,13 +232,117 @@ describe('flow JSON', () => {
       { direction: 'INGRESS', protocol: 'UDP', srcIdentity: 1, dstIdentity: 256, event: 'REVOKED' },
       { ipVersion: 6, srcAddr: 'fd00:248:60::1', dstAddr: '', cgroupId: 1n },
     ];
+    const builder = new FlowBuilder(ctx);
     for (const v of variants) {
-      const line = toHubbleFlow({ ...base, ...v }, ctx) as unknown as FlowEvent;
+      const line = builder.build({ ...base, ...v }) as unknown as FlowEvent;
+      // the line the builder wrote along with the object
       assert.equal(encodeFlowLine(line), JSON.stringify(line));
       assert.equal(encodeEvent(line as unknown as ExportEvent), JSON.stringify(line));
+      // a copy (what an export filter makes) goes through the encoder of objects
+      const copy = { ...line, flow: { ...line.flow } };
+      assert.equal(BuiltFlowEvent.encodedOf(copy), undefined);
+      assert.equal(encodeFlowLine(copy), JSON.stringify(line));
+      // what gives the line again (the ring went round, or the store wants its text) gives the same
+      assert.equal((line as BuiltFlowEvent).linePieces().join(''), JSON.stringify(line));
+      assert.equal(eventLine(line as unknown as ExportEvent).storedText(), JSON.stringify(line));
+      // built alone, it is the same
+      assert.equal(JSON.stringify(toHubbleFlow({ ...base, ...v }, ctx)), JSON.stringify(line));
     }
+    // what flows share is frozen: a reader cannot change another flow through it
+    const a = builder.build(base);
+    const b = builder.build({ ...base, cookie: '100' });
+    assert.equal(a.flow.source, b.flow.source);
+    assert.ok(Object.isFrozen(a.flow.source) && Object.isFrozen(a.flow.source.labels));
+    assert.ok(Object.isFrozen(a.flow.egress_allowed_by));
+    // a workload renamed, or an identity's labels changed, is seen by the next flow
+    let wl = 'web-1';
+    const moving = new FlowBuilder({ ...ctx, workloadName: () => wl });
+    assert.equal(moving.build(base).flow.source.workload, 'web-1');
+    wl = 'web-2';
+    assert.equal(moving.build(base).flow.source.workload, 'web-2');
     // any other shape is JSON.stringify's
     const odd = { flow: { verdict: 'DROPPED' }, node_name: 'n', time: 't' } as unknown as FlowEvent;
     assert.equal(encodeFlowLine(odd), JSON.stringify(odd));
+  });
+});
+
+describe('flow records', () => {
+  /** An np_flow as the kernel writes it. */
+  function record(o: {
+    ktime: bigint;
+    cookie: bigint;
+    bytesSent: bigint;
+    family: number;
+    src: number[];
+    dst: number[];
+  }): Buffer {
+    const b = Buffer.alloc(FLOW.SIZE + 8);
+    const at = 8; // not at the start of its buffer, as in a batch
+    b.writeUInt16LE(NP.REC_FLOW, at + FLOW.type);
+    b.writeBigUInt64LE(o.ktime, at + FLOW.ktime);
+    b.writeBigUInt64LE(12345n, at + FLOW.cgroup_id);
+    b.writeBigUInt64LE(o.cookie, at + FLOW.cookie);
+    b.writeBigUInt64LE(7n, at + FLOW.generation);
+    b.writeBigUInt64LE(o.bytesSent, at + FLOW.bytes_sent);
+    b[at + FLOW.event] = 3;
+    b[at + FLOW.proto] = NP.PROTO_TCP;
+    b[at + FLOW.family] = o.family;
+    b[at + FLOW.v + VERDICT.verdict] = 1;
+    b.writeUInt16LE(NP.RULE_NONE, at + FLOW.v + VERDICT.rule);
+    Buffer.from(o.src).copy(b, at + FLOW.src_addr);
+    Buffer.from(o.dst).copy(b, at + FLOW.dst_addr);
+    return b;
+  }
+
+  it('decodes times, 64-bit counters and addresses as the flow JSON writes them', () => {
+    const stamps = [
+      0n,
+      1n,
+      999_999_999n,
+      1_000_000_000n,
+      86_400_123_456_789n,
+      2n ** 53n - 1n,
+      2n ** 53n,
+      2n ** 60n + 999_999_999n,
+    ];
+    for (const ktime of stamps) {
+      for (const cookie of [0n, 42n, 2n ** 53n - 1n, 2n ** 53n + 1n, 2n ** 64n - 1n]) {
+        const b = record({
+          ktime,
+          cookie,
+          bytesSent: cookie,
+          family: NP.FAMILY_INET,
+          src: [10, 248, 60, 1],
+          dst: [],
+        });
+        const r = decodeFlowRecord(b, 8, FLOW.SIZE);
+        assert.equal(r.time, ktimeToTime(ktime), `time of ${ktime}`);
+        assert.equal(r.cookie, cookie.toString());
+        assert.equal(r.bytesSent, cookie.toString());
+        assert.equal(r.generation, '7');
+        assert.equal(r.cgroupId, 12345n);
+        assert.equal(r.srcAddr, '10.248.60.1');
+        assert.equal(r.dstAddr, '', 'an address of zeros is not known yet');
+        assert.equal(r.event, 'CLOSED');
+        assert.equal(r.rule, undefined);
+      }
+    }
+    const v6 = [0xfd, 0, 2, 0x48, 0, 0x60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    const r6 = decodeFlowRecord(
+      record({
+        ktime: 5n,
+        cookie: 1n,
+        bytesSent: 0n,
+        family: NP.FAMILY_INET6,
+        src: v6,
+        dst: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+      }),
+      8,
+      FLOW.SIZE,
+    );
+    assert.equal(r6.ipVersion, 6);
+    assert.equal(r6.srcAddr, 'fd00:248:60::1');
+    assert.equal(r6.dstAddr, '::1');
+    assert.throws(() => decodeFlowRecord(Buffer.alloc(16), 0, 16), /flow record of 16 bytes/);
   });
 });

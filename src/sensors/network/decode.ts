@@ -2,10 +2,13 @@
  * Flow records (struct np_flow) -> typed records, and typed records ->
  * Hubble-shaped flow JSON.
  */
+
+import { placeText } from '../../events/encode.js';
+import { BuiltFlowEvent } from '../../events/flow.js';
 import { formatAddress } from '../../netpolicy/cidr.js';
 import { reservedName } from '../../netpolicy/identity.js';
 import type { Labels } from '../../netpolicy/model.js';
-import { ktimeToTime } from '../../process/clock.js';
+import { ktimeAtToTime } from '../../process/clock.js';
 import { FLOW, FlowEvent, NP, VERDICT, VerdictFlag, VerdictKind } from './layout.js';
 
 export type FlowVerdict = 'FORWARDED' | 'DROPPED' | 'AUDIT';
@@ -14,14 +17,17 @@ export type TrafficDirection = 'EGRESS' | 'INGRESS';
 
 /** One decoded np_flow. src -> dst is initiator -> responder. */
 export interface FlowRecord {
-  ktime: bigint;
+  /** when the kernel posted it, RFC 3339 UTC with nanoseconds */
+  time: string;
   cpu: number;
   /** 0 when the kernel posted it outside the process's context (packets, TCP state changes) */
   pid: number;
   tid: number;
   cgroupId: bigint;
-  cookie: bigint;
-  generation: bigint;
+  /** the socket's cookie (u64, in decimal, as the flow's JSON carries it) */
+  cookie: string;
+  /** generation of the tables that decided (u64, in decimal) */
+  generation: string;
   event: FlowEventName;
   direction: TrafficDirection;
   protocol: 'TCP' | 'UDP';
@@ -44,9 +50,9 @@ export interface FlowRecord {
   policyId: number;
   /** index in the deciding section, undefined for defaults */
   rule: number | undefined;
-  /** CLOSED: bytes the local socket sent (acked by the peer) and received */
-  bytesSent: bigint;
-  bytesReceived: bigint;
+  /** CLOSED: bytes the local socket sent (acked by the peer) and received (u64, in decimal) */
+  bytesSent: string;
+  bytesReceived: string;
 }
 
 const EVENTS: Record<number, FlowEventName> = {
@@ -62,33 +68,56 @@ const VERDICTS: Record<number, FlowVerdict> = {
   [VerdictKind.AUDIT]: 'AUDIT',
 };
 
+/** The u64 at buf[off] in decimal: through a number below 2^53 (always, in practice), else a bigint. */
+function u64Text(buf: Buffer, off: number): string {
+  const hi = buf.readUInt32LE(off + 4);
+  if (hi < 0x200000) return String(hi * 4294967296 + buf.readUInt32LE(off));
+  return buf.readBigUInt64LE(off).toString();
+}
+
+/** Text of recent IPv4 addresses (flows of a host name the same few over and over), by their u32. */
+const V4_TEXT = new Map<number, string>();
+const V4_TEXT_MAX = 4096;
+
+/** The 16 address bytes at buf[at] as text; '' when all zero. */
+function addrText(buf: Buffer, at: number, family: 4 | 6): string {
+  let any = 0;
+  for (let i = 0; i < 16; i++) any |= buf[at + i]!;
+  if (any === 0) return '';
+  if (family === 6) return formatAddress(6, buf.subarray(at, at + 16));
+  const key = buf.readUInt32BE(at);
+  let t = V4_TEXT.get(key);
+  if (t === undefined) {
+    t = `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
+    if (V4_TEXT.size >= V4_TEXT_MAX) V4_TEXT.clear();
+    V4_TEXT.set(key, t);
+  }
+  return t;
+}
+
 /** Decode the record at buf[off, off+len); throws on a record that is not a flow. */
 export function decodeFlowRecord(buf: Buffer, off: number, len: number): FlowRecord {
   if (len < FLOW.SIZE) throw new Error(`flow record of ${len} bytes, expected ${FLOW.SIZE}`);
   const type = buf.readUInt16LE(off + FLOW.type);
   if (type !== NP.REC_FLOW) throw new Error(`record type ${type} is not a flow (${NP.REC_FLOW})`);
   const family = buf[off + FLOW.family] === NP.FAMILY_INET6 ? 6 : 4;
-  const addr = (at: number): string => {
-    const b = buf.subarray(off + at, off + at + 16);
-    return b.every((x) => x === 0) ? '' : formatAddress(family, Buffer.from(b));
-  };
   const v = off + FLOW.v;
   const flags = buf[v + VERDICT.flags]!;
   const rule = buf.readUInt16LE(v + VERDICT.rule);
   return {
-    ktime: buf.readBigUInt64LE(off + FLOW.ktime),
+    time: ktimeAtToTime(buf, off + FLOW.ktime),
     cpu: buf.readUInt16LE(off + FLOW.cpu),
     pid: buf.readUInt32LE(off + FLOW.pid),
     tid: buf.readUInt32LE(off + FLOW.tid),
     cgroupId: buf.readBigUInt64LE(off + FLOW.cgroup_id),
-    cookie: buf.readBigUInt64LE(off + FLOW.cookie),
-    generation: buf.readBigUInt64LE(off + FLOW.generation),
+    cookie: u64Text(buf, off + FLOW.cookie),
+    generation: u64Text(buf, off + FLOW.generation),
     event: EVENTS[buf[off + FLOW.event]!] ?? 'NEW',
     direction: buf[off + FLOW.dir] === 1 ? 'INGRESS' : 'EGRESS',
     protocol: buf[off + FLOW.proto] === NP.PROTO_UDP ? 'UDP' : 'TCP',
     ipVersion: family,
-    srcAddr: addr(FLOW.src_addr),
-    dstAddr: addr(FLOW.dst_addr),
+    srcAddr: addrText(buf, off + FLOW.src_addr, family),
+    dstAddr: addrText(buf, off + FLOW.dst_addr, family),
     srcPort: buf.readUInt16LE(off + FLOW.src_port),
     dstPort: buf.readUInt16LE(off + FLOW.dst_port),
     srcIdentity: buf.readUInt32LE(off + FLOW.src_identity),
@@ -99,8 +128,8 @@ export function decodeFlowRecord(buf: Buffer, off: number, len: number): FlowRec
     noPolicy: (flags & VerdictFlag.NO_POLICY) !== 0,
     policyId: buf.readUInt32LE(v + VERDICT.policy),
     rule: rule === NP.RULE_NONE ? undefined : rule,
-    bytesSent: buf.readBigUInt64LE(off + FLOW.bytes_sent),
-    bytesReceived: buf.readBigUInt64LE(off + FLOW.bytes_received),
+    bytesSent: u64Text(buf, off + FLOW.bytes_sent),
+    bytesReceived: u64Text(buf, off + FLOW.bytes_received),
   };
 }
 
@@ -173,58 +202,165 @@ function labelList(l: Labels | undefined): string[] {
   return l ? Object.keys(l).map((k) => (l[k] === '' ? k : `${k}=${l[k]}`)) : [];
 }
 
-/** The `{flow, node_name, time}` line `hubble observe -o json` prints, for one record. */
-export function toHubbleFlow(
-  r: FlowRecord,
-  ctx: FlowContext,
-): { flow: HubbleFlow; node_name: string; time: string } {
-  const time = ktimeToTime(r.ktime);
-  const local = ctx.workloadName?.(r.cgroupId);
-  const endpoint = (id: number, isLocal: boolean): HubbleEndpoint => {
-    const e: HubbleEndpoint = { identity: id, labels: labelList(ctx.labels(id)) };
-    if (e.labels.length === 0 && reservedName(id)) e.labels = [`reserved:${reservedName(id)}`];
-    if (isLocal && local) e.workload = local;
-    return e;
-  };
-  const egress = r.direction === 'EGRESS';
-  const ports = { source_port: r.srcPort, destination_port: r.dstPort };
-  const flow: HubbleFlow = {
-    time,
-    verdict: r.verdict,
-    IP: { source: r.srcAddr, destination: r.dstAddr, ipVersion: r.ipVersion === 6 ? 'IPv6' : 'IPv4' },
-    l4: r.protocol === 'TCP' ? { TCP: ports } : { UDP: ports },
-    source: endpoint(r.srcIdentity, egress),
-    destination: endpoint(r.dstIdentity, !egress),
-    Type: 'L3_L4',
-    node_name: ctx.nodeName,
-    traffic_direction: r.direction,
-    is_reply: false,
-    Summary: summary(r),
-    osprey: {
-      event: r.event,
-      socket_cookie: r.cookie.toString(),
-      policy_generation: r.generation.toString(),
-    },
-  };
-  if (r.verdict === 'DROPPED') flow.drop_reason_desc = 'POLICY_DENIED';
-  if (r.pid) flow.osprey.pid = r.pid;
-  if (r.event === 'CLOSED') {
-    flow.osprey.bytes_sent = r.bytesSent.toString();
-    flow.osprey.bytes_received = r.bytesReceived.toString();
-  }
-  if (r.defaultDeny) flow.osprey.default_deny = true;
-  if (r.noPolicy) flow.osprey.no_policy = true;
-  if (r.policyId) {
-    const ref: PolicyRef = { name: ctx.policyName(r.policyId) ?? `policy#${r.policyId}` };
-    if (r.rule !== undefined) ref.rule = `spec.${ruleSection(r)}[${r.rule}]`;
-    if (r.defaultDeny) ref.default_deny = true;
-    const denied = r.verdict !== 'FORWARDED';
-    if (egress) flow[denied ? 'egress_denied_by' : 'egress_allowed_by'] = [ref];
-    else flow[denied ? 'ingress_denied_by' : 'ingress_allowed_by'] = [ref];
-  }
-  return { flow, node_name: ctx.nodeName, time };
+/** An endpoint as flows show it, shared (frozen) by every flow of the same identity and workload, with its JSON. */
+interface EndpointEntry {
+  labels: Labels | undefined;
+  workload: string | undefined;
+  value: HubbleEndpoint;
+  json: string;
 }
 
+/** The `{"name":...}` a verdict's policy, rule and section come to, shared (frozen) by the flows it decides. */
+interface RefEntry {
+  refs: readonly PolicyRef[];
+  json: string;
+}
+
+const REF_CACHE_MAX = 4096;
+
+/**
+ * Builds flow events from records: the Hubble-shaped object every reader of
+ * the bus sees, and its JSON line, made together from the record (flows
+ * come at the rate of new connections; a generic encoding of the object
+ * was most of what a flow cost). What flows share (endpoints with their
+ * labels, the deciding policy) is built once and shared, frozen.
+ */
+export class FlowBuilder {
+  private readonly endpoints = new Map<number, EndpointEntry>();
+  private readonly localEndpoints = new Map<number, EndpointEntry>();
+  private readonly refs = new Map<number, RefEntry>();
+  private readonly nodeJson: string;
+
+  constructor(private readonly ctx: FlowContext) {
+    this.nodeJson = JSON.stringify(ctx.nodeName);
+  }
+
+  /** The `{flow, node_name, time}` line `hubble observe -o json` prints, for one record. */
+  build(r: FlowRecord): BuiltFlowEvent {
+    const ctx = this.ctx;
+    const egress = r.direction === 'EGRESS';
+    const local = ctx.workloadName?.(r.cgroupId);
+    const src = this.endpoint(r.srcIdentity, egress ? local : undefined);
+    const dst = this.endpoint(r.dstIdentity, egress ? undefined : local);
+    const ports = { source_port: r.srcPort, destination_port: r.dstPort };
+    const ipVersion = r.ipVersion === 6 ? 'IPv6' : 'IPv4';
+    const sum = summary(r);
+    const osprey: HubbleFlow['osprey'] = {
+      event: r.event,
+      socket_cookie: r.cookie,
+      policy_generation: r.generation,
+    };
+    let os = `{"event":"${r.event}","socket_cookie":"${r.cookie}","policy_generation":"${r.generation}"`;
+    if (r.pid) {
+      osprey.pid = r.pid;
+      os += `,"pid":${r.pid}`;
+    }
+    if (r.event === 'CLOSED') {
+      osprey.bytes_sent = r.bytesSent;
+      osprey.bytes_received = r.bytesReceived;
+      os += `,"bytes_sent":"${r.bytesSent}","bytes_received":"${r.bytesReceived}"`;
+    }
+    if (r.defaultDeny) {
+      osprey.default_deny = true;
+      os += ',"default_deny":true';
+    }
+    if (r.noPolicy) {
+      osprey.no_policy = true;
+      os += ',"no_policy":true';
+    }
+    const flow: HubbleFlow = {
+      time: r.time,
+      verdict: r.verdict,
+      IP: { source: r.srcAddr, destination: r.dstAddr, ipVersion },
+      l4: r.protocol === 'TCP' ? { TCP: ports } : { UDP: ports },
+      source: src.value,
+      destination: dst.value,
+      Type: 'L3_L4',
+      node_name: ctx.nodeName,
+      traffic_direction: r.direction,
+      is_reply: false,
+      Summary: sum,
+      osprey,
+    };
+    let tail = '';
+    if (r.verdict === 'DROPPED') {
+      flow.drop_reason_desc = 'POLICY_DENIED';
+      tail += ',"drop_reason_desc":"POLICY_DENIED"';
+    }
+    if (r.policyId) {
+      const denied = r.verdict !== 'FORWARDED';
+      const key = egress
+        ? denied
+          ? 'egress_denied_by'
+          : 'egress_allowed_by'
+        : denied
+          ? 'ingress_denied_by'
+          : 'ingress_allowed_by';
+      const ref = this.ref(r);
+      flow[key] = ref.refs as PolicyRef[];
+      tail += `,"${key}":${ref.json}`;
+    }
+    const line =
+      `{"flow":{"time":"${r.time}","verdict":"${r.verdict}",` +
+      `"IP":{"source":"${r.srcAddr}","destination":"${r.dstAddr}","ipVersion":"${ipVersion}"},` +
+      `"l4":{"${r.protocol}":{"source_port":${r.srcPort},"destination_port":${r.dstPort}}},` +
+      `"source":${src.json},"destination":${dst.json},"Type":"L3_L4","node_name":${this.nodeJson},` +
+      `"traffic_direction":"${r.direction}","is_reply":false,"Summary":"${sum}","osprey":${os}}${tail}},` +
+      `"node_name":${this.nodeJson},"time":"${r.time}"}`;
+    const ev = new BuiltFlowEvent(flow, ctx.nodeName, r.time);
+    ev.setLine(placeText(line, ev));
+    return ev;
+  }
+
+  private endpoint(id: number, workload: string | undefined): EndpointEntry {
+    const cache = workload === undefined ? this.endpoints : this.localEndpoints;
+    const labels = this.ctx.labels(id);
+    const hit = cache.get(id);
+    if (hit && hit.labels === labels && hit.workload === workload) return hit;
+    let list = labelList(labels);
+    if (list.length === 0 && reservedName(id)) list = [`reserved:${reservedName(id)}`];
+    const value: HubbleEndpoint = { identity: id, labels: Object.freeze(list) as string[] };
+    if (workload !== undefined) value.workload = workload;
+    const entry: EndpointEntry = {
+      labels,
+      workload,
+      value: Object.freeze(value),
+      json: JSON.stringify(value),
+    };
+    if (cache.size >= REF_CACHE_MAX) cache.clear();
+    cache.set(id, entry);
+    return entry;
+  }
+
+  private ref(r: FlowRecord): RefEntry {
+    // policy id, rule, section and default-deny in one number
+    const key =
+      ((r.policyId * 0x10000 + (r.rule ?? NP.RULE_NONE)) * 4 +
+        (r.direction === 'EGRESS' ? 0 : 2) +
+        (r.denyRule ? 1 : 0)) *
+        2 +
+      (r.defaultDeny ? 1 : 0);
+    const name = this.ctx.policyName(r.policyId) ?? `policy#${r.policyId}`;
+    let hit = this.refs.get(key);
+    if (hit === undefined || hit.refs[0]!.name !== name) {
+      const ref: PolicyRef = { name };
+      if (r.rule !== undefined) ref.rule = `spec.${ruleSection(r)}[${r.rule}]`;
+      if (r.defaultDeny) ref.default_deny = true;
+      Object.freeze(ref);
+      hit = { refs: Object.freeze([ref]), json: JSON.stringify([ref]) };
+      if (this.refs.size >= REF_CACHE_MAX) this.refs.clear();
+      this.refs.set(key, hit);
+    }
+    return hit;
+  }
+}
+
+/** The `{flow, node_name, time}` line `hubble observe -o json` prints, for one record. */
+export function toHubbleFlow(r: FlowRecord, ctx: FlowContext): BuiltFlowEvent {
+  return new FlowBuilder(ctx).build(r);
+}
+
+/** Text made only of addresses, ports, names of events and verdicts, and digits: nothing JSON escapes. */
 function summary(r: FlowRecord): string {
   const ep = (a: string, p: number) => (r.ipVersion === 6 ? `[${a || '::'}]:${p}` : `${a || '0.0.0.0'}:${p}`);
   const what = r.event === 'NEW' ? (r.protocol === 'TCP' ? 'connect' : 'datagram') : r.event.toLowerCase();

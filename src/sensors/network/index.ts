@@ -5,6 +5,7 @@
  */
 export {
   decodeFlowRecord,
+  FlowBuilder,
   type FlowContext,
   type FlowEventName,
   type FlowRecord,
