@@ -248,6 +248,18 @@ describe('flow JSON', () => {
       // built alone, it is the same
       assert.equal(JSON.stringify(toHubbleFlow({ ...base, ...v }, ctx)), JSON.stringify(line));
     }
+    // names beyond ASCII are written as UTF-8
+    const intl = new FlowBuilder({
+      ...ctx,
+      nodeName: 'nœud',
+      workloadName: () => 'wéb-1',
+      policyName: () => 'politique-été',
+    });
+    for (const v of variants) {
+      const ev = intl.build({ ...base, ...v });
+      assert.equal(encodeFlowLine(ev), JSON.stringify(ev));
+      assert.equal(eventLine(ev as unknown as ExportEvent).length, Buffer.byteLength(JSON.stringify(ev)));
+    }
     // what flows share is frozen: a reader cannot change another flow through it
     const a = builder.build(base);
     const b = builder.build({ ...base, cookie: '100' });

@@ -208,13 +208,17 @@ interface EndpointEntry {
   workload: string | undefined;
   value: HubbleEndpoint;
   json: string;
+  ascii: boolean;
 }
 
 /** The `{"name":...}` a verdict's policy, rule and section come to, shared (frozen) by the flows it decides. */
 interface RefEntry {
   refs: readonly PolicyRef[];
   json: string;
+  ascii: boolean;
 }
+
+const isAscii = (s: string): boolean => /^[\x00-\x7f]*$/.test(s);
 
 const REF_CACHE_MAX = 4096;
 
@@ -230,9 +234,11 @@ export class FlowBuilder {
   private readonly localEndpoints = new Map<number, EndpointEntry>();
   private readonly refs = new Map<number, RefEntry>();
   private readonly nodeJson: string;
+  private readonly nodeAscii: boolean;
 
   constructor(private readonly ctx: FlowContext) {
     this.nodeJson = JSON.stringify(ctx.nodeName);
+    this.nodeAscii = isAscii(this.nodeJson);
   }
 
   /** The `{flow, node_name, time}` line `hubble observe -o json` prints, for one record. */
@@ -282,6 +288,8 @@ export class FlowBuilder {
       Summary: sum,
       osprey,
     };
+    // the rest of the line is addresses, numbers and names of ours: ASCII
+    let ascii = this.nodeAscii && src.ascii && dst.ascii;
     let tail = '';
     if (r.verdict === 'DROPPED') {
       flow.drop_reason_desc = 'POLICY_DENIED';
@@ -298,6 +306,7 @@ export class FlowBuilder {
           : 'ingress_allowed_by';
       const ref = this.ref(r);
       flow[key] = ref.refs as PolicyRef[];
+      ascii &&= ref.ascii;
       tail += `,"${key}":${ref.json}`;
     }
     const line =
@@ -308,7 +317,7 @@ export class FlowBuilder {
       `"traffic_direction":"${r.direction}","is_reply":false,"Summary":"${sum}","osprey":${os}}${tail}},` +
       `"node_name":${this.nodeJson},"time":"${r.time}"}`;
     const ev = new BuiltFlowEvent(flow, ctx.nodeName, r.time);
-    ev.setLine(placeText(line, ev));
+    ev.setLine(placeText(line, ev, ascii));
     return ev;
   }
 
@@ -321,11 +330,13 @@ export class FlowBuilder {
     if (list.length === 0 && reservedName(id)) list = [`reserved:${reservedName(id)}`];
     const value: HubbleEndpoint = { identity: id, labels: Object.freeze(list) as string[] };
     if (workload !== undefined) value.workload = workload;
+    const json = JSON.stringify(value);
     const entry: EndpointEntry = {
       labels,
       workload,
       value: Object.freeze(value),
-      json: JSON.stringify(value),
+      json,
+      ascii: isAscii(json),
     };
     if (cache.size >= REF_CACHE_MAX) cache.clear();
     cache.set(id, entry);
@@ -347,7 +358,8 @@ export class FlowBuilder {
       if (r.rule !== undefined) ref.rule = `spec.${ruleSection(r)}[${r.rule}]`;
       if (r.defaultDeny) ref.default_deny = true;
       Object.freeze(ref);
-      hit = { refs: Object.freeze([ref]), json: JSON.stringify([ref]) };
+      const json = JSON.stringify([ref]);
+      hit = { refs: Object.freeze([ref]), json, ascii: isAscii(json) };
       if (this.refs.size >= REF_CACHE_MAX) this.refs.clear();
       this.refs.set(key, hit);
     }

@@ -34,7 +34,7 @@ export interface NetworkDatapathOptions {
   onFlows: (flows: FlowRecord[]) => void;
   /** the object to load; default bpf/.output/netpolicy.bpf.o */
   objectFile?: string;
-  /** bytes of the flow ring: a power of 2, at least 4096 (default 1 MiB) */
+  /** bytes of the flow ring: a power of 2, at least 4096 (default 4 MiB: 32,000 flows, most of a second of the busiest connection load here) */
   ringBytes?: number;
   /** wake-up coalescing of the flow ring's reader, ms (default 0: off) */
   holdoffMs?: number;
@@ -179,7 +179,7 @@ export class NetworkDatapath {
 
   /** Load the programs and maps (nothing attached yet). Throws with nothing left behind. */
   static load(opts: NetworkDatapathOptions): NetworkDatapath {
-    const ringBytes = ringBufferBytes(opts.ringBytes ?? 1 << 20);
+    const ringBytes = ringBufferBytes(opts.ringBytes ?? 4 << 20);
     const coll = Collection.load(opts.objectFile ?? bpfObjectPath('netpolicy'), {
       // LPM tries allocate per entry (no prealloc): the cap costs nothing until used, and the
       // two table slots must hold a policy of 100,000 CIDRs each while the other is in force
