@@ -621,7 +621,10 @@ async function measure(ctx, c, load, round) {
       bpf_ns_per_op: bpf?.ns_per_op ?? null,
       bpf_per_program: bpf?.per_program ?? null,
       flows: after && before ? after.flows - before.flows : null,
-      flows_lost: after && before ? after.ringbuf_drops - before.ringbuf_drops : null,
+      flows_lost:
+        after && before
+          ? after.ringbuf_drops - before.ringbuf_drops + (after.export_dropped - before.export_dropped)
+          : null,
       ...quiet,
     };
   } catch (err) {
@@ -694,7 +697,12 @@ function bpfDelta(before, after, ops) {
 
 async function datapathCounters(agent) {
   const s = JSON.parse(await osprey(agent, 'status', '-o', 'json'));
-  return { flows: s.network?.flows?.total ?? 0, ringbuf_drops: s.network?.datapath?.ringbuf_drops ?? 0 };
+  return {
+    flows: s.network?.flows?.total ?? 0,
+    ringbuf_drops: s.network?.datapath?.ringbuf_drops ?? 0,
+    // the export file's queue: a flow the agent read but could not queue for the file is lost too
+    export_dropped: s.export_file?.dropped ?? 0,
+  };
 }
 
 function firstLine(child, ms) {

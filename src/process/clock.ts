@@ -44,8 +44,17 @@ export function ktimeToWallNs(ktimeNs: bigint): bigint {
   return ktimeNs + offsetNs;
 }
 
-/** CLOCK_MONOTONIC ns to RFC 3339 UTC with nanoseconds, e.g. "2026-11-25T08:13:22.123456789Z". */
+/** Stamps below this are exact as numbers (2^53 ns: 104 days of uptime). */
+const EXACT_NS = 2n ** 53n;
+
+/**
+ * CLOCK_MONOTONIC ns to RFC 3339 UTC with nanoseconds, e.g.
+ * "2026-11-25T08:13:22.123456789Z". A stamp below 2^53 ns is converted
+ * in plain numbers (records are read at the rate of events, and bigint
+ * arithmetic allocates at every step).
+ */
 export function ktimeToTime(ktimeNs: bigint): string {
+  if (ktimeNs >= 0n && ktimeNs < EXACT_NS) return numberKtimeToTime(Number(ktimeNs));
   return wallNsToTime(ktimeToWallNs(ktimeNs));
 }
 
@@ -54,16 +63,16 @@ let lastPrefix = '';
 let lastSecondNum = -1;
 let lastPrefixNum = '';
 
-/**
- * The u64 CLOCK_MONOTONIC stamp little-endian at buf[off] as ktimeToTime
- * writes it, in plain numbers: no bigint is made for a stamp below 2^53 ns
- * (104 days of uptime), which records are read at the rate of.
- */
+/** The u64 CLOCK_MONOTONIC stamp little-endian at buf[off], as ktimeToTime writes it, without making a bigint. */
 export function ktimeAtToTime(buf: Buffer, off: number): string {
   const hi = buf.readUInt32LE(off + 4);
   if (hi >= 0x200000) return ktimeToTime(buf.readBigUInt64LE(off));
+  return numberKtimeToTime(hi * 4294967296 + buf.readUInt32LE(off));
+}
+
+/** ktimeToTime of a stamp below 2^53 ns, given as a number. */
+function numberKtimeToTime(k: number): string {
   maybeRecalibrate();
-  const k = hi * 4294967296 + buf.readUInt32LE(off);
   let sec = Math.floor(k / 1e9);
   let nsec = k - sec * 1e9;
   // the division rounds: put the remainder back in 0..1e9

@@ -7,6 +7,7 @@ import type { ExportEvent, ProcessExec, ProcessExit } from '../../src/events/typ
 import {
   CgroupPaths,
   ktimeToTime,
+  ktimeToWallNs,
   makeExecId,
   ProcessPipeline,
   parseExecId,
@@ -161,6 +162,26 @@ describe('exec_id and time', () => {
     assert.equal(wallNsToTime(1_764_058_402_000_000_007n), '2025-11-25T08:13:22.000000007Z');
     assert.equal(wallNsToTime(1_764_058_402_999_999_999n), '2025-11-25T08:13:22.999999999Z');
     assert.equal(wallNsToTime(1_764_058_403_000_000_000n), '2025-11-25T08:13:23.000000000Z');
+  });
+
+  test('ktimeToTime in numbers (stamps below 2^53) writes what the bigint arithmetic writes', () => {
+    const now = process.hrtime.bigint();
+    const stamps = [
+      0n,
+      1n,
+      999_999_999n,
+      1_000_000_000n,
+      1_000_000_001n,
+      now,
+      now + 999_999_999n,
+      2n ** 53n - 1n,
+    ];
+    for (let k = 0n; k < 2_000n; k++) stamps.push(now + k * 499_999_999n);
+    for (const k of stamps) {
+      assert.equal(ktimeToTime(k), wallNsToTime(ktimeToWallNs(k)), `stamp ${k}`);
+    }
+    // at and past 2^53 the bigint path itself
+    assert.equal(ktimeToTime(2n ** 53n + 7n), wallNsToTime(ktimeToWallNs(2n ** 53n + 7n)));
   });
 });
 
