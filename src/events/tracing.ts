@@ -158,6 +158,17 @@ function syscallAbi(arch: string): string {
 
 const FAMILIES: Readonly<Record<number, string>> = { 2: 'AF_INET', 10: 'AF_INET6' };
 
+const SAFE = 2n ** 53n;
+
+/** BigInt.asIntN(32, v) / asUintN(32, v) as a number, without a bigint operation for the usual small value. */
+function int32(v: bigint, signed: boolean): number {
+  if (v > -SAFE && v < SAFE) {
+    const n = Number(v);
+    return signed ? n | 0 : n >>> 0;
+  }
+  return Number(signed ? BigInt.asIntN(32, v) : BigInt.asUintN(32, v));
+}
+
 /** An int read by the engine as the JSON field its policy type calls for. */
 function intArgument(type: ArgType, v: bigint): KprobeArgument {
   switch (type) {
@@ -165,18 +176,18 @@ function intArgument(type: ArgType, v: bigint): KprobeArgument {
     case 'int8':
     case 'int16':
     case 'int32':
-      return { int_arg: Number(BigInt.asIntN(32, v)) };
+      return { int_arg: int32(v, true) };
     case 'uint8':
     case 'uint16':
     case 'uint32':
-      return { uint_arg: Number(BigInt.asUintN(32, v)) };
+      return { uint_arg: int32(v, false) };
     case 'int64':
     case 'long':
       return { long_arg: BigInt.asIntN(64, v).toString() };
     case 'syscall64':
-      return { syscall_id: { id: Number(BigInt.asUintN(32, v)), abi: syscallAbi(process.arch) } };
+      return { syscall_id: { id: int32(v, false), abi: syscallAbi(process.arch) } };
     case 'fd':
-      return { int_arg: Number(BigInt.asIntN(32, v)) };
+      return { int_arg: int32(v, true) };
     default:
       // size_t, uint64, ulong
       return { size_arg: BigInt.asUintN(64, v).toString() };

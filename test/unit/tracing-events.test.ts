@@ -234,6 +234,21 @@ describe('process_kprobe', () => {
       rec(7, [{ type: 'sockaddr', family: 1, addr: '', port: 0, fault: false }, int(0n), int(0n), int(0n)]),
     );
     assert.deepEqual(unix.json.process_kprobe.args[0], { sockaddr_arg: {} });
+    // 32-bit fields take the low 32 bits of the 64 the engine read, whatever their size
+    const widths: [bigint, number, number][] = [
+      [0x7fffffffn, 2147483647, 2147483647],
+      [0x80000000n, 2147483648, -2147483648],
+      [2n ** 64n - 1n, 4294967295, -1],
+      [2n ** 53n + 5n, 5, 5],
+      [-(2n ** 53n) - 3n, 4294967293, -3],
+      [-(2n ** 63n), 0, 0],
+    ];
+    for (const [v, u32, i32] of widths) {
+      const w = build(
+        rec(7, [{ type: 'sockaddr', family: 1, addr: '', port: 0, fault: false }, int(v), int(v), int(v)]),
+      );
+      assert.deepEqual(w.json.process_kprobe.args.slice(2), [{ uint_arg: u32 }, { int_arg: i32 }], `${v}`);
+    }
   });
 
   test('a process the cache does not know: pid and tid, no parent', () => {
