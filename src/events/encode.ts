@@ -1,4 +1,5 @@
 import { BuiltFlowEvent, encodeFlowLine, type FlowEvent } from './flow.js';
+import { jsonString } from './json.js';
 import type { ExportEvent } from './types.js';
 
 function bigintAsString(_key: string, value: unknown): unknown {
@@ -6,31 +7,58 @@ function bigintAsString(_key: string, value: unknown): unknown {
 }
 
 /**
- * Encodings kept on the objects they encode, under symbols (which for...in,
- * JSON.stringify and structured clones all skip), not enumerable, so copies
- * made with spread or Object.assign do not inherit a stale one. Objects that
- * carry them are never changed after they are built: process objects (see
- * src/process/builder.ts), the capability sets, namespaces and workloads
- * they share, and events once published. A symbol rather than a WeakMap:
- * tens of thousands of WeakMap entries made the garbage collector's
- * ephemeron pass a measurable part of the agent's CPU in exec storms.
+ * Encodings kept on the objects they encode, in private fields (which
+ * for...in, Object.keys, JSON.stringify, spread, Object.assign and
+ * structured clones all skip), so copies do not inherit a stale one.
+ * Objects that carry them are never changed after they are built: process
+ * objects (see src/process/builder.ts), the capability sets, namespaces and
+ * workloads they share, and events once published. A field on the object
+ * rather than a WeakMap: tens of thousands of WeakMap entries made the
+ * garbage collector's ephemeron pass a measurable part of the agent's CPU
+ * in exec storms; and a private field rather than a non-enumerable symbol
+ * property: Object.defineProperty took ~1 µs a process.
  */
-const JSON_OF = Symbol('osprey.json');
-const BYTES_OF = Symbol('osprey.bytes');
-const LINE_OF = Symbol('osprey.line');
-
-function keep(o: object, key: symbol, v: unknown): void {
-  // frozen shared constants are encoded each time
-  if (!Object.isExtensible(o)) return;
-  Object.defineProperty(o, key, { value: v, enumerable: false, writable: false, configurable: false });
+class Host {
+  constructor(o: object) {
+    // the object being constructed is o: a subclass's private field lands on it
+    // biome-ignore lint/correctness/noConstructorReturn: the point of this class
+    return o as Host;
+  }
 }
 
-/** What make(o) gave, kept on o under key, made once. */
-function cached<O extends object, V>(o: O, key: symbol, make: (o: O) => V): V {
-  let v = (o as Record<symbol, V | undefined>)[key];
+/** One kept encoding: a private field any object can be given. */
+function slot<V>(): { get(o: object): V | undefined; set(o: object, v: V): void } {
+  class Kept extends Host {
+    #v: V;
+    constructor(o: object, v: V) {
+      super(o);
+      this.#v = v;
+    }
+    static get(o: object): V | undefined {
+      return #v in o ? (o as Kept).#v : undefined;
+    }
+  }
+  return {
+    get: Kept.get,
+    set(o, v) {
+      // frozen shared constants are encoded each time
+      if (Object.isExtensible(o)) new Kept(o, v);
+    },
+  };
+}
+
+type Slot<V> = ReturnType<typeof slot<V>>;
+
+const JSON_OF: Slot<string> = slot<string>();
+const BYTES_OF: Slot<Buffer> = slot<Buffer>();
+const LINE_OF: Slot<EncodedLine> = slot<EncodedLine>();
+
+/** What make(o) gave, kept on o, made once. */
+function cached<O extends object, V>(o: O, kept: Slot<V>, make: (o: O) => V): V {
+  let v = kept.get(o);
   if (v === undefined) {
     v = make(o);
-    keep(o, key, v);
+    kept.set(o, v);
   }
   return v;
 }
@@ -418,6 +446,10 @@ export function eventLine(ev: ExportEvent): EncodedLine {
 }
 
 function stringify(v: unknown): string {
+  // the primitives an event is mostly made of, without a call into JSON.stringify
+  if (typeof v === 'string') return jsonString(v);
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : 'null';
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
   try {
     return JSON.stringify(v);
   } catch (err) {

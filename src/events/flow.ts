@@ -5,6 +5,7 @@
  */
 import type { HubbleEndpoint, HubbleFlow, PolicyRef } from '../sensors/network/decode.js';
 import type { EncodedLine } from './encode.js';
+import { jsonString } from './json.js';
 import type { ExportEvent } from './types.js';
 
 export interface FlowEvent {
@@ -159,14 +160,7 @@ export function renderFlowCompact(ev: FlowEvent): string {
   );
 }
 
-/** A JSON string literal: as is when nothing needs an escape (nearly always), else JSON.stringify's. */
-function q(s: string): string {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
-  }
-  return `"${s}"`;
-}
+const q = jsonString;
 
 function endpointJson(e: HubbleEndpoint): string {
   let labels = '';

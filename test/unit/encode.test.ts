@@ -132,6 +132,42 @@ describe('encodeEvent', () => {
     }
   });
 
+  test('strings that need escapes, and numbers JSON has no form for, are written as JSON.stringify writes them', () => {
+    const odd = [
+      'quote " here',
+      'back\\slash',
+      'line\nbreak',
+      'ctl \u0001',
+      'lone \ud800',
+      'pair 😀',
+      'é ü ß',
+      '',
+      'plain',
+    ];
+    for (const text of odd) {
+      const proc = { ...sampleProcess(), binary: text, cwd: text, arguments: text };
+      const ev = {
+        process_kprobe: {
+          process: proc,
+          function_name: text,
+          args: [{ string_arg: text }],
+          policy_name: text,
+        },
+        node_name: text,
+        time: text,
+      } as unknown as ExportEvent;
+      assert.equal(encodeEvent(ev), JSON.stringify(ev), JSON.stringify(text));
+    }
+    for (const n of [0, -0, 1.5, -7, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53 + 2]) {
+      const ev = {
+        process_exit: { process: { pid: n, tid: 1 }, status: n, ok: n > 0 },
+        node_name: 'n',
+        time: 't',
+      };
+      assert.equal(encodeEvent(ev as unknown as ExportEvent), JSON.stringify(ev), String(n));
+    }
+  });
+
   test('a line copied out after the shared ring has gone round is encoded again, byte for byte', () => {
     const process = sampleProcess();
     const first: ExportEvent = {
