@@ -16,7 +16,12 @@ export interface ProcessEntry {
   readonly origin: EntryOrigin;
   /** exec_id of the exec that replaced this image in the same pid */
   readonly replacedBy?: string;
+  /** the process as one of its threads: the process itself for its own tid, else a copy with that tid, made once */
+  thread(tid: number): Process;
 }
+
+/** Thread copies an entry keeps (a server's worker threads); past this many they are made again. */
+const MAX_THREAD_VIEWS = 16;
 
 /** The cache's record of an entry: the public view plus the links that decide how long it stays. */
 class Entry implements ProcessEntry {
@@ -30,6 +35,8 @@ class Entry implements ProcessEntry {
   queued = false;
   older: Entry | undefined = undefined;
   newer: Entry | undefined = undefined;
+  /** thread(tid)'s copies: each keeps its own encoding, so an event of a thread does not encode its process again */
+  private threads: Map<number, Process> | undefined = undefined;
 
   constructor(
     readonly process: Process,
@@ -41,6 +48,19 @@ class Entry implements ProcessEntry {
 
   get execId(): string {
     return this.process.exec_id;
+  }
+
+  thread(tid: number): Process {
+    if (this.process.tid === tid) return this.process;
+    let t = this.threads?.get(tid);
+    if (t === undefined) {
+      // cached Process objects are shared with events: a copy carries the thread
+      t = { ...this.process, tid };
+      this.threads ??= new Map();
+      if (this.threads.size >= MAX_THREAD_VIEWS) this.threads.clear();
+      this.threads.set(tid, t);
+    }
+    return t;
   }
 
   get held(): boolean {

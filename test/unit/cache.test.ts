@@ -49,6 +49,20 @@ describe('ProcessCache', () => {
     assert.deepEqual(c.stats(), { size: 2, live: 1, exited: 1, evictions: 0 });
   });
 
+  test("a thread's view of its process is a copy with its tid, made once and kept", () => {
+    const c = new ProcessCache(10);
+    const a = add(c, 'a', 100);
+    assert.equal(a.thread(100), a.process, 'the main thread is the process itself');
+    const t = a.thread(101);
+    assert.notEqual(t, a.process);
+    assert.deepEqual(t, { ...a.process, tid: 101 });
+    assert.equal(a.process.tid, 100, 'the cached process is not changed');
+    assert.equal(a.thread(101), t, 'the same copy for the next event of that thread');
+    // a process with many threads: copies are made again past the bound, never wrong
+    for (let tid = 102; tid < 140; tid++) assert.equal(a.thread(tid).tid, tid);
+    assert.equal(a.thread(101).tid, 101);
+  });
+
   test('ancestors are parent first; children are the direct ones', () => {
     const c = new ProcessCache(10);
     const a = add(c, 'a', 1);
