@@ -465,9 +465,29 @@ export function isNetworkPolicyText(text: string): boolean {
   return policyDocuments(text).some((d) => (NETPOLICY_KINDS as readonly string[]).includes(d.kind ?? ''));
 }
 
-/** kind and metadata.name of each document, read loosely (the parsers report the problems). */
-export function policyDocuments(text: string): { kind?: string; name?: string }[] {
-  const out: { kind?: string; name?: string }[] = [];
+/** The text policyDocuments read last, and what it found: one add asks of the same text several times. */
+let lastDocsText: string | undefined;
+let lastDocs: readonly PolicyDocument[] = [];
+
+type PolicyDocument = Readonly<{ kind?: string; name?: string }>;
+
+/**
+ * kind and metadata.name of each document, read loosely (the parsers
+ * report the problems). Routing an add asks this of the same text three
+ * times (the router, the kind check, the network manager): the text read
+ * last is answered from memory, since a YAML parse of a policy of 100,000
+ * CIDRs takes seconds.
+ */
+export function policyDocuments(text: string): readonly PolicyDocument[] {
+  if (text === lastDocsText) return lastDocs;
+  const docs = readPolicyDocuments(text);
+  lastDocsText = text;
+  lastDocs = docs;
+  return docs;
+}
+
+function readPolicyDocuments(text: string): readonly PolicyDocument[] {
+  const out: PolicyDocument[] = [];
   let docs: ReturnType<typeof parseAllDocuments>;
   try {
     docs = parseAllDocuments(text, { prettyErrors: false });
@@ -478,15 +498,17 @@ export function policyDocuments(text: string): { kind?: string; name?: string }[
     try {
       const kind = d.get('kind');
       const name = d.getIn(['metadata', 'name']);
-      out.push({
-        ...(typeof kind === 'string' ? { kind } : {}),
-        ...(typeof name === 'string' ? { name } : {}),
-      });
+      out.push(
+        Object.freeze({
+          ...(typeof kind === 'string' ? { kind } : {}),
+          ...(typeof name === 'string' ? { name } : {}),
+        }),
+      );
     } catch {
-      out.push({});
+      out.push(Object.freeze({}));
     }
   }
-  return out;
+  return Object.freeze(out);
 }
 
 function selects(p: NetworkPolicy, labels: Record<string, string>): boolean {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { UserError } from '../../src/agent/fs-util.js';
-import { documentKinds, isNetworkPolicyText } from '../../src/agent/netpolicies.js';
+import { documentKinds, isNetworkPolicyText, policyDocuments } from '../../src/agent/netpolicies.js';
 import { parseConfiguredWorkloads } from '../../src/agent/workload-config.js';
 import { configuredName } from '../../src/agent/workloads.js';
 import { parseRunArgs } from '../../src/cli/run.js';
@@ -127,6 +127,22 @@ describe('policies routed by kind', () => {
     assert.deepEqual(documentKinds(`${cnp}---\n${ccnp}`), [
       'CiliumNetworkPolicy',
       'CiliumClusterwideNetworkPolicy',
+    ]);
+
+    // the text read last is answered from memory; another text is read again
+    for (const [text, want] of [
+      [cnp, true],
+      [cnp, true],
+      [tp, false],
+      [cnp, true],
+      [tp, false],
+    ] as const) {
+      assert.equal(isNetworkPolicyText(text), want);
+    }
+    assert.deepEqual(policyDocuments(tp), [{ kind: 'TracingPolicy', name: 'c' }]);
+    assert.deepEqual(policyDocuments(`${tp}---\n${cnp}`), [
+      { kind: 'TracingPolicy', name: 'c' },
+      { kind: 'CiliumNetworkPolicy', name: 'a' },
     ]);
   });
 });
