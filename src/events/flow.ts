@@ -3,9 +3,8 @@
  * `hubble observe -o json` prints, with the flow in Hubble's field names.
  * Here: the filter of GET /v1/flows and `osprey flows`, and the compact line.
  */
-import type { HubbleEndpoint, HubbleFlow, PolicyRef } from '../sensors/network/decode.js';
+import type { HubbleEndpoint, HubbleFlow } from '../sensors/network/decode.js';
 import type { EncodedLine } from './encode.js';
-import { jsonString } from './json.js';
 import type { ExportEvent } from './types.js';
 
 export interface FlowEvent {
@@ -45,9 +44,9 @@ export class BuiltFlowEvent implements FlowEvent {
     return #encoded in ev ? (ev as BuiltFlowEvent).#encoded : undefined;
   }
 
-  /** Its line's pieces again (the ring went round before a sink copied it, or the store wants its text). */
+  /** Its line's pieces again (the ring went round before a sink copied it). */
   linePieces(): string[] {
-    return [encodeObjectFlowLine(this)];
+    return [JSON.stringify(this)];
   }
 }
 
@@ -160,104 +159,13 @@ export function renderFlowCompact(ev: FlowEvent): string {
   );
 }
 
-const q = jsonString;
-
-function endpointJson(e: HubbleEndpoint): string {
-  let labels = '';
-  for (const l of e.labels) labels += `${labels ? ',' : ''}${q(l)}`;
-  return `{"identity":${e.identity},"labels":[${labels}]${e.workload !== undefined ? `,"workload":${q(e.workload)}` : ''}}`;
-}
-
-function refsJson(refs: PolicyRef[]): string {
-  let out = '';
-  for (const r of refs) {
-    out +=
-      `${out ? ',' : ''}{"name":${q(r.name)}` +
-      `${r.rule !== undefined ? `,"rule":${q(r.rule)}` : ''}${r.default_deny ? ',"default_deny":true' : ''}}`;
-  }
-  return `[${out}]`;
-}
-
-const FLOW_KEYS = new Set([
-  'time',
-  'verdict',
-  'IP',
-  'l4',
-  'source',
-  'destination',
-  'Type',
-  'node_name',
-  'traffic_direction',
-  'is_reply',
-  'Summary',
-  'osprey',
-  'drop_reason_desc',
-  'egress_allowed_by',
-  'egress_denied_by',
-  'ingress_allowed_by',
-  'ingress_denied_by',
-]);
-const OSPREY_KEYS = new Set([
-  'event',
-  'socket_cookie',
-  'policy_generation',
-  'pid',
-  'bytes_sent',
-  'bytes_received',
-  'default_deny',
-  'no_policy',
-]);
-
-/** Whether a flow line has exactly the shape toHubbleFlow builds (what the fast encoder writes). */
-function builtShape(ev: FlowEvent): boolean {
-  const top = Object.keys(ev);
-  if (top.length !== 3 || top[0] !== 'flow' || top[1] !== 'node_name' || top[2] !== 'time') return false;
-  const f = ev.flow;
-  if (!f?.l4 || !f.IP || !f.osprey || !f.source?.labels || !f.destination?.labels) return false;
-  for (const k in f) if (!FLOW_KEYS.has(k)) return false;
-  for (const k in f.osprey) if (!OSPREY_KEYS.has(k)) return false;
-  const ports = f.l4.TCP ?? f.l4.UDP;
-  return ports !== undefined && Object.keys(f.l4).length === 1 && Object.keys(f.IP).length === 3;
-}
-
 /**
  * A flow line as JSON, byte for byte what JSON.stringify gives (a unit test
- * holds it to that), an order of magnitude faster: flows come at the rate
- * of new connections, and a generic stringify of their nested objects was
- * most of what a flow cost the agent. A line of any other shape goes to
- * JSON.stringify.
+ * holds it to that): the line its builder wrote (FlowBuilder, which every
+ * flow of the datapath comes from), or JSON.stringify's for any other flow
+ * event (a copy an export filter made).
  */
 export function encodeFlowLine(ev: FlowEvent): string {
   const built = BuiltFlowEvent.encodedOf(ev);
-  return built !== undefined ? built.toBuffer().toString() : encodeObjectFlowLine(ev);
-}
-
-/** A flow line written from its object. */
-function encodeObjectFlowLine(ev: FlowEvent): string {
-  if (!builtShape(ev)) return JSON.stringify(ev);
-  const f = ev.flow;
-  const proto = f.l4.TCP ? 'TCP' : 'UDP';
-  const p = (f.l4.TCP ?? f.l4.UDP)!;
-  const o = f.osprey;
-  let os = `{"event":${q(o.event)},"socket_cookie":${q(o.socket_cookie)},"policy_generation":${q(o.policy_generation)}`;
-  if (o.pid !== undefined) os += `,"pid":${o.pid}`;
-  if (o.bytes_sent !== undefined) os += `,"bytes_sent":${q(o.bytes_sent)}`;
-  if (o.bytes_received !== undefined) os += `,"bytes_received":${q(o.bytes_received)}`;
-  if (o.default_deny) os += ',"default_deny":true';
-  if (o.no_policy) os += ',"no_policy":true';
-  os += '}';
-  let tail = '';
-  for (const k in f) {
-    if (k === 'drop_reason_desc') tail += `,"drop_reason_desc":${q(f.drop_reason_desc!)}`;
-    else if (k.endsWith('_by')) tail += `,"${k}":${refsJson(f[k as 'egress_allowed_by']!)}`;
-  }
-  return (
-    `{"flow":{"time":${q(f.time)},"verdict":${q(f.verdict)},` +
-    `"IP":{"source":${q(f.IP.source)},"destination":${q(f.IP.destination)},"ipVersion":${q(f.IP.ipVersion)}},` +
-    `"l4":{"${proto}":{"source_port":${p.source_port},"destination_port":${p.destination_port}}},` +
-    `"source":${endpointJson(f.source)},"destination":${endpointJson(f.destination)},` +
-    `"Type":${q(f.Type)},"node_name":${q(f.node_name)},"traffic_direction":${q(f.traffic_direction)},` +
-    `"is_reply":${f.is_reply},"Summary":${q(f.Summary)},"osprey":${os}${tail}},` +
-    `"node_name":${q(ev.node_name)},"time":${q(ev.time)}}`
-  );
+  return built !== undefined ? built.toBuffer().toString() : JSON.stringify(ev);
 }
