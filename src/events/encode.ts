@@ -292,6 +292,8 @@ export class EncodedLine implements CopyableLine {
    * 2 KB or more are stored once, not once per event that names it.
    */
   storedText(): string {
+    // a line its maker wrote as text names no process: its text is its bytes, not written again
+    if (!Array.isArray(this.parts)) return this.toBuffer().toString();
     let out = '';
     for (const p of this.pieces()) out += typeof p === 'string' ? p : processRef(p as object);
     return out;
@@ -328,7 +330,8 @@ export class EncodedLine implements CopyableLine {
  * its writing while the line waits in the sinks' queues.
  */
 export interface LineSource {
-  linePieces(): Piece[];
+  /** text only: a line made as text names no process */
+  linePieces(): string[];
 }
 
 /**
