@@ -342,25 +342,38 @@ export interface LineSource {
  */
 export function placeText(text: string, again: LineSource, ascii: boolean): EncodedLine {
   const max = ascii ? text.length : text.length * 3;
-  if (max > RING_BYTES / 8) {
+  if (max > OWN_BUFFER_BYTES) {
     const own = Buffer.from(text);
     return new EncodedLine(again, -1, own.length, own);
   }
-  let from = ringPos % RING_BYTES;
-  if (from + max > RING_BYTES) {
-    ringPos += RING_BYTES - from;
-    from = 0;
-  }
-  const at = ringPos;
+  const from = ringStart(max);
   const length = ascii ? ring.write(text, from, 'latin1') : ring.write(text, from);
-  ringPos += (length + 7) & ~7;
-  return new EncodedLine(again, at, length);
+  return new EncodedLine(again, ringCommit(length), length);
 }
 
 /** The ring lines are written into, and where the next one goes (bytes ever written). */
 const RING_BYTES = 8 * 1024 * 1024;
 const ring = Buffer.allocUnsafeSlow(RING_BYTES);
 let ringPos = 0;
+/** a line larger than this gets a buffer of its own */
+const OWN_BUFFER_BYTES = RING_BYTES / 8;
+
+/** Where a line of at most max bytes starts in the ring (never across its end). */
+function ringStart(max: number): number {
+  let from = ringPos % RING_BYTES;
+  if (from + max > RING_BYTES) {
+    ringPos += RING_BYTES - from;
+    from = 0;
+  }
+  return from;
+}
+
+/** The line just written at ringStart's place took length bytes: its position; the next starts 8-aligned. */
+function ringCommit(length: number): number {
+  const at = ringPos;
+  ringPos += (length + 7) & ~7;
+  return at;
+}
 
 /** Most bytes a line's pieces take in UTF-8 (a UTF-16 code unit is at most 3 bytes). */
 function bound(ps: readonly Piece[]): number {
@@ -384,17 +397,9 @@ function writePieces(ps: readonly Piece[], dst: Buffer, start: number): number {
 
 /** Writes a line's pieces at the ring's next place (never across its end). */
 function placeInRing(ps: readonly Piece[]): { at: number; length: number } {
-  const max = bound(ps);
-  let from = ringPos % RING_BYTES;
-  if (from + max > RING_BYTES) {
-    ringPos += RING_BYTES - from;
-    from = 0;
-  }
-  const at = ringPos;
+  const from = ringStart(bound(ps));
   const length = writePieces(ps, ring, from);
-  // the next line starts 8-aligned
-  ringPos += (length + 7) & ~7;
-  return { at, length };
+  return { at: ringCommit(length), length };
 }
 
 /** The pieces of an event's line. */
@@ -428,8 +433,7 @@ function pieces(ev: ExportEvent): Piece[] {
 export function encodeLine(ev: ExportEvent): EncodedLine {
   const ps = pieces(ev);
   const max = bound(ps);
-  // a line larger than an eighth of the ring gets a buffer of its own
-  if (max > RING_BYTES / 8) {
+  if (max > OWN_BUFFER_BYTES) {
     const own = Buffer.allocUnsafe(max);
     const n = writePieces(ps, own, 0);
     return new EncodedLine(ps, -1, n, own.subarray(0, n));
