@@ -58,10 +58,19 @@ export function ktimeToTime(ktimeNs: bigint): string {
   return wallNsToTime(ktimeToWallNs(ktimeNs));
 }
 
-let lastSecond = -1n;
+let lastSecond = -1;
 let lastPrefix = '';
-let lastSecondNum = -1;
-let lastPrefixNum = '';
+
+/** RFC 3339 UTC of a wall-clock second and its nanoseconds. */
+function formatTime(sec: number, nsec: number): string {
+  // events come in bursts within the same second: format the date part once
+  if (sec !== lastSecond) {
+    lastPrefix = new Date(sec * 1000).toISOString().slice(0, 19);
+    lastSecond = sec;
+  }
+  const frac = String(nsec);
+  return `${lastPrefix}.${'000000000'.slice(frac.length)}${frac}Z`;
+}
 
 /** The u64 CLOCK_MONOTONIC stamp little-endian at buf[off], as ktimeToTime writes it, without making a bigint. */
 export function ktimeAtToTime(buf: Buffer, off: number): string {
@@ -89,24 +98,11 @@ function numberKtimeToTime(k: number): string {
     sec++;
     nsec -= 1e9;
   }
-  if (sec < 0) return wallNsToTime(0n);
-  if (sec !== lastSecondNum) {
-    lastPrefixNum = new Date(sec * 1000).toISOString().slice(0, 19);
-    lastSecondNum = sec;
-  }
-  const frac = String(nsec);
-  return `${lastPrefixNum}.${'000000000'.slice(frac.length)}${frac}Z`;
+  return sec < 0 ? formatTime(0, 0) : formatTime(sec, nsec);
 }
 
 /** Wall-clock ns since the epoch to RFC 3339 UTC with nanoseconds. */
 export function wallNsToTime(wallNs: bigint): string {
   const ns = wallNs < 0n ? 0n : wallNs;
-  const second = ns / 1_000_000_000n;
-  // events come in bursts within the same second: format the date part once
-  if (second !== lastSecond) {
-    lastPrefix = new Date(Number(second) * 1000).toISOString().slice(0, 19);
-    lastSecond = second;
-  }
-  const frac = (ns % 1_000_000_000n).toString();
-  return `${lastPrefix}.${'000000000'.slice(frac.length)}${frac}Z`;
+  return formatTime(Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n));
 }
