@@ -123,7 +123,7 @@ export type TracepointEvent = { process_tracepoint: ProcessTracepoint; node_name
 
 /** Where events find their processes: ProcessPipeline.cache. */
 export interface ProcessLookup {
-  get(pid: number): { readonly process: Process; thread?(tid: number): Process } | undefined;
+  get(pid: number): { readonly process: Process; thread(tid: number): Process } | undefined;
   byExecId(execId: string): { readonly process: Process } | undefined;
 }
 
@@ -240,11 +240,8 @@ function argument(
 function processes(rec: TracingRecord, lookup: ProcessLookup): { process: EventProcess; parent?: Process } {
   const entry = lookup.get(rec.pid);
   if (!entry) return { process: { pid: rec.pid, tid: rec.tid } };
-  // cached Process objects are shared with other events: a thread's is a copy (kept by the cache when it can)
-  const process: Process =
-    entry.process.tid === rec.tid
-      ? entry.process
-      : (entry.thread?.(rec.tid) ?? { ...entry.process, tid: rec.tid });
+  // cached Process objects are shared with other events: another thread's is a copy, kept by the cache
+  const process = entry.thread(rec.tid);
   const pe = entry.process.parent_exec_id;
   const parent = pe === undefined ? undefined : lookup.byExecId(pe)?.process;
   return parent ? { process, parent } : { process };
