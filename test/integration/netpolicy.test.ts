@@ -73,6 +73,20 @@ function policy(yaml: string): NetworkPolicy {
   return r.policies[0]!;
 }
 
+/** Policy `name` for the workloads labelled app=name: egress only to host (/32 or /128) on TCP port. */
+function allowTcpTo(name: string, host: string, port: number): NetworkPolicy {
+  return policy(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: ${name} }
+spec:
+  endpointSelector: { matchLabels: { app: ${name} } }
+  egress:
+    - toCIDR: [${host}/${host.includes(':') ? 128 : 32}]
+      toPorts: [{ ports: [{ port: "${port}", protocol: TCP }] }]
+`);
+}
+
 async function server(
   env: Env,
   where: { cgroup: string } | 'netns',
@@ -582,17 +596,7 @@ spec:
         const host = v6 ? net.nsV6 : net.nsV4;
         const w = env.registry.create(name, { app: name });
         const s = await server(env, 'netns', 'tcp', host, port);
-        const allow = (p: number) =>
-          policy(`
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: ${name} }
-spec:
-  endpointSelector: { matchLabels: { app: ${name} } }
-  egress:
-    - toCIDR: [${host}/${v6 ? 128 : 32}]
-      toPorts: [{ ports: [{ port: "${p}", protocol: TCP }] }]
-`);
+        const allow = (p: number) => allowTcpTo(name, host, p);
         env.controller.datapath.setFlowSkip(skip);
         env.controller.apply(allow(s.port));
         // the workload's older sockets are marked before its connections may go without storage
@@ -644,18 +648,7 @@ spec:
         assert.ok(st.echoes() >= 5, `echoes before the workload: ${st.echoes()}`);
         env.registry.adopt('before', dir, { app: 'before' }, { managed: true });
         // a default-deny egress policy for it: its next connection is refused, the open one is not judged
-        env.controller.apply(
-          policy(`
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: before }
-spec:
-  endpointSelector: { matchLabels: { app: before } }
-  egress:
-    - toCIDR: [${net.nsV4}/32]
-      toPorts: [{ ports: [{ port: "${s.port + 1}", protocol: TCP }] }]
-`),
-        );
+        env.controller.apply(allowTcpTo('before', net.nsV4, s.port + 1));
         assert.deepEqual(await runClient({ cgroup: dir }, 'tcp', net.nsV4, s.port), {
           ok: false,
           code: 'EPERM',
@@ -676,17 +669,7 @@ spec:
       const { net } = env;
       const w = env.registry.create('quiet', { app: 'quiet' });
       const s = await server(env, 'netns', 'tcp', net.nsV4, 6300);
-      const allow = (port: number) =>
-        policy(`
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: quiet }
-spec:
-  endpointSelector: { matchLabels: { app: quiet } }
-  egress:
-    - toCIDR: [${net.nsV4}/32]
-      toPorts: [{ ports: [{ port: "${port}", protocol: TCP }] }]
-`);
+      const allow = (port: number) => allowTcpTo('quiet', net.nsV4, port);
       env.controller.datapath.setFlowSkip(
         (1 << FlowEvent.NEW) | (1 << FlowEvent.ESTABLISHED) | (1 << FlowEvent.CLOSED),
       );
