@@ -175,7 +175,7 @@ export class NetworkPolicyController {
 
   private enroll(w: Workload): void {
     this.datapath.setWorkload(w.cgroupId, w.identity);
-    this.datapath.attach(w.cgroupPath);
+    this.datapath.attach(w.cgroupPath, w.cgroupId);
   }
 
   private deliver(records: FlowRecord[]): void {

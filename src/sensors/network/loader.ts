@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import {
   type BpfMap,
@@ -215,10 +214,11 @@ export class NetworkDatapath {
   }
 
   /**
-   * Attach every program to a workload's cgroup. All or nothing: on a
-   * failure the programs attached so far are detached again.
+   * Attach every program to a workload's cgroup (its path, and its id as
+   * setWorkload has it). All or nothing: on a failure the programs attached
+   * so far are detached again.
    */
-  attach(cgroupPath: string): void {
+  attach(cgroupPath: string, cgroupId: bigint): void {
     if (this.attachments.has(cgroupPath)) return;
     const links: Link[] = [];
     try {
@@ -229,10 +229,7 @@ export class NetworkDatapath {
     }
     this.attachments.set(cgroupPath, links);
     // its connections from before: no hook saw them open, the packet hooks leave them alone
-    if (this.passes) {
-      const id = statSync(cgroupPath, { bigint: true }).ino;
-      this.queuePass(PASS.MARK, id, () => this.writeMark(id, true));
-    }
+    if (this.passes) this.queuePass(PASS.MARK, cgroupId, () => this.writeMark(cgroupId, true));
   }
 
   /** Detach from a cgroup: the refusing hooks first. */
