@@ -388,6 +388,8 @@ async function startAgent(ctx, m) {
     '--no-metrics-address',
     '--no-ui-address',
     '--no-store-path',
+    // BPF ns per op come from the kernel's run-time statistics
+    '--bpf-stats',
   ];
   const child = spawn(OSPREY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -377,9 +377,11 @@ export async function agentUnavailable() {
  * socket, state directory: nothing of the host's /var/lib/osprey or
  * /var/log/osprey is read or touched), the given --policy files loaded, and
  * waits until its API answers and every policy is enabled. `extraArgs` go
- * last on the command line (a later flag wins over an earlier one).
+ * last on the command line (a later flag wins over an earlier one). With
+ * `bpfStats` (the default) the agent has the kernel count its programs' runs
+ * and run time, which costs every program run two clock reads.
  */
-export async function startAgent(dir, policies = [], extraArgs = []) {
+export async function startAgent(dir, policies = [], extraArgs = [], { bpfStats = true } = {}) {
   mkdirSync(dir, { recursive: true });
   const exportFile = path.join(dir, 'events.json');
   const socket = path.join(dir, 'api.sock');
@@ -408,6 +410,8 @@ export async function startAgent(dir, policies = [], extraArgs = []) {
     '',
     ...(extraArgs.includes('--store-path') ? [] : ['--store-path', '']),
     ...policies.flatMap((p) => ['--policy', p]),
+    // BPF ns per run come from the kernel's run-time statistics (off in an agent's default)
+    ...(bpfStats ? ['--bpf-stats'] : []),
     ...extraArgs,
   ];
   const t0 = Date.now();
@@ -455,7 +459,28 @@ export async function stopAgent(agent) {
   return exit ?? { note: 'did not exit within 30 s of SIGTERM; killed' };
 }
 
-/** Run count and run time of a policy's programs, from status (the agent turns run-time stats on). */
+const BPF_STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
+
+/**
+ * Runs fn with the kernel's BPF run-time statistics on (sysctl
+ * kernel.bpf_stats_enabled), for an agent started without --bpf-stats; the
+ * sysctl's value is put back afterwards, and by the cleanup stack if the
+ * benchmark dies meanwhile.
+ */
+export async function withKernelBpfStats(fn) {
+  const was = readFileSync(BPF_STATS_SYSCTL, 'utf8').trim();
+  const restore = cleanup.add(`restore ${BPF_STATS_SYSCTL} to ${was}`, () =>
+    writeFileSync(BPF_STATS_SYSCTL, was),
+  );
+  writeFileSync(BPF_STATS_SYSCTL, '1');
+  try {
+    return await fn();
+  } finally {
+    restore.run();
+  }
+}
+
+/** Run count and run time of a policy's programs, from status (0 unless run-time stats are on). */
 export function policyProgramStats(status, policyName) {
   const progs = (status?.programs ?? []).filter((p) => p.policy === policyName);
   if (progs.length === 0) return null;

@@ -19,6 +19,7 @@ import {
   probeFeatures,
   programStats,
   requireBaseline,
+  runTimeStatsOn,
   tracefsRoot,
 } from '../kernel/index.js';
 import { kernelCapabilities } from '../policy/kernel-caps.js';
@@ -224,7 +225,9 @@ export class Agent {
       handle: (req, res) => api.handle(req, res),
     });
     this.ui = await startUi(cfg, this.log);
-    enableRunTimeStats();
+    // off by default: while on, every BPF program on the host reads the clock twice a run
+    if (cfg.bpfStats && !enableRunTimeStats())
+      this.log('warning: --bpf-stats: the kernel refused to turn on BPF run-time statistics');
     this.sensor = ProcessSensor.start({
       argsMax: cfg.argsMax,
       ringBytes: cfg.ringBufferMb * 1024 * 1024,
@@ -466,6 +469,7 @@ export class Agent {
       args_max: cfg.argsMax,
       ring: { buffer_bytes: cfg.ringBufferMb * 1024 * 1024, holdoff_ms: cfg.ringHoldoffMs },
       kernel: featuresStatus(this.features),
+      bpf_stats: runTimeStatsOn(),
       programs,
       records: { total: counters?.records ?? 0, batches: counters?.batches ?? 0 },
       events: { total: this.eventsTotal, by_type: Object.fromEntries(this.byType) },

@@ -39,6 +39,8 @@ export interface AgentConfig {
   nodeName: string;
   /** build the process cache from /proc at start */
   seed: boolean;
+  /** kernel run-time statistics of BPF programs (run count and time): ~2 clock reads per program run */
+  bpfStats: boolean;
   /** where policies added at run time are kept (policies/NAME.yaml + policies/index.json) */
   stateDir: string;
   /** TracingPolicy files, or directories of them, loaded at start (not stored) */
@@ -190,6 +192,12 @@ export const SETTINGS: readonly Setting[] = [
     help: 'node_name in events and exec_id',
   },
   { key: 'seed', field: 'seed', kind: 'bool', help: 'build the process cache from /proc at start' },
+  {
+    key: 'bpf-stats',
+    field: 'bpfStats',
+    kind: 'bool',
+    help: "count BPF programs' runs and run time (costs every program run on the host two clock reads)",
+  },
   {
     key: 'state-dir',
     field: 'stateDir',
@@ -350,6 +358,7 @@ export function defaults(hostname = os.hostname()): DefaultConfig {
     cgroup: undefined,
     nodeName: hostname,
     seed: true,
+    bpfStats: false,
     stateDir: DEFAULT_STATE_DIR,
     policy: [],
     storePath: null,

@@ -57,6 +57,8 @@ export interface AgentStatus {
   args_max: number;
   ring: { buffer_bytes: number; holdoff_ms: number };
   kernel: KernelFeaturesStatus;
+  /** the kernel is counting programs' runs and run time (--bpf-stats, or the host's sysctl) */
+  bpf_stats: boolean;
   programs: ProgramStatus[];
   records: { total: number; batches: number };
   events: { total: number; by_type: Record<string, number> };
@@ -100,7 +102,7 @@ export function renderStatusText(s: AgentStatus): string {
   if (s.scope_cgroup) kv('watching cgroup', s.scope_cgroup);
   if (s.config_file) kv('config', s.config_file);
   out.push('');
-  out.push('Programs');
+  out.push(s.bpf_stats ? 'Programs' : 'Programs (runs not counted: start the agent with --bpf-stats)');
   const named = s.programs.map((p) => ({ ...p, shown: p.policy ? `${p.policy}/${p.name}` : p.name }));
   const nameWidth = Math.max(16, ...named.map((p) => p.shown.length));
   const hookWidth = Math.max(30, ...named.map((p) => p.hook.length));

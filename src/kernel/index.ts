@@ -6,4 +6,4 @@ export { BPF_ANY, BPF_EXIST, BPF_NOEXIST, BpfMap, bytes, type Codec, possibleCpu
 export { cgroup2Root, ensureMounts, mounts, tracefsRoot } from './mounts.js';
 export { bpfObjectPath, native, repoRoot } from './native.js';
 export { type RecordHandler, RecordReader, RingReader, ringBufferBytes } from './ring.js';
-export { enableRunTimeStats, type ProgramStats, programStats } from './stats.js';
+export { enableRunTimeStats, type ProgramStats, programStats, runTimeStatsOn } from './stats.js';

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { native } from './native.js';
 
 export interface ProgramStats {
@@ -28,6 +29,19 @@ export function enableRunTimeStats(): boolean {
   try {
     statsFd = native().enableStats();
     return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether the kernel is counting program runs now: this process turned the
+ * statistics on, or the host did (sysctl kernel.bpf_stats_enabled).
+ */
+export function runTimeStatsOn(): boolean {
+  if (statsFd !== undefined) return true;
+  try {
+    return readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'latin1').trim() === '1';
   } catch {
     return false;
   }

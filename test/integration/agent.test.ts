@@ -131,6 +131,7 @@ describe('osprey agent, scoped to a cgroup', () => {
       'json',
       '--node-name',
       'agent-test-node',
+      '--bpf-stats',
       // keep this agent's state and listeners to itself
       '--state-dir',
       path.join(tmp, 'state'),
@@ -258,6 +259,7 @@ describe('osprey agent, scoped to a cgroup', () => {
     const s = JSON.parse(run.stdout) as {
       node_name: string;
       scope_cgroup: string;
+      bpf_stats: boolean;
       programs: { name: string; id: number; run_count: number }[];
       events: { total: number; by_type: Record<string, number> };
       drops: Record<string, number>;
@@ -274,7 +276,8 @@ describe('osprey agent, scoped to a cgroup', () => {
       s.programs.map((p) => p.name),
       ['osprey_exec', 'osprey_fork', 'osprey_exit'],
     );
-    // the programs run for every task on the host; the scope filters after
+    // the programs run for every task on the host (counted: --bpf-stats); the scope filters after
+    assert.equal(s.bpf_stats, true);
     assert.ok(s.programs.every((p) => p.run_count > 0));
     assert.equal(s.events.by_type.process_exec, 1);
     assert.equal(s.events.by_type.process_exit, 1);

@@ -346,6 +346,20 @@ describe('osprey CLI', () => {
       assert.match(r.stdout, /kernel_ringbuf\s+0/);
     });
 
+    it('leaves BPF run-time statistics off unless asked (--bpf-stats)', async (t) => {
+      if (readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim() !== '0')
+        return t.skip('the host has kernel.bpf_stats_enabled on');
+      const st = await osprey(['status', '-o', 'json', '--socket', sock]);
+      const s = JSON.parse(st.stdout) as { bpf_stats: boolean; programs: { run_count: number }[] };
+      assert.equal(s.bpf_stats, false);
+      assert.deepEqual(
+        s.programs.map((p) => p.run_count),
+        [0, 0, 0],
+      );
+      const r = await osprey(['status', '--socket', sock]);
+      assert.match(r.stdout, /^Programs \(runs not counted: start the agent with --bpf-stats\)$/m);
+    });
+
     it('refuses a bad filter with exit code 2', async () => {
       const r = await osprey(['events', '--socket', sock, '--process', '(unclosed']);
       assert.equal(r.code, 2);

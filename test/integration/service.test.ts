@@ -215,6 +215,8 @@ describe('the agent as a service', () => {
 
     before(async () => {
       agent = await startAgent([
+        // the metrics test reads the programs' run counts
+        '--bpf-stats',
         '--store-path',
         storePath,
         '--export-file',

@@ -44,6 +44,7 @@ describe('agent config', () => {
       cgroup: undefined,
       nodeName: 'node-a',
       seed: true,
+      bpfStats: false,
       stateDir: '/var/lib/osprey',
       policy: [],
       storePath: '/var/lib/osprey/events.db',
