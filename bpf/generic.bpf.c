@@ -1296,6 +1296,41 @@ static __always_inline int on_enter(void *ctx, __u32 hook_idx, const struct osp_
 	return finish(slot, hook_idx, sc.winner, sc.nsel);
 }
 
+/*
+ * True when no selector of the hook can match this call (see osp_hook's
+ * quick_n): the hook's string arg, read as the full path would read it for a
+ * Prefix filter, is in none of the selectors' prefix sets.
+ */
+static __always_inline bool quick_reject(void *ctx, const struct osp_hook *hk)
+{
+	struct osp_keys *k = scratch_keys();
+	const struct osp_arg_spec *sp;
+	__u32 a = hk->quick_arg, max;
+	__u64 ptr;
+	long n;
+
+	if (!k || a >= OSP_MAX_ARGS)
+		return false;
+	sp = &hk->args[a];
+	max = sp->max_bytes;
+	if (max > OSP_PREFIX_MAX)
+		max = OSP_PREFIX_MAX;
+	ptr = read_field(ctx, sp->offset, 8, false);
+	/* a NUL after OSP_PREFIX_MAX bytes spills into the scratch sfx key */
+	n = bpf_probe_read_user_str(k->pfx.data, (max + 1) & 0x1ff, (void *)ptr);
+	if (n <= 0)
+		return true; /* unreadable: a Prefix filter fails on it */
+	k->pfx.prefixlen = 32 + 8 * (__u32)(n - 1);
+	for (__u32 i = 0; i < OSP_MAX_SELECTORS; i++) {
+		if (i >= hk->quick_n)
+			break;
+		k->pfx.id = hk->quick_ids[i];
+		if (bpf_map_lookup_elem(&str_prefix, &k->pfx))
+			return false;
+	}
+	return true;
+}
+
 struct chain_ctx {
 	void *tp;
 	__u32 hook;
@@ -1318,7 +1353,7 @@ static long chain_cb(__u32 i, void *arg)
 	c->hook = hk->next;
 	if (hk->kind == OSP_HOOK_EXIT)
 		on_exit(c->tp, idx, hk, c->slot);
-	else
+	else if (!(hk->quick_n && quick_reject(c->tp, hk)))
 		on_enter(c->tp, idx, hk, c->slot, cfg);
 	return 0;
 }

@@ -153,6 +153,17 @@ struct osp_hook {
 	__u8 ret_signed;
 	__u32 next;        /* next hook on the same tracepoint, or OSP_NO_HOOK */
 	struct osp_arg_spec args[OSP_MAX_ARGS];
+	/*
+	 * Quick reject: when every selector has a Prefix filter on the same
+	 * string arg, a call whose string is in none of those filters' prefix
+	 * sets cannot match any selector; it is dropped after reading that one
+	 * string (most calls of a file-monitoring policy match nothing).
+	 * quick_n: selectors (0: no quick reject), quick_ids: each one's filter id.
+	 */
+	__u8 quick_n;
+	__u8 quick_arg;
+	__u16 quick_pad;
+	__u32 quick_ids[OSP_MAX_SELECTORS];
 };
 
 enum osp_filter_flags {

@@ -21,6 +21,8 @@ import {
   TablesError,
   type TracingRecord,
 } from '../../src/sensors/tracing/index.js';
+import { HOOK } from '../../src/sensors/tracing/layout.js';
+import { encodeTables } from '../../src/sensors/tracing/tables.js';
 import { loadedPrograms, makeTestCgroup } from '../lib/bpf.js';
 
 const TARGET_C = String.raw`
@@ -625,6 +627,47 @@ test('Prefix matches paths of every length just past the prefix', async () => {
     assert.equal(r.code, 0);
     const recs = await h.recordsOf(r.pid, files.length);
     assert.deepEqual(recs.map((x) => str(x, 1)).sort(), [...files].sort());
+  });
+});
+
+test('quick reject (a Prefix on the path in every selector) passes on whatever some selector matches', async () => {
+  const dir = path.join(tmp, 'quick');
+  mkdirSync(dir, { recursive: true });
+  const one = path.join(dir, 'one');
+  const other = path.join(dir, 'other');
+  const two = path.join(tmp, 'quick-two');
+  // longer than a prefix key's 252 bytes: the kernel compares its first 252
+  const long = path.join(dir, 'l'.repeat(250));
+  for (const f of [one, other, two, long]) writeFileSync(f, '');
+  const t = tables([
+    openat([
+      {
+        matchArgs: [
+          { arg: 1, op: 'Prefix', strings: [`${dir}/`] },
+          { arg: 1, op: 'Postfix', strings: ['one'] },
+        ],
+        actions: post,
+      },
+      { matchArgs: [{ arg: 1, op: 'Prefix', strings: ['/nonexistent', two] }], actions: post },
+      { matchArgs: [{ arg: 1, op: 'Prefix', strings: [`${dir}/lll`] }], actions: post },
+    ]),
+  ]);
+  // the hook does take the quick path
+  assert.equal(encodeTables(t, () => 0).hooks[0]!.readUInt8(HOOK.quick_n), 3);
+  await withPolicy('quick', t, async (h) => {
+    const r = await h.run([target, 'open', other, 'open', one, 'open', two, 'open', long]);
+    assert.equal(r.code, 0);
+    await h.recordsOf(r.pid, 3);
+    await sleep(200);
+    const mine = h.records.filter((x) => x.pid === r.pid);
+    assert.deepEqual(
+      mine.map((x) => [str(x, 1), x.selector]),
+      [
+        [one, 0],
+        [two, 1],
+        [long, 2],
+      ],
+    );
   });
 });
 

@@ -16,6 +16,7 @@ import {
   PolicyCompileError,
 } from '../../src/policy/compile.js';
 import { parsePolicyFile, parsePolicyText, type TracingPolicy } from '../../src/policy/index.js';
+import { FILTER, HOOK, Op, OSP_LIMITS, SELECTOR } from '../../src/sensors/tracing/layout.js';
 import { encodeTables, type HookTable } from '../../src/sensors/tracing/tables.js';
 
 const TRACEFS = '/sys/kernel/tracing';
@@ -657,5 +658,95 @@ ${actions}`);
       refused(p).map((q) => q.hook),
       ['kprobes[0]', 'kprobes[1]'],
     );
+  });
+});
+
+describe('quick reject (osp_hook.quick_*)', () => {
+  /** per hook: [quick_n, quick_arg, ids], and each selector's first Prefix filter id, from the encoded tables */
+  function quick(text: string) {
+    const t = encodeTables(compile(fromText(policy(text))).tables, () => 0);
+    return t.hooks.map((h, i) => ({
+      n: h.readUInt8(HOOK.quick_n),
+      arg: h.readUInt8(HOOK.quick_arg),
+      ids: [...Array(h.readUInt8(HOOK.quick_n)).keys()].map((k) => h.readUInt32LE(HOOK.quick_ids + 4 * k)),
+      prefixIds: [...Array(OSP_LIMITS.MAX_SELECTORS).keys()]
+        .map((k) => t.selectors.get(i * OSP_LIMITS.MAX_SELECTORS + k))
+        .filter((s) => s !== undefined)
+        .map((s) => {
+          for (let j = 0; j < s.readUInt8(SELECTOR.nargf); j++) {
+            const f = SELECTOR.argf + j * FILTER.SIZE;
+            if (s.readUInt8(f + FILTER.op) === Op.PREFIX) return s.readUInt32LE(f + FILTER.id);
+          }
+          return undefined;
+        }),
+    }));
+  }
+  const hook = (selectors: string) => `  kprobes:
+    - call: sys_openat
+      syscall: true
+      args:
+        - index: 0
+          type: int
+        - index: 1
+          type: string
+      selectors:
+${selectors}`;
+
+  test('every selector has a Prefix filter on the same string arg: one id per selector', () => {
+    const [h] = quick(
+      hook(`        - matchArgs:
+            - index: 0
+              operator: Equal
+              values: ["-100"]
+            - index: 1
+              operator: Prefix
+              values: ["/etc/"]
+        - matchArgs:
+            - index: 1
+              operator: Prefix
+              values: ["/root/", "/home/"]
+          matchActions:
+            - action: Sigkill
+`),
+    );
+    assert.equal(h!.n, 2);
+    assert.equal(h!.arg, 1);
+    assert.deepEqual(h!.ids, h!.prefixIds);
+    assert.equal(new Set(h!.ids).size, 2);
+  });
+
+  test('a selector without one, Prefix on an int, NotPrefix or no selectors at all: no quick reject', () => {
+    const cases = [
+      hook(`        - matchArgs:
+            - index: 1
+              operator: Prefix
+              values: ["/etc/"]
+        - matchArgs:
+            - index: 1
+              operator: Equal
+              values: ["/tmp/x"]
+`),
+      hook(`        - matchArgs:
+            - index: 1
+              operator: NotPrefix
+              values: ["/etc/"]
+`),
+      hook(`        - matchActions:
+            - action: Post
+`),
+      `  kprobes:
+    - call: sys_openat
+      syscall: true
+      args:
+        - index: 1
+          type: string
+`,
+    ];
+    for (const c of cases)
+      assert.deepEqual(
+        quick(c).map((h) => h.n),
+        [0],
+        c,
+      );
   });
 });

@@ -107,7 +107,10 @@ export const HOOK = {
   ret_signed: 19,
   next: 20,
   args: 24,
-  SIZE: 64,
+  quick_n: 64,
+  quick_arg: 65,
+  quick_ids: 68,
+  SIZE: 88,
 } as const;
 
 export const FILTER = { arg: 0, op: 1, nvals: 2, flags: 3, id: 4, vals: 8, SIZE: 136 } as const;

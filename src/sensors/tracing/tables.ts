@@ -799,9 +799,11 @@ class Encoder {
       if (prev === undefined) out.attach.push(i);
       else out.hooks[prev]!.writeUInt32LE(i, HOOK.next);
       last.set(tp, i);
-      h.selectors.forEach((s, k) => {
-        out.selectors.set(i * OSP_LIMITS.MAX_SELECTORS + k, this.selector(h, s));
+      const selectors = h.selectors.map((s) => this.selector(h, s));
+      selectors.forEach((b, k) => {
+        out.selectors.set(i * OSP_LIMITS.MAX_SELECTORS + k, b);
       });
+      setQuickReject(out.hooks[i]!, selectors);
     });
     out.config.writeUInt32LE(out.follow.length, CONFIG.nfollow);
     return out;
@@ -1085,4 +1087,39 @@ class Encoder {
  */
 export function encodeTables(t: PolicyTables, allocFollowBit: () => number): KernelTables {
   return new Encoder(t, allocFollowBit).run();
+}
+
+/**
+ * Fills a hook's quick-reject fields (osp_hook.quick_*) from its encoded
+ * selectors: when each selector has a Prefix filter on one and the same
+ * string arg, the kernel reads that string and drops a call that is in none
+ * of those filters' prefix sets before doing anything else. A hook with no
+ * selectors (every call matches), an exit hook, or a selector without such a
+ * filter leaves quick_n at 0 and every call is read and matched in full.
+ */
+export function setQuickReject(hook: Buffer, selectors: readonly Buffer[]): void {
+  if (hook.readUInt32LE(HOOK.kind) === HookKind.EXIT || selectors.length === 0) return;
+  const nargs = hook.readUInt32LE(HOOK.nargs);
+  let arg: number | undefined;
+  const ids: number[] = [];
+  for (const sel of selectors) {
+    let id: number | undefined;
+    for (let j = 0; j < sel.readUInt8(SELECTOR.nargf); j++) {
+      const f = SELECTOR.argf + j * FILTER.SIZE;
+      const a = sel.readUInt8(f + FILTER.arg);
+      if (sel.readUInt8(f + FILTER.op) !== Op.PREFIX || a >= nargs || (arg !== undefined && a !== arg))
+        continue;
+      if (hook.readUInt8(HOOK.args + a * ARG_SPEC.SIZE + ARG_SPEC.type) !== ArgType.STRING) continue;
+      arg = a;
+      id = sel.readUInt32LE(f + FILTER.id);
+      break;
+    }
+    if (id === undefined) return;
+    ids.push(id);
+  }
+  hook.writeUInt8(arg!, HOOK.quick_arg);
+  ids.forEach((id, k) => {
+    hook.writeUInt32LE(id, HOOK.quick_ids + 4 * k);
+  });
+  hook.writeUInt8(ids.length, HOOK.quick_n);
 }
