@@ -559,7 +559,7 @@ async function ospreyArgs(dir, { store }) {
   if (has('--ui-address')) args.push('--ui-address', '');
   // the BPF µs per exec reported come from the kernel's run-time statistics
   // (two clock reads per program run, ~0.1 µs an exec)
-  if (has('--bpf-stats')) args.push('--bpf-stats');
+  if (has('bpf-stats')) args.push('--bpf-stats');
   return args;
 }
 

@@ -64,14 +64,55 @@ function cached<O extends object, V>(o: O, kept: Slot<V>, make: (o: O) => V): V 
 }
 
 /**
+ * Where processes' JSON lives: a ring of bytes, like the ring of lines. A
+ * process's JSON is most of every event that names it (its own, its
+ * children's as parent), so it is made once and copied in as bytes; but
+ * kept in a buffer of each process's own, tens of thousands of them (the
+ * live processes and the recently exited ones the cache keeps) were tens of
+ * MB of memory outside V8's heap, each freed only when a full collection
+ * found its process dead. Here they take one fixed buffer: a process whose
+ * bytes the ring has gone past (one that has lived through 4 MiB of other
+ * processes' JSON) has them made again the next time they are wanted.
+ */
+const PROC_RING_BYTES = 4 * 1024 * 1024;
+const procRing = Buffer.allocUnsafeSlow(PROC_RING_BYTES);
+/** bytes ever placed in procRing: where the next process's JSON goes */
+let procPos = 0;
+/** a process whose JSON is larger than this gets a buffer of its own */
+const PROC_OWN_BYTES = PROC_RING_BYTES / 16;
+
+/** Where a process's JSON is: in procRing at `at` (bytes ever placed), or in `own`. */
+interface ProcBytes {
+  at: number;
+  length: number;
+  own: Buffer | undefined;
+}
+
+const PROC_OF: Slot<ProcBytes> = slot<ProcBytes>();
+
+/** A process's JSON bytes, made or made again when the ring has gone past them. */
+function procBytes(p: object): ProcBytes {
+  const b = PROC_OF.get(p);
+  if (b !== undefined && (b.own !== undefined || procPos <= b.at + PROC_RING_BYTES)) return b;
+  const fresh = placeProcess(p);
+  if (b === undefined) PROC_OF.set(p, fresh);
+  else {
+    b.at = fresh.at;
+    b.length = fresh.length;
+    b.own = fresh.own;
+  }
+  return fresh;
+}
+
+/**
  * A process's JSON straight into bytes: its own fields as text, the objects
  * it shares with other processes (capability sets, namespaces, workload) as
  * their cached bytes, copied in. No string of the whole process is built
  * (flattening one cost more than the rest of the encoding).
  */
-function processBytesFresh(p: object): Buffer {
+function placeProcess(p: object): ProcBytes {
   const rec = p as Record<string, unknown>;
-  const ps: Piece[] = [];
+  const ps: (string | Buffer)[] = [];
   let out = '{';
   let first = true;
   for (const key in rec) {
@@ -87,12 +128,24 @@ function processBytesFresh(p: object): Buffer {
     }
   }
   ps.push(`${out}}`);
-  // kept as long as the process: the exact size, not a bound
-  let n = 0;
-  for (const x of ps) n += typeof x === 'string' ? Buffer.byteLength(x) : pieceBytes(x).length;
-  const b = Buffer.allocUnsafe(n);
-  writePieces(ps, b, 0);
-  return b;
+  let max = 0;
+  for (const x of ps) max += typeof x === 'string' ? x.length * 3 : x.length;
+  if (max > PROC_OWN_BYTES) {
+    let n = 0;
+    for (const x of ps) n += typeof x === 'string' ? Buffer.byteLength(x) : x.length;
+    const own = Buffer.allocUnsafe(n);
+    writePieces(ps, own, 0);
+    return { at: -1, length: n, own };
+  }
+  let from = procPos % PROC_RING_BYTES;
+  if (from + max > PROC_RING_BYTES) {
+    procPos += PROC_RING_BYTES - from;
+    from = 0;
+  }
+  const length = writePieces(ps, procRing, from);
+  const at = procPos;
+  procPos += (length + 7) & ~7;
+  return { at, length, own: undefined };
 }
 
 /** Capability name lists are shared arrays, other arrays are small; objects are shared. */
@@ -106,20 +159,12 @@ function sharedBytes(v: object): Buffer {
   return cached(v, BYTES_OF, sharedBytesFresh);
 }
 
-/**
- * A process object's JSON as UTF-8, as in events, made once per process
- * object: it is most of an event's bytes, and every process appears in
- * several events (its own, its children's as parent). Only the bytes are
- * kept: a process's JSON is copied into event lines byte for byte, never
- * re-encoded.
- */
-export function processBytes(p: object): Buffer {
-  return cached(p, BYTES_OF, processBytesFresh);
-}
-
 /** A process object's JSON, as in events. */
 export function processJson(p: object): string {
-  return processBytes(p).toString();
+  const b = procBytes(p);
+  if (b.own !== undefined) return b.own.toString();
+  const from = b.at % PROC_RING_BYTES;
+  return procRing.toString('utf8', from, from + b.length);
 }
 
 /**
@@ -167,9 +212,24 @@ function quoted(key: string): string {
  */
 export type Piece = string | Buffer | object;
 
-/** The bytes of a piece that is not text. */
-function pieceBytes(p: Buffer | object): Buffer {
-  return p instanceof Uint8Array ? (p as Buffer) : processBytes(p);
+/** Bytes of a piece that is not text: shared bytes, or a process (its JSON). */
+function pieceLength(p: Buffer | object): number {
+  return p instanceof Uint8Array ? p.length : procBytes(p).length;
+}
+
+/** Copies a piece that is not text to dst at off; returns its length. */
+function copyPiece(p: Buffer | object, dst: Buffer, off: number): number {
+  if (p instanceof Uint8Array) {
+    dst.set(p, off);
+    return p.length;
+  }
+  const b = procBytes(p);
+  if (b.own !== undefined) dst.set(b.own, off);
+  else {
+    const from = b.at % PROC_RING_BYTES;
+    procRing.copy(dst, off, from, from + b.length);
+  }
+  return b.length;
 }
 
 const PROCESS_KEYS = new Set(['process', 'parent']);
@@ -378,7 +438,7 @@ function ringCommit(length: number): number {
 /** Most bytes a line's pieces take in UTF-8 (a UTF-16 code unit is at most 3 bytes). */
 function bound(ps: readonly Piece[]): number {
   let max = 0;
-  for (const p of ps) max += typeof p === 'string' ? p.length * 3 : pieceBytes(p).length;
+  for (const p of ps) max += typeof p === 'string' ? p.length * 3 : pieceLength(p);
   return max;
 }
 
@@ -386,11 +446,7 @@ function writePieces(ps: readonly Piece[], dst: Buffer, start: number): number {
   let off = start;
   for (const p of ps) {
     if (typeof p === 'string') off += dst.write(p, off);
-    else {
-      const b = pieceBytes(p);
-      dst.set(b, off);
-      off += b.length;
-    }
+    else off += copyPiece(p, dst, off);
   }
   return off - start;
 }

@@ -195,6 +195,27 @@ describe('encodeEvent', () => {
     assert.equal(eventLine(first), line);
   });
 
+  test("a process whose JSON the processes' ring has gone past is encoded again, byte for byte", () => {
+    const old = { ...sampleProcess(), arguments: 'ünïcode ✓ old' };
+    const ev = (process: Process, time: string): ExportEvent => ({
+      process_exec: { process, parent: undefined },
+      node_name: 'n',
+      time,
+    });
+    assert.equal(encodeEvent(ev(old, 't0')), JSON.stringify(ev(old, 't0')));
+    // more than the 4 MiB ring of processes' JSON, of other processes
+    const long = 'y'.repeat(100_000);
+    for (let i = 0; i < 60; i++) {
+      const p = { ...sampleProcess(), pid: i, arguments: long };
+      assert.equal(encodeEvent(ev(p, `t${i}`)).length, JSON.stringify(ev(p, `t${i}`)).length);
+    }
+    assert.equal(encodeEvent(ev(old, 't1')), JSON.stringify(ev(old, 't1')));
+    // one larger than a sixteenth of that ring has a buffer of its own
+    const huge = { ...sampleProcess(), arguments: 'z'.repeat(400_000) };
+    assert.equal(encodeEvent(ev(huge, 't2')), JSON.stringify(ev(huge, 't2')));
+    assert.equal(encodeEvent(ev(huge, 't3')), JSON.stringify(ev(huge, 't3')));
+  });
+
   test('a line larger than an eighth of the ring gets a buffer of its own', () => {
     const big = {
       process_exec: { process: sampleProcess(), parent: undefined, arg: 'ü'.repeat(3 << 20) },
