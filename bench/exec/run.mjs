@@ -653,7 +653,7 @@ async function runOsprey(round, ctx, opts) {
 
 /**
  * Mean kernel time of each of the agent's programs per run, from the run-time
- * statistics the agent turns on; their sum is what one fork+exec+exit cycle
+ * statistics the agent turns on (--bpf-stats); their sum is what one fork+exec+exit cycle
  * pays inside BPF.
  */
 function bpfCost(status) {

@@ -656,7 +656,7 @@ function progIdsOf(pid) {
 
 /**
  * Run time and run count of the agent's network policy programs (np_*),
- * from the kernel's statistics (the agent turns them on while it runs).
+ * from the kernel's statistics (the agent turns them on while it runs: --bpf-stats).
  */
 function bpfStats(agent) {
   const ids = progIdsOf(agent.pid);
