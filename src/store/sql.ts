@@ -26,8 +26,14 @@ export function writeRows(s: WriteStatements, rows: BatchRows): void {
 export const INSERT_EVENT_SQL = `INSERT INTO events (time_ns, type, exec_id, parent_exec_id, pid, binary, policy_name, node_name, json)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
-export const UPSERT_PROCESS_SQL = `INSERT INTO processes (exec_id, parent_exec_id, pid, binary, arguments, start_time, last_seen_ns, json)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+/**
+ * A process's row, with its exit when the same batch has it (a short-lived
+ * process's exec and exit usually come in one batch: one row written, not a
+ * row and then an update of it).
+ */
+export const UPSERT_PROCESS_SQL = `INSERT INTO processes (exec_id, parent_exec_id, pid, binary, arguments, start_time, last_seen_ns, json,
+    exit_time, exit_time_ns, exit_status, exit_signal)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (exec_id) DO UPDATE SET
     parent_exec_id = coalesce(excluded.parent_exec_id, parent_exec_id),
     pid = excluded.pid,
@@ -35,7 +41,11 @@ export const UPSERT_PROCESS_SQL = `INSERT INTO processes (exec_id, parent_exec_i
     arguments = excluded.arguments,
     start_time = coalesce(excluded.start_time, start_time),
     last_seen_ns = max(last_seen_ns, excluded.last_seen_ns),
-    json = excluded.json`;
+    json = excluded.json,
+    exit_time = coalesce(excluded.exit_time, exit_time),
+    exit_time_ns = coalesce(excluded.exit_time_ns, exit_time_ns),
+    exit_status = coalesce(excluded.exit_status, exit_status),
+    exit_signal = coalesce(excluded.exit_signal, exit_signal)`;
 
 export const SET_EXIT_SQL = `UPDATE processes SET exit_time = ?, exit_time_ns = ?, exit_status = ?, exit_signal = ?
   WHERE exec_id = ?`;

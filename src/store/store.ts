@@ -19,7 +19,14 @@ import { eventColumns } from './columns.js';
 import { STORE_PATH_FLAG, StoreError, storeError } from './errors.js';
 import { Retention, type RetentionResult } from './retention.js';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
-import { type BatchRows, INSERT_EVENT_SQL, SET_EXIT_SQL, UPSERT_PROCESS_SQL, writeRows } from './sql.js';
+import {
+  type BatchRows,
+  INSERT_EVENT_SQL,
+  SET_EXIT_SQL,
+  type Sql,
+  UPSERT_PROCESS_SQL,
+  writeRows,
+} from './sql.js';
 import { boundToNs, type TimeBound, timeToNs } from './time.js';
 import { StoreWriter, type WriterReply } from './writer.js';
 
@@ -146,6 +153,9 @@ const DEFAULT_QUERY_LIMIT = 1000;
 const MAX_QUERY_LIMIT = 100_000;
 /** a process named again within this time is not written again (exec and exit always are) */
 const PROCESS_REFRESH_MS = 60_000;
+/** where last_seen_ns and the exit's four fields are in an UPSERT_PROCESS_SQL row */
+const PROCESS_LAST_SEEN_AT = 6;
+const PROCESS_EXIT_AT = 8;
 const MAX_SEEN_PROCESSES = 20_000;
 const EVENT_TYPE_NAME = /^[a-z_]+$/;
 
@@ -761,6 +771,8 @@ export class EventStore {
   private rowsOf(events: readonly ExportEvent[]): BatchRows {
     const now = Date.now();
     const rows: BatchRows = { events: [], processes: [], exits: [] };
+    /** this batch's process rows, by exec_id */
+    const inBatch = new Map<string, Sql[]>();
     for (const ev of events) {
       const c = eventColumns(ev);
       rows.events.push([
@@ -776,32 +788,50 @@ export class EventStore {
         this.encode(ev).storedText(),
       ]);
       const lifecycle = c.type === 'process_exec' || c.type === 'process_exit';
-      if (c.process) this.upsert(rows, c.process, c.timeNs, now, lifecycle);
-      if (c.parent) this.upsert(rows, c.parent, c.timeNs, now, false);
+      if (c.process) this.upsert(rows, inBatch, c.process, c.timeNs, now, lifecycle);
+      if (c.parent) this.upsert(rows, inBatch, c.parent, c.timeNs, now, false);
       if (c.type === 'process_exit' && c.process) {
         const exit = (ev as { process_exit: { time?: unknown; status?: unknown; signal?: unknown } })
           .process_exit;
         const time = typeof exit.time === 'string' ? exit.time : ev.time;
-        rows.exits.push([
+        const fields: Sql[] = [
           time,
           timeToNs(time) ?? c.timeNs,
           typeof exit.status === 'number' ? exit.status : null,
           typeof exit.signal === 'string' && exit.signal !== '' ? exit.signal : null,
-          c.process.exec_id,
-        ]);
+        ];
+        const row = inBatch.get(c.process.exec_id);
+        if (row) row.splice(PROCESS_EXIT_AT, fields.length, ...fields);
+        else rows.exits.push([...fields, c.process.exec_id]);
       }
     }
     return rows;
   }
 
-  private upsert(rows: BatchRows, p: Process, timeNs: bigint, now: number, always: boolean): void {
+  /**
+   * The process's row, unless this batch has it already or (not `always`:
+   * a parent named again) it was written in the last PROCESS_REFRESH_MS.
+   */
+  private upsert(
+    rows: BatchRows,
+    inBatch: Map<string, Sql[]>,
+    p: Process,
+    timeNs: bigint,
+    now: number,
+    always: boolean,
+  ): void {
+    const had = inBatch.get(p.exec_id);
+    if (had) {
+      if (timeNs > (had[PROCESS_LAST_SEEN_AT] as bigint)) had[PROCESS_LAST_SEEN_AT] = timeNs;
+      return;
+    }
     if (!always) {
       const last = this.seen.get(p.exec_id);
       if (last !== undefined && now - last < PROCESS_REFRESH_MS) return;
     }
     if (this.seen.size >= MAX_SEEN_PROCESSES) this.seen.clear();
     this.seen.set(p.exec_id, now);
-    rows.processes.push([
+    const row: Sql[] = [
       p.exec_id,
       p.parent_exec_id ?? null,
       p.pid,
@@ -810,7 +840,14 @@ export class EventStore {
       typeof p.start_time === 'string' ? p.start_time : null,
       timeNs,
       processJson(p),
-    ]);
+      // its exit, when this batch has it too
+      null,
+      null,
+      null,
+      null,
+    ];
+    rows.processes.push(row);
+    inBatch.set(p.exec_id, row);
   }
 
   private regex(pattern: string): RegExp {

@@ -170,6 +170,37 @@ describe('EventStore', () => {
     }
   });
 
+  it('keeps an exit whether it comes in the batch of its exec or a later one, one row a process', () => {
+    const file = fresh();
+    const store = EventStore.open(file, { retentionIntervalMs: 0 });
+    try {
+      const sh = proc('c2g', 10, '/bin/sh');
+      const a = proc('YQ', 11, '/bin/true', sh.exec_id);
+      const b = proc('Yg', 12, '/bin/false', sh.exec_id);
+      // a: exec and exit in one batch; b: exec now, exit (by a signal) in the next
+      store.append([exec(sh, at(100)), exec(a, at(200), sh), exit(a, at(300)), exec(b, at(400), sh)]);
+      assert.equal(store.process(b.exec_id)?.process.exit_time, undefined);
+      store.append([exit(b, at(500), 'SIGTERM'), kprobe(sh, at(600), 'p')]);
+      const ra = store.process(a.exec_id)!.process;
+      assert.deepEqual([ra.exit_time, ra.exit_status, ra.exit_signal], [at(300), 1, undefined]);
+      const rb = store.process(b.exec_id)!.process;
+      assert.deepEqual([rb.exit_time, rb.exit_status, rb.exit_signal], [at(500), 0, 'SIGTERM']);
+      assert.equal(store.process(sh.exec_id)?.process.exit_time, undefined);
+      assert.deepEqual(
+        store.process(sh.exec_id)!.descendants.map((d) => d.binary),
+        ['/bin/true', '/bin/false'],
+      );
+    } finally {
+      store.close();
+    }
+    const db = new Database(file, { readonly: true });
+    try {
+      assert.equal((db.prepare('SELECT count(*) AS n FROM processes').get() as { n: number }).n, 3);
+    } finally {
+      db.close();
+    }
+  });
+
   it('returns earlier events after close and reopen', () => {
     const file = fresh();
     const a = EventStore.open(file, { retentionIntervalMs: 0 });
