@@ -33,7 +33,7 @@ try {
   db = new Database(init.file, { timeout: init.busyTimeoutMs });
   db.pragma('synchronous = NORMAL');
   db.pragma('temp_store = MEMORY');
-  db.pragma('cache_size = -16384');
+  db.pragma('cache_size = -4096');
   const statements = {
     insertEvent: db.prepare(INSERT_EVENT_SQL),
     upsertProcess: db.prepare(UPSERT_PROCESS_SQL),
