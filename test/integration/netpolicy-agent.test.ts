@@ -272,6 +272,12 @@ spec:
     const sh = spawnChild(['run', '--socket', sock, '--label', 'app=web', '--', '/bin/sh', '-c', 'exit 7']);
     await sh.exited;
     assert.equal(sh.code, 7, sh.stderr);
+    // bin/osprey's own malloc setting stays with it
+    const env = spawnChild(['run', '--socket', sock, '--label', 'app=web', '--', '/usr/bin/env']);
+    await env.exited;
+    assert.equal(env.code, 0, env.stderr);
+    assert.match(env.stdout, /^PATH=/m);
+    assert.doesNotMatch(env.stdout, /MALLOC_ARENA_MAX/);
     const missing = spawnChild(['run', '--socket', sock, '--label', 'app=web', '--', '/nonexistent/cmd']);
     await missing.exited;
     assert.equal(missing.code, 127, missing.stderr);
