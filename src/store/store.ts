@@ -45,8 +45,9 @@ export interface EventStoreOptions {
   /** events enqueue() holds before it starts skipping them (default 10,000) */
   maxQueue?: number;
   /**
-   * a queue this long is written without waiting for the timer (default 500): a
-   * write holds the event loop for roughly 60-150 us per event, so batches stay small
+   * a queue this long is written without waiting for the timer, and a longer
+   * one this many at a time, with the event loop free in between (default
+   * 256): making rows (and, inline, writing them) holds the loop per event
    */
   flushEvents?: number;
   /** how often the queue is written (default 200 ms) */
@@ -206,7 +207,7 @@ function settings(o: EventStoreOptions): Settings {
     maxAgeMs: nonNegative(o.maxAgeMs, DEFAULT_MAX_AGE_MS, 'maximum age (ms)'),
     maxBytes: nonNegative(o.maxBytes, DEFAULT_MAX_BYTES, 'maximum size (bytes)'),
     maxQueue: positiveInt(o.maxQueue, 10_000, 'queue size'),
-    flushEvents: positiveInt(o.flushEvents, 500, 'flush threshold'),
+    flushEvents: positiveInt(o.flushEvents, 256, 'flush threshold'),
     flushIntervalMs: positiveInt(o.flushIntervalMs, 200, 'flush interval (ms)'),
     retentionIntervalMs: nonNegative(o.retentionIntervalMs, 10_000, 'retention interval (ms)'),
     retentionBatch: positiveInt(o.retentionBatch, 2000, 'retention batch'),
@@ -406,8 +407,11 @@ export class EventStore {
 
   private writeQueued(max: number): number {
     if (this.queue.length === 0 || this.db === undefined) return 0;
+    // at most `max` at a time to the writer thread too: making a batch's rows
+    // and posting them is the event loop's work, and a queue of thousands
+    // taken in one turn held the loop (and its copy of the rows) at once
     let batch: ExportEvent[];
-    if (this.writer || this.queue.length <= max) {
+    if (this.queue.length <= max) {
       batch = this.queue;
       this.queue = [];
     } else {
