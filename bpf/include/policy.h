@@ -154,10 +154,11 @@ struct osp_hook {
 	__u32 next;        /* next hook on the same tracepoint, or OSP_NO_HOOK */
 	struct osp_arg_spec args[OSP_MAX_ARGS];
 	/*
-	 * Quick reject: when every selector has a Prefix filter on the same
-	 * string arg, a call whose string is in none of those filters' prefix
-	 * sets cannot match any selector; it is dropped after reading that one
-	 * string (most calls of a file-monitoring policy match nothing).
+	 * Quick reject: when every selector has a Prefix (or Equal: its values
+	 * are in the prefix set too) filter on the same string arg, a call
+	 * whose string starts with none of those filters' values cannot match
+	 * any selector; it is dropped after reading that one string (most calls
+	 * of a file-monitoring policy match nothing).
 	 * quick_n: selectors (0: no quick reject), quick_ids: each one's filter id.
 	 */
 	__u8 quick_n;

@@ -630,7 +630,7 @@ test('Prefix matches paths of every length just past the prefix', async () => {
   });
 });
 
-test('quick reject (a Prefix on the path in every selector) passes on whatever some selector matches', async () => {
+test('quick reject (a Prefix or Equal on the path in every selector) passes on whatever some selector matches', async () => {
   const dir = path.join(tmp, 'quick');
   mkdirSync(dir, { recursive: true });
   const one = path.join(dir, 'one');
@@ -638,7 +638,10 @@ test('quick reject (a Prefix on the path in every selector) passes on whatever s
   const two = path.join(tmp, 'quick-two');
   // longer than a prefix key's 252 bytes: the kernel compares its first 252
   const long = path.join(dir, 'l'.repeat(250));
-  for (const f of [one, other, two, long]) writeFileSync(f, '');
+  // Equal: the quick check lets both through (each starts with eq), the full match only eq
+  const eq = path.join(tmp, 'quick-eq');
+  const eqx = `${eq}x`;
+  for (const f of [one, other, two, long, eq, eqx]) writeFileSync(f, '');
   const t = tables([
     openat([
       {
@@ -650,14 +653,29 @@ test('quick reject (a Prefix on the path in every selector) passes on whatever s
       },
       { matchArgs: [{ arg: 1, op: 'Prefix', strings: ['/nonexistent', two] }], actions: post },
       { matchArgs: [{ arg: 1, op: 'Prefix', strings: [`${dir}/lll`] }], actions: post },
+      { matchArgs: [{ arg: 1, op: 'Equal', strings: ['/nonexistent', eq] }], actions: post },
     ]),
   ]);
   // the hook does take the quick path
-  assert.equal(encodeTables(t, () => 0).hooks[0]!.readUInt8(HOOK.quick_n), 3);
+  assert.equal(encodeTables(t, () => 0).hooks[0]!.readUInt8(HOOK.quick_n), 4);
   await withPolicy('quick', t, async (h) => {
-    const r = await h.run([target, 'open', other, 'open', one, 'open', two, 'open', long]);
+    const r = await h.run([
+      target,
+      'open',
+      other,
+      'open',
+      one,
+      'open',
+      two,
+      'open',
+      long,
+      'open',
+      eqx,
+      'open',
+      eq,
+    ]);
     assert.equal(r.code, 0);
-    await h.recordsOf(r.pid, 3);
+    await h.recordsOf(r.pid, 4);
     await sleep(200);
     const mine = h.records.filter((x) => x.pid === r.pid);
     assert.deepEqual(
@@ -666,6 +684,7 @@ test('quick reject (a Prefix on the path in every selector) passes on whatever s
         [one, 0],
         [two, 1],
         [long, 2],
+        [eq, 3],
       ],
     );
   });

@@ -16,7 +16,7 @@ import {
   PolicyCompileError,
 } from '../../src/policy/compile.js';
 import { parsePolicyFile, parsePolicyText, type TracingPolicy } from '../../src/policy/index.js';
-import { FILTER, HOOK, Op, OSP_LIMITS, SELECTOR } from '../../src/sensors/tracing/layout.js';
+import { FILTER, HOOK, Op, OSP_LIMITS, PREFIX_KEY, SELECTOR } from '../../src/sensors/tracing/layout.js';
 import { encodeTables, type HookTable } from '../../src/sensors/tracing/tables.js';
 
 const TRACEFS = '/sys/kernel/tracing';
@@ -715,6 +715,39 @@ ${selectors}`;
     assert.equal(new Set(h!.ids).size, 2);
   });
 
+  test("an Equal filter counts too: its values go in the prefix set under the filter's id", () => {
+    const long = `/${'x'.repeat(300)}`;
+    const t = encodeTables(
+      compile(
+        fromText(
+          policy(
+            hook(`        - matchArgs:
+            - index: 1
+              operator: Equal
+              values: ["/etc/passwd", "${long}"]
+        - matchArgs:
+            - index: 1
+              operator: Prefix
+              values: ["/etc/shadow"]
+`),
+          ),
+        ),
+      ).tables,
+      () => 0,
+    );
+    const h = t.hooks[0]!;
+    assert.equal(h.readUInt8(HOOK.quick_n), 2);
+    const eqId = h.readUInt32LE(HOOK.quick_ids);
+    const keys = t.prefix
+      .filter((k) => k.readUInt32LE(PREFIX_KEY.id) === eqId)
+      .map((k) => {
+        const n = (k.readUInt32LE(PREFIX_KEY.prefixlen) - 32) / 8;
+        return k.subarray(PREFIX_KEY.data, PREFIX_KEY.data + n).toString();
+      });
+    // one longer than a prefix key is cut to its first 252 bytes: still a superset
+    assert.deepEqual(keys.sort(), ['/etc/passwd', long.slice(0, OSP_LIMITS.PREFIX_MAX)].sort());
+  });
+
   test('a selector without one, Prefix on an int, NotPrefix or no selectors at all: no quick reject', () => {
     const cases = [
       hook(`        - matchArgs:
@@ -723,7 +756,7 @@ ${selectors}`;
               values: ["/etc/"]
         - matchArgs:
             - index: 1
-              operator: Equal
+              operator: Postfix
               values: ["/tmp/x"]
 `),
       hook(`        - matchArgs:

@@ -762,6 +762,8 @@ export function strBucket(n: number): number {
 
 class Encoder {
   private nextId = 1;
+  /** each Equal filter's values (by filter id), for quick reject */
+  private readonly eqValues = new Map<number, Buffer[]>();
   readonly out: KernelTables;
 
   constructor(
@@ -803,7 +805,7 @@ class Encoder {
       selectors.forEach((b, k) => {
         out.selectors.set(i * OSP_LIMITS.MAX_SELECTORS + k, b);
       });
-      setQuickReject(out.hooks[i]!, selectors);
+      this.quickReject(out.hooks[i]!, selectors);
     });
     out.config.writeUInt32LE(out.follow.length, CONFIG.nfollow);
     return out;
@@ -811,6 +813,53 @@ class Encoder {
 
   private id(): number {
     return this.nextId++;
+  }
+
+  /**
+   * Fills a hook's quick-reject fields (osp_hook.quick_*) from its encoded
+   * selectors: when each selector has a Prefix or an Equal filter on one and
+   * the same string arg, the kernel reads that string first and drops a call
+   * that starts with none of those filters' values (an Equal filter's values
+   * are put in the prefix set under its id for this: a string equal to one
+   * starts with it) before doing anything else. A hook with no selectors
+   * (every call matches), an exit hook, or a selector without such a filter
+   * leaves quick_n at 0: every call is read and matched in full.
+   */
+  private quickReject(hook: Buffer, selectors: readonly Buffer[]): void {
+    if (hook.readUInt32LE(HOOK.kind) === HookKind.EXIT || selectors.length === 0) return;
+    const nargs = hook.readUInt32LE(HOOK.nargs);
+    let arg: number | undefined;
+    const chosen: { id: number; op: number }[] = [];
+    for (const sel of selectors) {
+      let pick: { id: number; op: number } | undefined;
+      for (let j = 0; j < sel.readUInt8(SELECTOR.nargf) && !pick; j++) {
+        const f = SELECTOR.argf + j * FILTER.SIZE;
+        const a = sel.readUInt8(f + FILTER.arg);
+        const op = sel.readUInt8(f + FILTER.op);
+        if ((op !== Op.PREFIX && op !== Op.EQ) || a >= nargs || (arg !== undefined && a !== arg)) continue;
+        if (hook.readUInt8(HOOK.args + a * ARG_SPEC.SIZE + ARG_SPEC.type) !== ArgType.STRING) continue;
+        arg = a;
+        pick = { id: sel.readUInt32LE(f + FILTER.id), op };
+      }
+      if (!pick) return;
+      chosen.push(pick);
+    }
+    for (const { id, op } of chosen) {
+      if (op !== Op.EQ) continue;
+      for (const v of this.eqValues.get(id) ?? []) {
+        const n = Math.min(v.length, OSP_LIMITS.PREFIX_MAX);
+        const key = Buffer.alloc(PREFIX_KEY.SIZE);
+        key.writeUInt32LE(32 + 8 * n, PREFIX_KEY.prefixlen);
+        key.writeUInt32LE(id, PREFIX_KEY.id);
+        v.copy(key, PREFIX_KEY.data, 0, n);
+        this.out.prefix.push(key);
+      }
+    }
+    hook.writeUInt8(arg!, HOOK.quick_arg);
+    chosen.forEach(({ id }, k) => {
+      hook.writeUInt32LE(id, HOOK.quick_ids + 4 * k);
+    });
+    hook.writeUInt8(chosen.length, HOOK.quick_n);
   }
 
   private hook(h: HookTable): Buffer {
@@ -940,6 +989,11 @@ class Encoder {
       switch (op) {
         case Op.EQ:
         case Op.NEQ: {
+          if (op === Op.EQ) {
+            const vs = this.eqValues.get(id);
+            if (vs) vs.push(bytes);
+            else this.eqValues.set(id, [bytes]);
+          }
           const bucket = strBucket(bytes.length);
           const key = Buffer.alloc(STR_KEY.data + (32 << bucket));
           key.writeUInt32LE(id, STR_KEY.id);
@@ -1087,39 +1141,4 @@ class Encoder {
  */
 export function encodeTables(t: PolicyTables, allocFollowBit: () => number): KernelTables {
   return new Encoder(t, allocFollowBit).run();
-}
-
-/**
- * Fills a hook's quick-reject fields (osp_hook.quick_*) from its encoded
- * selectors: when each selector has a Prefix filter on one and the same
- * string arg, the kernel reads that string and drops a call that is in none
- * of those filters' prefix sets before doing anything else. A hook with no
- * selectors (every call matches), an exit hook, or a selector without such a
- * filter leaves quick_n at 0 and every call is read and matched in full.
- */
-export function setQuickReject(hook: Buffer, selectors: readonly Buffer[]): void {
-  if (hook.readUInt32LE(HOOK.kind) === HookKind.EXIT || selectors.length === 0) return;
-  const nargs = hook.readUInt32LE(HOOK.nargs);
-  let arg: number | undefined;
-  const ids: number[] = [];
-  for (const sel of selectors) {
-    let id: number | undefined;
-    for (let j = 0; j < sel.readUInt8(SELECTOR.nargf); j++) {
-      const f = SELECTOR.argf + j * FILTER.SIZE;
-      const a = sel.readUInt8(f + FILTER.arg);
-      if (sel.readUInt8(f + FILTER.op) !== Op.PREFIX || a >= nargs || (arg !== undefined && a !== arg))
-        continue;
-      if (hook.readUInt8(HOOK.args + a * ARG_SPEC.SIZE + ARG_SPEC.type) !== ArgType.STRING) continue;
-      arg = a;
-      id = sel.readUInt32LE(f + FILTER.id);
-      break;
-    }
-    if (id === undefined) return;
-    ids.push(id);
-  }
-  hook.writeUInt8(arg!, HOOK.quick_arg);
-  ids.forEach((id, k) => {
-    hook.writeUInt32LE(id, HOOK.quick_ids + 4 * k);
-  });
-  hook.writeUInt8(ids.length, HOOK.quick_n);
 }
