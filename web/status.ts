@@ -18,6 +18,7 @@ const KNOWN = new Set([
   'scope_cgroup',
   'args_max',
   'kernel',
+  'bpf_stats',
   'programs',
   'records',
   'events',
@@ -222,6 +223,9 @@ function render(st: AgentStatus & Record<string, unknown>): HTMLElement {
       'section',
       { class: 'card wide', id: 'status-programs' },
       h('h2', null, `Programs loaded (${st.programs?.length ?? 0})`),
+      st.bpf_stats
+        ? null
+        : h('p', { class: 'muted' }, 'Runs are not counted: start the agent with --bpf-stats to count them.'),
       h(
         'table',
         { class: 'grid' },
@@ -247,13 +251,13 @@ function render(st: AgentStatus & Record<string, unknown>): HTMLElement {
               h('td', { class: 'mono' }, p.hook),
               h('td', null, p.policy ?? ''),
               h('td', { class: 'num' }, p.id),
-              h('td', { class: 'num' }, fmtNum(p.run_count)),
+              h('td', { class: 'num' }, st.bpf_stats ? fmtNum(p.run_count) : '-'),
               h(
                 'td',
                 { class: 'num' },
                 p.run_count ? `${fmtNum(Math.round(p.run_time_ns / p.run_count))} ns` : '-',
               ),
-              h('td', { class: 'num' }, `${(p.run_time_ns / 1e6).toFixed(2)} ms`),
+              h('td', { class: 'num' }, st.bpf_stats ? `${(p.run_time_ns / 1e6).toFixed(2)} ms` : '-'),
             ),
           ),
         ),

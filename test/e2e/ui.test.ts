@@ -430,6 +430,8 @@ describe('web UI in headless Chromium', { timeout: 240_000 }, () => {
     await page.locator('#status-kernel', { hasText: os.release() }).waitFor();
     await page.locator('#status-programs', { hasText: 'osprey_exec' }).waitFor();
     await page.locator('#status-programs', { hasText: 'ui-e2e-open' }).waitFor();
+    // this agent runs without --bpf-stats: the page says why runs show no numbers
+    await page.locator('#status-programs', { hasText: 'start the agent with --bpf-stats' }).waitFor();
     await page.locator('#status-drops', { hasText: 'kernel ringbuf' }).waitFor();
     await shot('status');
   });
