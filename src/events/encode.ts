@@ -168,6 +168,29 @@ export function processJson(p: object): string {
 }
 
 /**
+ * A process's JSON as the event store keeps it: the parts it shares with
+ * other processes (capability sets, namespaces, workload: most of its bytes)
+ * as {"$part": id}, where `part` is given each one with its JSON and answers
+ * its id (src/store/store.ts keeps each part once, and puts them back when
+ * it reads the process).
+ */
+export const PART_REF = '$part';
+
+export function storedProcessJson(p: object, part: (shared: object, json: string) => string): string {
+  const rec = p as Record<string, unknown>;
+  let out = '{';
+  let first = true;
+  for (const key in rec) {
+    const v = rec[key];
+    if (v === undefined) continue;
+    out += `${first ? '' : ','}${quoted(key)}:`;
+    first = false;
+    out += isShared(v) ? `{"${PART_REF}":${JSON.stringify(part(v, encodeShared(v)))}}` : stringify(v);
+  }
+  return `${out}}`;
+}
+
+/**
  * A process's own fields. Its nested objects (capability sets, namespaces,
  * workload) are shared between many processes, so their JSON is kept too.
  */

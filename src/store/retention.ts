@@ -43,6 +43,11 @@ export const PRUNE_PROCESSES_SQL = `DELETE FROM processes WHERE exec_id IN (
     AND NOT EXISTS (SELECT 1 FROM processes c
                     WHERE c.parent_exec_id = p.exec_id AND c.exec_id != p.exec_id)
   LIMIT ?)`;
+// a process row names parts whose seen_ns is at most an hour before its
+// last_seen_ns (src/store/store.ts refreshes them hourly): those more than two
+// hours older than every process row's are named by none
+export const PRUNE_PARTS_SQL = `DELETE FROM process_parts WHERE seen_ns <
+  (SELECT coalesce(min(last_seen_ns), 9223372036854775807) FROM processes) - 7200000000000`;
 export const PAGE_BYTES_SQL = 'SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()';
 
 type Statement = Database.Statement<unknown[], unknown>;
@@ -51,6 +56,7 @@ export class Retention {
   private readonly deleteOlder: Statement;
   private readonly deleteOldest: Statement;
   private readonly prune: Statement;
+  private readonly pruneParts: Statement;
   private readonly oldestTime: Statement;
   private readonly pageBytes: Statement;
 
@@ -58,6 +64,7 @@ export class Retention {
     this.deleteOlder = db.prepare(DELETE_OLDER_SQL);
     this.deleteOldest = db.prepare(DELETE_OLDEST_SQL);
     this.prune = db.prepare(PRUNE_PROCESSES_SQL);
+    this.pruneParts = db.prepare(PRUNE_PARTS_SQL);
     this.oldestTime = db.prepare('SELECT min(time_ns) FROM events').pluck().safeIntegers(true);
     this.pageBytes = db.prepare(PAGE_BYTES_SQL).pluck();
   }
@@ -97,6 +104,7 @@ export class Retention {
         if (n < o.batch || ++batches >= MAX_BATCHES_PER_RUN) break;
         await hooks.between();
       }
+      if (result.processes > 0) this.pruneParts.run();
       if (result.by_age > 0 || result.processes > 0) this.vacuum();
     }
 
@@ -116,6 +124,7 @@ export class Retention {
         const oldest = this.oldestTime.get() as bigint | null;
         const p = this.prune.run(oldest ?? nowNs(), o.batch).changes;
         result.processes += p;
+        if (p > 0) this.pruneParts.run();
         batches++;
         this.vacuum();
         if (n === 0 && p === 0) break;

@@ -45,6 +45,17 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX processes_parent ON processes (parent_exec_id) WHERE parent_exec_id IS NOT NULL;
   CREATE INDEX processes_retire ON processes (coalesce(exit_time_ns, last_seen_ns));
   `,
+  // 2: the parts processes share (capability sets, namespaces, workload), kept
+  // once; a process row names them by id ({"$part": id}), keyed by their JSON's
+  // hash. seen_ns: at most an hour before any process row naming it was
+  // written, so retention can drop parts no process row can name any more
+  `
+  CREATE TABLE process_parts (
+    id      TEXT PRIMARY KEY,
+    json    TEXT NOT NULL,
+    seen_ns INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

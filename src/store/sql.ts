@@ -8,16 +8,20 @@ export interface BatchRows {
   events: Sql[][];
   processes: Sql[][];
   exits: Sql[][];
+  /** process parts not written before, in the order of INSERT_PART_SQL's parameters */
+  parts: Sql[][];
 }
 
 export interface WriteStatements {
   insertEvent: Database.Statement;
   upsertProcess: Database.Statement;
   setExit: Database.Statement;
+  insertPart: Database.Statement;
 }
 
 /** Runs a batch's statements (inside the caller's transaction). */
 export function writeRows(s: WriteStatements, rows: BatchRows): void {
+  for (const r of rows.parts) s.insertPart.run(...r);
   for (const r of rows.events) s.insertEvent.run(...r);
   for (const r of rows.processes) s.upsertProcess.run(...r);
   for (const r of rows.exits) s.setExit.run(...r);
@@ -46,6 +50,9 @@ export const UPSERT_PROCESS_SQL = `INSERT INTO processes (exec_id, parent_exec_i
     exit_time_ns = coalesce(excluded.exit_time_ns, exit_time_ns),
     exit_status = coalesce(excluded.exit_status, exit_status),
     exit_signal = coalesce(excluded.exit_signal, exit_signal)`;
+
+export const INSERT_PART_SQL = `INSERT INTO process_parts (id, json, seen_ns) VALUES (?, ?, ?)
+  ON CONFLICT (id) DO UPDATE SET seen_ns = max(seen_ns, excluded.seen_ns)`;
 
 export const SET_EXIT_SQL = `UPDATE processes SET exit_time = ?, exit_time_ns = ?, exit_status = ?, exit_signal = ?
   WHERE exec_id = ?`;

@@ -9,11 +9,13 @@
  * no single step holds the loop for long. Failures on that path are counted
  * and kept for status; they never reach the code that enqueued.
  */
+
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describeFsError, mkdirp } from '../agent/fs-util.js';
-import { type EncodedLine, eventLine, PROCESS_REF, processJson } from '../events/encode.js';
+import { type EncodedLine, eventLine, PART_REF, PROCESS_REF, storedProcessJson } from '../events/encode.js';
 import type { ExportEvent, Process } from '../events/types.js';
 import { eventColumns } from './columns.js';
 import { STORE_PATH_FLAG, StoreError, storeError } from './errors.js';
@@ -22,6 +24,7 @@ import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 import {
   type BatchRows,
   INSERT_EVENT_SQL,
+  INSERT_PART_SQL,
   SET_EXIT_SQL,
   type Sql,
   UPSERT_PROCESS_SQL,
@@ -158,6 +161,8 @@ const PROCESS_REFRESH_MS = 60_000;
 const PROCESS_LAST_SEEN_AT = 6;
 const PROCESS_EXIT_AT = 8;
 const MAX_SEEN_PROCESSES = 20_000;
+/** a part's row is written again (its seen_ns moved on) at most this often */
+const PART_REFRESH_NS = 3_600_000_000_000n;
 const EVENT_TYPE_NAME = /^[a-z_]+$/;
 
 interface ProcessRow {
@@ -239,6 +244,10 @@ export class EventStore {
   private retaining = false;
   /** exec_id -> Date.now() of its last write, to skip rewriting a busy process on every event */
   private readonly seen = new Map<string, number>();
+  /** each shared part's id (the hash of its JSON), by object: parts are interned, so few */
+  private readonly partIds = new WeakMap<object, string>();
+  /** parts written (or sent to be written) since the last failed write, with their seen_ns */
+  private readonly partsWritten = new Map<string, bigint>();
 
   private rows = 0;
   private lastBytes = 0;
@@ -254,6 +263,7 @@ export class EventStore {
     insertEvent: Statement;
     upsertProcess: Statement;
     setExit: Statement;
+    insertPart: Statement;
     countProcesses: Statement;
   };
   private readonly appendTx: (rows: BatchRows) => void;
@@ -284,6 +294,7 @@ export class EventStore {
       insertEvent: db.prepare(INSERT_EVENT_SQL),
       upsertProcess: db.prepare(UPSERT_PROCESS_SQL),
       setExit: db.prepare(SET_EXIT_SQL),
+      insertPart: db.prepare(INSERT_PART_SQL),
       countProcesses: db.prepare('SELECT count(*) FROM processes').pluck(),
     };
     this.appendTx = db.transaction((rows: BatchRows) => writeRows(this.stmt, rows));
@@ -357,8 +368,9 @@ export class EventStore {
     try {
       this.appendTx(this.rowsOf(events));
     } catch (err) {
-      // the transaction rolled back: processes marked as written may not be
+      // the transaction rolled back: processes and parts marked as written may not be
       this.seen.clear();
+      this.partsWritten.clear();
       throw storeError(this.path, 'writing events', err);
     }
     this.written += events.length;
@@ -448,8 +460,9 @@ export class EventStore {
       this.rows += r.events;
       return;
     }
-    // the transaction rolled back: processes marked as written may not be
+    // the transaction rolled back: processes and parts marked as written may not be
     this.seen.clear();
+    this.partsWritten.clear();
     this.writeErrors++;
     this.failed += r.events;
     this.fail(
@@ -582,12 +595,17 @@ export class EventStore {
         seenAnc.add(a.exec_id);
         anc.push(storedProcess(a));
       }
-      return {
+      const tree = {
         process: storedProcess(row),
         ancestors: anc,
         descendants: descendants.map((d) => ({ ...storedProcess(d), depth: d.depth })),
         events,
       };
+      this.withParts(
+        db,
+        [tree.process, ...tree.ancestors, ...tree.descendants].map((p) => p.process),
+      );
+      return tree;
     } catch (err) {
       throw storeError(this.path, 'querying a process', err);
     }
@@ -766,6 +784,7 @@ export class EventStore {
         .all(...chunk) as { exec_id: string; json: string }[];
       for (const r of rows) found.set(r.exec_id, JSON.parse(r.json));
     }
+    this.withParts(db, [...found.values()] as object[]);
     for (const r of refs) {
       (r.holder as Record<string | number, unknown>)[r.key] = found.get(r.id) ?? { exec_id: r.id };
     }
@@ -774,7 +793,7 @@ export class EventStore {
   /** The rows a batch of events writes: one per event, the processes they name, and exits. */
   private rowsOf(events: readonly ExportEvent[]): BatchRows {
     const now = Date.now();
-    const rows: BatchRows = { events: [], processes: [], exits: [] };
+    const rows: BatchRows = { events: [], processes: [], exits: [], parts: [] };
     /** this batch's process rows, by exec_id */
     const inBatch = new Map<string, Sql[]>();
     for (const ev of events) {
@@ -843,7 +862,8 @@ export class EventStore {
       typeof p.arguments === 'string' ? p.arguments : '',
       typeof p.start_time === 'string' ? p.start_time : null,
       timeNs,
-      processJson(p),
+      // its shared parts by reference: each is written once (see partId)
+      storedProcessJson(p, (v, json) => this.partId(v, json, timeNs, rows)),
       // its exit, when this batch has it too
       null,
       null,
@@ -852,6 +872,57 @@ export class EventStore {
     ];
     rows.processes.push(row);
     inBatch.set(p.exec_id, row);
+  }
+
+  /**
+   * A shared part's id, and its row in this batch the first time it is seen
+   * and again once an hour (its seen_ns: see schema.ts and retention.ts).
+   */
+  private partId(v: object, json: string, timeNs: bigint, rows: BatchRows): string {
+    let id = this.partIds.get(v);
+    if (id === undefined) {
+      id = createHash('sha256').update(json).digest('base64url').slice(0, 22);
+      this.partIds.set(v, id);
+    }
+    const seen = this.partsWritten.get(id);
+    if (seen === undefined || timeNs - seen > PART_REFRESH_NS) {
+      if (this.partsWritten.size >= MAX_SEEN_PROCESSES) this.partsWritten.clear();
+      this.partsWritten.set(id, timeNs);
+      rows.parts.push([id, json, timeNs]);
+    }
+    return id;
+  }
+
+  /**
+   * Puts back the shared parts ({"$part": id}) of processes read from the
+   * processes table. A part that is missing stays as the reference.
+   */
+  private withParts(db: Database.Database, procs: readonly object[]): void {
+    const refs: { holder: Record<string, unknown>; key: string; id: string }[] = [];
+    for (const p of procs) {
+      const rec = p as Record<string, unknown>;
+      for (const key in rec) {
+        const v = rec[key];
+        if (v === null || typeof v !== 'object' || Array.isArray(v)) continue;
+        const id = (v as Record<string, unknown>)[PART_REF];
+        if (typeof id === 'string') refs.push({ holder: rec, key, id });
+      }
+    }
+    if (refs.length === 0) return;
+    const ids = [...new Set(refs.map((r) => r.id))];
+    const found = new Map<string, unknown>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const rows = db
+        .prepare(`SELECT id, json FROM process_parts WHERE id IN (${chunk.map(() => '?').join(', ')})`)
+        .all(...chunk) as { id: string; json: string }[];
+      for (const r of rows) found.set(r.id, JSON.parse(r.json));
+    }
+    for (const r of refs) {
+      const part = found.get(r.id);
+      // each process gets its own copy: callers may change what they got
+      if (part !== undefined) r.holder[r.key] = structuredClone(part);
+    }
   }
 
   private regex(pattern: string): RegExp {

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import type { ExportEvent, Process } from '../../src/events/types.js';
 import { EventStore, StoreError } from '../../src/store/index.js';
+import { MIGRATIONS } from '../../src/store/schema.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'osprey-store-test-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -201,6 +202,83 @@ describe('EventStore', () => {
     }
   });
 
+  it('keeps the parts processes share (capabilities, namespaces) once, and puts them back on reading', () => {
+    const file = fresh();
+    const caps = { permitted: ['CAP_CHOWN', 'CAP_KILL'], effective: ['CAP_KILL'], inheritable: [] };
+    const ns = { mnt: { inum: 4026531832, is_host: true }, pid: { inum: 4026531836, is_host: true } };
+    const other = { permitted: [], effective: [], inheritable: [] };
+    // shared objects, as the process builder interns them
+    const withParts = (p: Process, cap: object) => ({ ...p, cap, ns }) as Process;
+    const sh = withParts(proc('c2g', 10, '/bin/sh'), caps);
+    const a = withParts(proc('YQ', 11, '/bin/cat', sh.exec_id, '/etc/hosts'), caps);
+    const b = withParts(proc('Yg', 12, '/bin/ping', sh.exec_id), other);
+    const evs = [exec(sh, at(100)), exec(a, at(200), sh), exec(b, at(300), sh), kprobe(a, at(400), 'p')];
+    const store = EventStore.open(file, { retentionIntervalMs: 0 });
+    try {
+      store.append(evs.slice(0, 2));
+      store.append(evs.slice(2));
+      const back = (s: EventStore) => {
+        assert.deepEqual(s.process(a.exec_id)?.process.process, a);
+        assert.deepEqual(
+          s.process(sh.exec_id)?.descendants.map((d) => d.process),
+          [a, b],
+        );
+        assert.deepEqual(s.query({}), evs);
+      };
+      back(store);
+      store.close();
+      const again = EventStore.open(file, { retentionIntervalMs: 0 });
+      try {
+        back(again);
+      } finally {
+        again.close();
+      }
+    } finally {
+      store.close();
+    }
+    const db = new Database(file, { readonly: true });
+    try {
+      // caps, other, ns: each once
+      assert.equal((db.prepare('SELECT count(*) AS n FROM process_parts').get() as { n: number }).n, 3);
+      const json = db
+        .prepare('SELECT json FROM processes WHERE exec_id = ?')
+        .pluck()
+        .get(a.exec_id) as string;
+      assert.match(json, /"cap":\{"\$part":"[\w-]+"\},/);
+      assert.doesNotMatch(json, /CAP_CHOWN/);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('reads a store of schema 1 (processes whole in their rows) and brings it forward', () => {
+    const file = fresh();
+    const caps = { permitted: ['CAP_KILL'], effective: [], inheritable: [] };
+    const old = { ...proc('b2xk', 20, '/bin/old'), cap: caps } as Process;
+    mkdirSync(path.dirname(file), { recursive: true });
+    const db = new Database(file);
+    db.pragma('application_id = 0x4f535052');
+    db.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);');
+    db.exec(MIGRATIONS[0]!);
+    db.prepare(
+      'INSERT INTO processes (exec_id, pid, binary, arguments, last_seen_ns, json) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(old.exec_id, old.pid, old.binary, '', 1, JSON.stringify(old));
+    db.close();
+    const store = EventStore.open(file, { retentionIntervalMs: 0 });
+    try {
+      assert.deepEqual(store.process(old.exec_id)?.process.process, old);
+      const young = { ...proc('eW91bmc', 21, '/bin/young', old.exec_id), cap: caps } as Process;
+      store.append([exec(young, at(10), old)]);
+      assert.deepEqual(store.process(young.exec_id)?.process.process, young);
+      assert.deepEqual(
+        store.process(old.exec_id)?.descendants.map((d) => d.process),
+        [young],
+      );
+    } finally {
+      store.close();
+    }
+  });
+
   it('returns earlier events after close and reopen', () => {
     const file = fresh();
     const a = EventStore.open(file, { retentionIntervalMs: 0 });
@@ -239,6 +317,45 @@ describe('EventStore', () => {
         ['/bin/bash', '/sbin/init'],
       );
       assert.equal(r.processes, 1);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('drops the parts no process row can name any more, and keeps those that are named', async () => {
+    const file = fresh();
+    const store = EventStore.open(file, { retentionIntervalMs: 0, maxAgeMs: 3_600_000, maxBytes: 0 });
+    const H = 3_600_000;
+    const ns = { mnt: { inum: 4026531832, is_host: true } };
+    const capsOld = { permitted: ['CAP_SYS_ADMIN'], effective: [], inheritable: [] };
+    const capsYoung = { permitted: ['CAP_NET_RAW'], effective: [], inheritable: [] };
+    const old = { ...proc('b2xk', 200, '/usr/bin/old'), cap: capsOld, ns } as Process;
+    const young = { ...proc('eW91bmc', 201, '/usr/bin/young'), cap: capsYoung, ns } as Process;
+    const parts = () => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return (db.prepare('SELECT json FROM process_parts ORDER BY json').pluck().all() as string[]).map(
+          (j) => JSON.parse(j),
+        );
+      } finally {
+        db.close();
+      }
+    };
+    try {
+      store.append([exec(old, at(0)), exit(old, at(1000))]);
+      // four hours later: the namespaces part is named again (and its seen_ns moves on)
+      store.append([exec(young, at(4 * H)), kprobe(young, at(4 * H + 1000), 'p')]);
+      assert.equal(parts().length, 3);
+      const r = await store.runRetention(BASE_MS + 4 * H + 60_000);
+      assert.equal(r.processes, 1);
+      assert.equal(store.process(old.exec_id), undefined);
+      assert.deepEqual(
+        parts()
+          .map((p) => JSON.stringify(p))
+          .sort(),
+        [JSON.stringify(ns), JSON.stringify(capsYoung)].sort(),
+      );
+      assert.deepEqual(store.process(young.exec_id)?.process.process, young);
     } finally {
       store.close();
     }
