@@ -3,11 +3,11 @@ import type Database from 'better-sqlite3';
 
 export type Sql = string | number | bigint | null;
 
-/** Rows of one transaction, in the order of INSERT_EVENT_SQL, UPSERT_PROCESS_SQL and SET_EXIT_SQL's parameters. */
+/** Rows of one transaction, in the order of INSERT_EVENT_SQL's and UPSERT_PROCESS_SQL's parameters. */
 export interface BatchRows {
   events: Sql[][];
+  /** with their exits folded in (an exit always comes with its process's row) */
   processes: Sql[][];
-  exits: Sql[][];
   /** process parts not written before, in the order of INSERT_PART_SQL's parameters */
   parts: Sql[][];
 }
@@ -15,7 +15,6 @@ export interface BatchRows {
 export interface WriteStatements {
   insertEvent: Database.Statement;
   upsertProcess: Database.Statement;
-  setExit: Database.Statement;
   insertPart: Database.Statement;
 }
 
@@ -24,7 +23,6 @@ export function writeRows(s: WriteStatements, rows: BatchRows): void {
   for (const r of rows.parts) s.insertPart.run(...r);
   for (const r of rows.events) s.insertEvent.run(...r);
   for (const r of rows.processes) s.upsertProcess.run(...r);
-  for (const r of rows.exits) s.setExit.run(...r);
 }
 
 export const INSERT_EVENT_SQL = `INSERT INTO events (time_ns, type, exec_id, parent_exec_id, pid, binary, policy_name, node_name, json)
@@ -53,6 +51,3 @@ export const UPSERT_PROCESS_SQL = `INSERT INTO processes (exec_id, parent_exec_i
 
 export const INSERT_PART_SQL = `INSERT INTO process_parts (id, json, seen_ns) VALUES (?, ?, ?)
   ON CONFLICT (id) DO UPDATE SET seen_ns = max(seen_ns, excluded.seen_ns)`;
-
-export const SET_EXIT_SQL = `UPDATE processes SET exit_time = ?, exit_time_ns = ?, exit_status = ?, exit_signal = ?
-  WHERE exec_id = ?`;

@@ -25,7 +25,6 @@ import {
   type BatchRows,
   INSERT_EVENT_SQL,
   INSERT_PART_SQL,
-  SET_EXIT_SQL,
   type Sql,
   UPSERT_PROCESS_SQL,
   writeRows,
@@ -262,7 +261,6 @@ export class EventStore {
   private readonly stmt: {
     insertEvent: Statement;
     upsertProcess: Statement;
-    setExit: Statement;
     insertPart: Statement;
     countProcesses: Statement;
   };
@@ -293,7 +291,6 @@ export class EventStore {
     this.stmt = {
       insertEvent: db.prepare(INSERT_EVENT_SQL),
       upsertProcess: db.prepare(UPSERT_PROCESS_SQL),
-      setExit: db.prepare(SET_EXIT_SQL),
       insertPart: db.prepare(INSERT_PART_SQL),
       countProcesses: db.prepare('SELECT count(*) FROM processes').pluck(),
     };
@@ -774,26 +771,17 @@ export class EventStore {
       }
     }
     if (refs.length === 0) return;
-    const ids = [...new Set(refs.map((r) => r.id))];
-    const found = new Map<string, unknown>();
-    // SQLite takes at most 32,766 parameters per statement
-    for (let i = 0; i < ids.length; i += 500) {
-      const chunk = ids.slice(i, i + 500);
-      const rows = db
-        .prepare(`SELECT exec_id, json FROM processes WHERE exec_id IN (${chunk.map(() => '?').join(', ')})`)
-        .all(...chunk) as { exec_id: string; json: string }[];
-      for (const r of rows) found.set(r.exec_id, JSON.parse(r.json));
-    }
+    const found = jsonByKey(db, 'processes', 'exec_id', refs);
     this.withParts(db, [...found.values()] as object[]);
     for (const r of refs) {
       (r.holder as Record<string | number, unknown>)[r.key] = found.get(r.id) ?? { exec_id: r.id };
     }
   }
 
-  /** The rows a batch of events writes: one per event, the processes they name, and exits. */
+  /** The rows a batch of events writes: one per event, the processes they name (with their exits), their parts. */
   private rowsOf(events: readonly ExportEvent[]): BatchRows {
     const now = Date.now();
-    const rows: BatchRows = { events: [], processes: [], exits: [], parts: [] };
+    const rows: BatchRows = { events: [], processes: [], parts: [] };
     /** this batch's process rows, by exec_id */
     const inBatch = new Map<string, Sql[]>();
     for (const ev of events) {
@@ -811,29 +799,30 @@ export class EventStore {
         this.encode(ev).storedText(),
       ]);
       const lifecycle = c.type === 'process_exec' || c.type === 'process_exit';
-      if (c.process) this.upsert(rows, inBatch, c.process, c.timeNs, now, lifecycle);
+      const row = c.process ? this.upsert(rows, inBatch, c.process, c.timeNs, now, lifecycle) : undefined;
       if (c.parent) this.upsert(rows, inBatch, c.parent, c.timeNs, now, false);
-      if (c.type === 'process_exit' && c.process) {
+      // a process_exit's process always has its row in the batch (lifecycle events always write it)
+      if (c.type === 'process_exit' && row) {
         const exit = (ev as { process_exit: { time?: unknown; status?: unknown; signal?: unknown } })
           .process_exit;
         const time = typeof exit.time === 'string' ? exit.time : ev.time;
-        const fields: Sql[] = [
+        row.splice(
+          PROCESS_EXIT_AT,
+          4,
           time,
           timeToNs(time) ?? c.timeNs,
           typeof exit.status === 'number' ? exit.status : null,
           typeof exit.signal === 'string' && exit.signal !== '' ? exit.signal : null,
-        ];
-        const row = inBatch.get(c.process.exec_id);
-        if (row) row.splice(PROCESS_EXIT_AT, fields.length, ...fields);
-        else rows.exits.push([...fields, c.process.exec_id]);
+        );
       }
     }
     return rows;
   }
 
   /**
-   * The process's row, unless this batch has it already or (not `always`:
-   * a parent named again) it was written in the last PROCESS_REFRESH_MS.
+   * The process's row in this batch: the one it has already, or a new one,
+   * unless (not `always`: a parent named again) it was written in the last
+   * PROCESS_REFRESH_MS.
    */
   private upsert(
     rows: BatchRows,
@@ -842,15 +831,15 @@ export class EventStore {
     timeNs: bigint,
     now: number,
     always: boolean,
-  ): void {
+  ): Sql[] | undefined {
     const had = inBatch.get(p.exec_id);
     if (had) {
       if (timeNs > (had[PROCESS_LAST_SEEN_AT] as bigint)) had[PROCESS_LAST_SEEN_AT] = timeNs;
-      return;
+      return had;
     }
     if (!always) {
       const last = this.seen.get(p.exec_id);
-      if (last !== undefined && now - last < PROCESS_REFRESH_MS) return;
+      if (last !== undefined && now - last < PROCESS_REFRESH_MS) return undefined;
     }
     if (this.seen.size >= MAX_SEEN_PROCESSES) this.seen.clear();
     this.seen.set(p.exec_id, now);
@@ -872,6 +861,7 @@ export class EventStore {
     ];
     rows.processes.push(row);
     inBatch.set(p.exec_id, row);
+    return row;
   }
 
   /**
@@ -909,15 +899,7 @@ export class EventStore {
       }
     }
     if (refs.length === 0) return;
-    const ids = [...new Set(refs.map((r) => r.id))];
-    const found = new Map<string, unknown>();
-    for (let i = 0; i < ids.length; i += 500) {
-      const chunk = ids.slice(i, i + 500);
-      const rows = db
-        .prepare(`SELECT id, json FROM process_parts WHERE id IN (${chunk.map(() => '?').join(', ')})`)
-        .all(...chunk) as { id: string; json: string }[];
-      for (const r of rows) found.set(r.id, JSON.parse(r.json));
-    }
+    const found = jsonByKey(db, 'process_parts', 'id', refs);
     for (const r of refs) {
       const part = found.get(r.id);
       // each process gets its own copy: callers may change what they got
@@ -1002,6 +984,26 @@ function prepareFile(db: Database.Database, file: string): string {
     throw err;
   }
   return mode;
+}
+
+/** The parsed json column of the rows of `table` whose `key` is one of the refs' ids, by id. */
+function jsonByKey(
+  db: Database.Database,
+  table: 'processes' | 'process_parts',
+  key: 'exec_id' | 'id',
+  refs: readonly { id: string }[],
+): Map<string, unknown> {
+  const ids = [...new Set(refs.map((r) => r.id))];
+  const found = new Map<string, unknown>();
+  // SQLite takes at most 32,766 parameters per statement
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    const rows = db
+      .prepare(`SELECT ${key} AS k, json FROM ${table} WHERE ${key} IN (${chunk.map(() => '?').join(', ')})`)
+      .all(...chunk) as { k: string; json: string }[];
+    for (const r of rows) found.set(r.k, JSON.parse(r.json));
+  }
+  return found;
 }
 
 function storedProcess(r: ProcessRow): StoredProcess {

@@ -11,7 +11,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { Retention, type RetentionResult } from './retention.js';
-import { INSERT_EVENT_SQL, INSERT_PART_SQL, SET_EXIT_SQL, UPSERT_PROCESS_SQL, writeRows } from './sql.js';
+import { INSERT_EVENT_SQL, INSERT_PART_SQL, UPSERT_PROCESS_SQL, writeRows } from './sql.js';
 import type {
   RetainReply,
   WriterBatch,
@@ -37,7 +37,6 @@ try {
   const statements = {
     insertEvent: db.prepare(INSERT_EVENT_SQL),
     upsertProcess: db.prepare(UPSERT_PROCESS_SQL),
-    setExit: db.prepare(SET_EXIT_SQL),
     insertPart: db.prepare(INSERT_PART_SQL),
   };
   retention = new Retention(db);
