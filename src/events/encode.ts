@@ -177,30 +177,24 @@ export function processJson(p: object): string {
 export const PART_REF = '$part';
 
 export function storedProcessJson(p: object, part: (shared: object, json: string) => string): string {
-  const rec = p as Record<string, unknown>;
-  let out = '{';
-  let first = true;
-  for (const key in rec) {
-    const v = rec[key];
-    if (v === undefined) continue;
-    out += `${first ? '' : ','}${quoted(key)}:`;
-    first = false;
-    out += isShared(v) ? `{"${PART_REF}":${JSON.stringify(part(v, encodeShared(v)))}}` : stringify(v);
-  }
-  return `${out}}`;
+  return encodeFields(
+    p as Record<string, unknown>,
+    (v) => `{"${PART_REF}":${JSON.stringify(part(v, encodeShared(v)))}}`,
+  );
 }
 
 /**
- * A process's own fields. Its nested objects (capability sets, namespaces,
- * workload) are shared between many processes, so their JSON is kept too.
+ * An object's own fields. Its nested objects (capability sets, namespaces,
+ * workload) are shared between many processes, so their JSON is kept too;
+ * `shared` writes them (by default, that JSON).
  */
-function encodeFields(p: Record<string, unknown>): string {
+function encodeFields(p: Record<string, unknown>, shared: (v: object) => string = encodeShared): string {
   let out = '{';
   let first = true;
   for (const key in p) {
     const v = p[key];
     if (v === undefined) continue;
-    const s = isShared(v) ? encodeShared(v) : stringify(v);
+    const s = isShared(v) ? shared(v) : stringify(v);
     out += `${first ? '' : ','}${quoted(key)}:${s}`;
     first = false;
   }
