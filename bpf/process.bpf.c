@@ -61,49 +61,65 @@ static __always_inline __u8 *osprey_path_buf(__u32 slot)
 #define OSPREY_PATH_DATA_MASK DATA_MASK
 #include "path.bpf.h"
 
+/*
+ * The programs below are tp_btf: their arguments are BTF pointers, so a field
+ * is read with a plain (CO-RE relocated) load that the verifier turns into a
+ * fault-safe one, not with a bpf_probe_read_kernel() call apiece.
+ */
 static __always_inline void read_namespaces(struct task_struct *task, __u32 *ns)
 {
-	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
+	struct nsproxy *nsp = task->nsproxy;
 
 	if (nsp) {
-		ns[OSPREY_NS_UTS] = BPF_CORE_READ(nsp, uts_ns, ns.inum);
-		ns[OSPREY_NS_IPC] = BPF_CORE_READ(nsp, ipc_ns, ns.inum);
-		ns[OSPREY_NS_MNT] = BPF_CORE_READ(nsp, mnt_ns, ns.inum);
-		ns[OSPREY_NS_PID_FOR_CHILDREN] = BPF_CORE_READ(nsp, pid_ns_for_children, ns.inum);
-		ns[OSPREY_NS_NET] = BPF_CORE_READ(nsp, net_ns, ns.inum);
-		ns[OSPREY_NS_TIME] = BPF_CORE_READ(nsp, time_ns, ns.inum);
-		ns[OSPREY_NS_TIME_FOR_CHILDREN] = BPF_CORE_READ(nsp, time_ns_for_children, ns.inum);
-		ns[OSPREY_NS_CGROUP] = BPF_CORE_READ(nsp, cgroup_ns, ns.inum);
+		ns[OSPREY_NS_UTS] = nsp->uts_ns->ns.inum;
+		ns[OSPREY_NS_IPC] = nsp->ipc_ns->ns.inum;
+		ns[OSPREY_NS_MNT] = nsp->mnt_ns->ns.inum;
+		ns[OSPREY_NS_PID_FOR_CHILDREN] = nsp->pid_ns_for_children->ns.inum;
+		ns[OSPREY_NS_NET] = nsp->net_ns->ns.inum;
+		ns[OSPREY_NS_TIME] = nsp->time_ns->ns.inum;
+		ns[OSPREY_NS_TIME_FOR_CHILDREN] = nsp->time_ns_for_children->ns.inum;
+		ns[OSPREY_NS_CGROUP] = nsp->cgroup_ns->ns.inum;
 	}
-	/* the task's own pid namespace: the one at its pid's level */
+	/* the task's own pid namespace: the one at its pid's level (an index
+	 * the verifier does not allow into a BTF pointer: read with helpers) */
 	{
 		struct pid *pid = BPF_CORE_READ(task, thread_pid);
 		unsigned int level = BPF_CORE_READ(pid, level);
+
 		ns[OSPREY_NS_PID] = BPF_CORE_READ(pid, numbers[level & 31].ns, ns.inum);
 	}
-	ns[OSPREY_NS_USER] = BPF_CORE_READ(task, cred, user_ns, ns.inum);
+	ns[OSPREY_NS_USER] = task->cred->user_ns->ns.inum;
 }
 
-/* Keep the kernel's process table in step with an exec. */
+/*
+ * Keep the kernel's process table in step with an exec. The entry its fork
+ * made is rewritten in place: its only readers are the process itself and
+ * its children's programs, and replacing it would allocate a new element
+ * and free the old one on every exec.
+ */
 static __always_inline void remember_exec(const struct osprey_exec *e, const __u8 *path)
 {
 	__u32 zero = 0, pid = e->hdr.pid, len = e->path_len;
-	struct osprey_proc *p = bpf_map_lookup_elem(&proc_heap, &zero);
-	struct osprey_proc *old = bpf_map_lookup_elem(&osprey_procs, &pid);
+	struct osprey_proc *p = bpf_map_lookup_elem(&osprey_procs, &pid);
+	bool fresh = !p;
 
-	if (!p)
-		return;
+	if (fresh) {
+		p = bpf_map_lookup_elem(&proc_heap, &zero);
+		if (!p)
+			return;
+		p->follow = 0;
+	}
+	/* followChildren marks survive an exec, as they do in the forked child */
 	p->exec_ktime = e->hdr.ktime;
 	p->ppid = e->ppid;
 	p->flags = OSPREY_PROC_EXEC;
 	p->bin_len = len;
-	/* followChildren marks survive an exec, as they do in the forked child */
-	p->follow = old ? old->follow : 0;
 	if (len > OSPREY_BINARY_MAX - 1)
 		len = OSPREY_BINARY_MAX - 1;
 	__builtin_memset(p->binary, 0, sizeof(p->binary));
 	bpf_probe_read_kernel(p->binary, len & (OSPREY_BINARY_MAX - 1), path);
-	bpf_map_update_elem(&osprey_procs, &pid, p, BPF_ANY);
+	if (fresh)
+		bpf_map_update_elem(&osprey_procs, &pid, p, BPF_ANY);
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -118,6 +134,7 @@ int BPF_PROG(osprey_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	struct inode *inode;
 	struct path root, pwd;
 	struct mm_struct *mm;
+	struct fs_struct *fs;
 	__u32 off, len, args_max;
 	bool trunc;
 
@@ -132,49 +149,51 @@ int BPF_PROG(osprey_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	e->hdr.type = OSPREY_REC_EXEC;
 	e->hdr.cpu = slot;
 	e->hdr.ktime = bpf_ktime_get_ns();
-	e->hdr.pid = BPF_CORE_READ(task, tgid);
-	e->hdr.tid = BPF_CORE_READ(task, pid);
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	e->start_time = BPF_CORE_READ(task, start_time);
-	e->parent_start_time = BPF_CORE_READ(task, real_parent, group_leader, start_time);
+	e->hdr.pid = task->tgid;
+	e->hdr.tid = task->pid;
+	e->ppid = task->real_parent->tgid;
+	e->start_time = task->start_time;
+	e->parent_start_time = task->real_parent->group_leader->start_time;
 	e->cgroup_id = bpf_get_current_cgroup_id();
 
-	cred = BPF_CORE_READ(task, cred);
-	e->uid = BPF_CORE_READ(cred, uid.val);
-	e->euid = BPF_CORE_READ(cred, euid.val);
-	e->gid = BPF_CORE_READ(cred, gid.val);
-	e->egid = BPF_CORE_READ(cred, egid.val);
-	e->suid = BPF_CORE_READ(cred, suid.val);
-	e->sgid = BPF_CORE_READ(cred, sgid.val);
-	e->cap_permitted = BPF_CORE_READ(cred, cap_permitted.val);
-	e->cap_effective = BPF_CORE_READ(cred, cap_effective.val);
-	e->cap_inheritable = BPF_CORE_READ(cred, cap_inheritable.val);
+	cred = task->cred;
+	e->uid = cred->uid.val;
+	e->euid = cred->euid.val;
+	e->gid = cred->gid.val;
+	e->egid = cred->egid.val;
+	e->suid = cred->suid.val;
+	e->sgid = cred->sgid.val;
+	e->cap_permitted = cred->cap_permitted.val;
+	e->cap_effective = cred->cap_effective.val;
+	e->cap_inheritable = cred->cap_inheritable.val;
 	if (bpf_core_field_exists(task->loginuid))
-		e->auid = BPF_CORE_READ(task, loginuid.val);
+		e->auid = task->loginuid.val;
 	else
 		e->auid = (__u32)-1;
-	e->argc = BPF_CORE_READ(bprm, argc);
+	e->argc = bprm->argc;
 	read_namespaces(task, e->ns);
 
-	file = BPF_CORE_READ(bprm, file);
-	inode = BPF_CORE_READ(file, f_inode);
-	e->ino = BPF_CORE_READ(inode, i_ino);
-	e->nlink = BPF_CORE_READ(inode, __i_nlink);
-	e->file_uid = BPF_CORE_READ(inode, i_uid.val);
-	e->file_gid = BPF_CORE_READ(inode, i_gid.val);
-	e->file_mode = BPF_CORE_READ(inode, i_mode);
+	file = bprm->file;
+	inode = file->f_inode;
+	e->ino = inode->i_ino;
+	e->nlink = inode->__i_nlink;
+	e->file_uid = inode->i_uid.val;
+	e->file_gid = inode->i_gid.val;
+	e->file_mode = inode->i_mode;
 	/* S_ISUID / S_ISGID that took effect: the new euid/egid is the file's */
 	if ((e->file_mode & 04000) && e->euid == e->file_uid && e->uid != e->euid)
 		e->flags |= OSPREY_EXEC_SETUID;
 	if ((e->file_mode & 02000) && e->egid == e->file_gid && e->gid != e->egid)
 		e->flags |= OSPREY_EXEC_SETGID;
 
-	BPF_CORE_READ_INTO(&root, task, fs, root);
-	BPF_CORE_READ_INTO(&pwd, task, fs, pwd);
+	fs = task->fs;
+	root.dentry = fs->root.dentry;
+	root.mnt = fs->root.mnt;
+	pwd.dentry = fs->pwd.dentry;
+	pwd.mnt = fs->pwd.mnt;
 
 	/* 1. the executed file, resolved by the kernel */
-	len = d_path_walk(BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
-			  &root, slot, 0, &trunc);
+	len = d_path_walk(file->f_path.dentry, file->f_path.mnt, &root, slot, 0, &trunc);
 	if (trunc)
 		e->flags |= OSPREY_EXEC_PATH_TRUNCATED;
 	e->path_len = len & PATH_MASK;
@@ -183,7 +202,7 @@ int BPF_PROG(osprey_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	/* 2. the filename as passed to execve */
 	{
 		long n = bpf_probe_read_kernel_str(&s->data[off & PATH_MASK], OSPREY_PATH_MAX,
-						   BPF_CORE_READ(bprm, filename));
+						   bprm->filename);
 		if (n > 0) {
 			if (n == OSPREY_PATH_MAX)
 				e->flags |= OSPREY_EXEC_FILENAME_TRUNCATED;
@@ -196,10 +215,10 @@ int BPF_PROG(osprey_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	args_max = cfg ? cfg->args_max : 4096;
 	if (args_max > OSPREY_ARGS_MAX - 1)
 		args_max = OSPREY_ARGS_MAX - 1;
-	mm = BPF_CORE_READ(task, mm);
+	mm = task->mm;
 	{
-		unsigned long as = BPF_CORE_READ(mm, arg_start);
-		unsigned long ae = BPF_CORE_READ(mm, arg_end);
+		unsigned long as = mm->arg_start;
+		unsigned long ae = mm->arg_end;
 
 		len = ae > as ? ae - as : 0;
 		if (len > args_max) {
@@ -243,7 +262,7 @@ int BPF_PROG(osprey_fork, struct task_struct *parent, struct task_struct *child)
 	struct osprey_fork f = {};
 
 	/* threads share the group's process record */
-	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+	if (child->pid != child->tgid)
 		return 0;
 	if (!in_scope(cfg))
 		return 0;
@@ -251,11 +270,11 @@ int BPF_PROG(osprey_fork, struct task_struct *parent, struct task_struct *child)
 	f.hdr.cpu = bpf_get_smp_processor_id();
 	f.hdr.size = sizeof(f);
 	f.hdr.ktime = bpf_ktime_get_ns();
-	f.hdr.pid = BPF_CORE_READ(child, tgid);
-	f.hdr.tid = BPF_CORE_READ(child, pid);
-	f.ppid = BPF_CORE_READ(parent, tgid);
-	f.start_time = BPF_CORE_READ(child, start_time);
-	f.parent_start_time = BPF_CORE_READ(parent, group_leader, start_time);
+	f.hdr.pid = child->tgid;
+	f.hdr.tid = child->pid;
+	f.ppid = parent->tgid;
+	f.start_time = child->start_time;
+	f.parent_start_time = parent->group_leader->start_time;
 	f.cgroup_id = bpf_get_current_cgroup_id();
 	{
 		/* the child runs its parent's binary until it execs */
@@ -289,15 +308,15 @@ int BPF_PROG(osprey_exit, struct task_struct *task, bool group_dead)
 	x.hdr.cpu = bpf_get_smp_processor_id();
 	x.hdr.size = sizeof(x);
 	x.hdr.ktime = bpf_ktime_get_ns();
-	x.hdr.pid = BPF_CORE_READ(task, tgid);
-	x.hdr.tid = BPF_CORE_READ(task, pid);
-	x.ppid = BPF_CORE_READ(task, real_parent, tgid);
-	x.start_time = BPF_CORE_READ(task, group_leader, start_time);
+	x.hdr.pid = task->tgid;
+	x.hdr.tid = task->pid;
+	x.ppid = task->real_parent->tgid;
+	x.start_time = task->group_leader->start_time;
 	/* a group exit (exit_group, fatal signal) records its code on the signal struct */
-	if (BPF_CORE_READ(task, signal, flags) & 0x00000004 /* SIGNAL_GROUP_EXIT */)
-		x.exit_code = BPF_CORE_READ(task, signal, group_exit_code);
+	if (task->signal->flags & 0x00000004 /* SIGNAL_GROUP_EXIT */)
+		x.exit_code = task->signal->group_exit_code;
 	else
-		x.exit_code = BPF_CORE_READ(task, exit_code);
+		x.exit_code = task->exit_code;
 	x.cgroup_id = bpf_get_current_cgroup_id();
 	{
 		__u32 pid = x.hdr.pid;
