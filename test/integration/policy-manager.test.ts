@@ -574,11 +574,11 @@ describe('osprey policy: live TracingPolicy management', { timeout: 180_000 }, (
     const p = await one('watch-a');
     assert.equal(p.state, 'disabled');
     assert.equal(p.counters, null);
-    const now = new Set(loadedPrograms().map((x) => x.id));
-    assert.ok(
-      loaded.every((id) => !now.has(id)),
-      'its programs are gone from the kernel',
-    );
+    // the kernel frees a detached program after an RCU grace period, not at once
+    await waitFor('its programs to be gone from the kernel', () => {
+      const now = new Set(loadedPrograms().map((x) => x.id));
+      return loaded.every((id) => !now.has(id)) || undefined;
+    });
     const index = () =>
       (
         JSON.parse(readFileSync(path.join(stateDir, 'policies/index.json'), 'utf8')) as {
