@@ -5,9 +5,13 @@
 //      program runs on every openat, reads the path, finds no match, posts
 //      nothing — the in-kernel filter alone
 //   c  auditd with a watch rule on the same never-opened directory
+//   f  the floor: a BPF program that does nothing, on the tracepoint (b)'s
+//      hook uses — what any program there costs before it does any work
 
+import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { median, sleep } from '../lib/proc.mjs';
 import {
   AUDIT_KEY,
@@ -33,13 +37,21 @@ export const OVERHEAD_MODES = {
   a: 'no agent (baseline)',
   b: 'Osprey: openat policy, Prefix never matches',
   c: 'auditd: watch rule (-w DIR -p r), never matches',
+  f: 'floor: a BPF program that does nothing, on the same tracepoint',
 };
 const POLICY = 'osprey-bench-never';
 
 export async function runOverhead(ctx) {
   const skipped = {};
   for (const m of ctx.overheadModes) {
-    const why = m === 'b' ? await agentUnavailable() : m === 'c' ? await auditUnavailable() : null;
+    const why =
+      m === 'b'
+        ? await agentUnavailable()
+        : m === 'c'
+          ? await auditUnavailable()
+          : m === 'f'
+            ? await floorUnavailable(ctx)
+            : null;
     if (why) {
       skipped[m] = why;
       log(`overhead: skipping (${m}) ${OVERHEAD_MODES[m]}: ${why}`);
@@ -94,6 +106,7 @@ async function runMode(mode, round, attempt, ctx, setup) {
     if (mode === 'a') return { ...base, ...(await measuredLoop(ctx, [], ctx.opens, setup.loopFile)) };
     if (mode === 'b') return { ...base, ...(await runOsprey(round, attempt, ctx, setup)) };
     if (mode === 'c') return { ...base, ...(await runAuditd(round, attempt, ctx, setup)) };
+    if (mode === 'f') return { ...base, ...(await runFloor(ctx, setup)) };
   } catch (err) {
     return { ...base, error: err instanceof Error ? err.message : String(err) };
   }
@@ -178,6 +191,42 @@ async function runAuditd(round, attempt, ctx, setup) {
     );
   } finally {
     if (!ctx.keep) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const FLOOR_SOURCE = fileURLToPath(new URL('./floor.bpf.c', import.meta.url));
+const FLOOR_PROGRAM = 'osprey_bench_floor';
+
+/** Compiles the floor's program into the scratch directory (once); a reason when it cannot be. */
+async function floorUnavailable(ctx) {
+  ctx.floorObject = path.join(ctx.work, 'floor.bpf.o');
+  try {
+    execFileSync(
+      process.env.CLANG ?? 'clang-19',
+      ['-O2', '-g', '-target', 'bpf', '-c', FLOOR_SOURCE, '-o', ctx.floorObject],
+      { stdio: 'pipe' },
+    );
+  } catch (err) {
+    const why = String(err.stderr ?? err.message).trim().split('\n')[0];
+    return `cannot compile ${FLOOR_SOURCE} with clang-19 (set CLANG): ${why}`;
+  }
+  try {
+    await import('../../dist/src/kernel/index.js');
+  } catch {
+    return 'Osprey is not built (npm run build): the floor is loaded through its kernel bridge';
+  }
+  return null;
+}
+
+/** The loop with the floor's program attached (detached again whatever happens). */
+async function runFloor(ctx, setup) {
+  const { Collection } = await import('../../dist/src/kernel/index.js');
+  const coll = Collection.load(ctx.floorObject);
+  try {
+    coll.attachTracepoint(FLOOR_PROGRAM, 'syscalls', 'sys_enter_openat');
+    return await measuredLoop(ctx, [], ctx.opens, setup.loopFile);
+  } finally {
+    coll.close();
   }
 }
 

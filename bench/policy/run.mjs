@@ -30,7 +30,7 @@ import { runThroughput } from './throughput.mjs';
 const RESULTS = path.join(REPO, 'bench/results');
 const TARGETS = { overheadPct: 3, eventsPerS: 200000, addMs: 100 };
 
-const USAGE = `usage: bench/policy/run.sh [--measure 123] [--opens N] [--repeat R] [--modes abc]
+const USAGE = `usage: bench/policy/run.sh [--measure 123] [--opens N] [--repeat R] [--modes abcf]
                           [--rates LIST] [--step-seconds S] [--warmup-seconds W] [--max-opens N] [--adds K]
                           [--quiet-wait S] [--retries K] [--keep]
 
@@ -39,7 +39,8 @@ const USAGE = `usage: bench/policy/run.sh [--measure 123] [--opens N] [--repeat 
                     3 osprey policy add latency
   --opens N         opens per loop in measurement 1 (default 1000000, at least 1000000 for a reported run)
   --repeat R        rounds of measurements 1 and 2; each round runs every mode or rate once (default 5)
-  --modes LIST      modes of measurement 1 (default abc; a is required)
+  --modes LIST      modes of measurement 1 (default abcf; a is required): a none, b Osprey,
+                    c auditd, f the floor (a program that does nothing on the same tracepoint)
   --rates LIST      paced rates of measurement 2 in opens/s, "max" = flat out
                     (default 10000,15000,20000,25000,30000,40000,50000,100000,200000,max)
   --step-seconds S  seconds each paced step of measurement 2 runs (default 2)
@@ -60,7 +61,7 @@ async function main() {
       measure: { type: 'string', default: '123' },
       opens: { type: 'string', default: '1000000' },
       repeat: { type: 'string', default: '5' },
-      modes: { type: 'string', default: 'abc' },
+      modes: { type: 'string', default: 'abcf' },
       rates: { type: 'string', default: '10000,15000,20000,25000,30000,40000,50000,100000,200000,max' },
       'step-seconds': { type: 'string', default: '2' },
       'warmup-seconds': { type: 'string', default: '2' },
@@ -82,7 +83,7 @@ async function main() {
       throw new UsageError(`--measure: unknown measurement '${m}'; give digits from 123`);
   const overheadModes = [...new Set(values.modes.split(''))];
   for (const m of overheadModes) {
-    if (!(m in OVERHEAD_MODES)) throw new UsageError(`--modes: unknown mode '${m}'; give letters from abc`);
+    if (!(m in OVERHEAD_MODES)) throw new UsageError(`--modes: unknown mode '${m}'; give letters from abcf`);
   }
   if (!overheadModes.includes('a')) throw new UsageError('--modes must include a: every ratio is against it');
   const rates = values.rates.split(',').map((r) => {
@@ -260,6 +261,14 @@ function overheadSection(rep, L, bg, others) {
     L.push(
       `The agent ran without BPF run-time statistics (its default); after each measured loop, a loop a tenth as long with them on (sysctl kernel.bpf_stats_enabled) ran Osprey's program ${b.bpf_runs_all.join(' / ')} times (every openat on the machine) at a median ${f(b.bpf_ns_per_run_median, 0)} ns per run; ` +
         `events posted: ${b.events_posted_all.join(' / ')}.`,
+    );
+  }
+  const fl = o.modes.f;
+  if (fl && !fl.skipped && b && !b.skipped) {
+    L.push('');
+    L.push(
+      `The floor (f) is what a program that does nothing costs on the tracepoint (b) hooks: ${f(fl.ns_per_open_close_median - o.modes.a.ns_per_open_close_median, 0)} ns per open+close (${f(fl.overhead_pct, 1)} %) before any work; ` +
+        `Osprey's policy costs ${f(b.ns_per_open_close_median - fl.ns_per_open_close_median, 0)} ns more (wall-time medians).`,
     );
   }
   const c = o.modes.c;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Policy benchmark: bench/policy/run.sh [--measure 123] [--opens N] [--repeat R] [--modes abc]
+# Policy benchmark: bench/policy/run.sh [--measure 123] [--opens N] [--repeat R] [--modes abcf]
 #   [--rates LIST] [--step-seconds S] [--max-opens N] [--adds K] [--quiet-wait S] [--retries K] [--keep]
 # Run as root from anywhere; results land in bench/results/. See bench/README.md (Policy).
 set -euo pipefail
