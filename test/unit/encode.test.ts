@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { smallJson } from '../../src/events/encode.js';
 import {
   copyLine,
   type ExportEvent,
@@ -242,5 +243,58 @@ describe('encodeEvent', () => {
       assert.equal(copyLine(l, out, 0), n);
       assert.equal(out.toString(), text);
     }
+  });
+});
+
+describe('smallJson (small plain values written without JSON.stringify)', () => {
+  test('writes what JSON.stringify writes', () => {
+    const cases: unknown[] = [
+      [{ int_arg: -100 }, { string_arg: '/etc/passwd' }, { int_arg: 524288, label: 'flags' }],
+      { file_arg: { path: '/tmp/a "quoted"\\ file\n' } },
+      { sockaddr_arg: { family: 'AF_INET6', addr: '::1', port: 443 } },
+      { truncated_bytes_arg: { bytes_arg: 'AAEC', orig_size: '9000' } },
+      { a: undefined, b: null, c: true, d: false, e: Number.NaN, f: -0, g: 1e21, h: -Infinity },
+      [undefined, null, 1.5, 'x', [], {}],
+      { 'key "quoted"': 'v', '\u2028': 'line separator', '\ud800': 'lone surrogate \udc00' },
+      { 2: 'b', 1: 'a', z: 'z', y: 'y' },
+      Object.assign(Object.create(null), { bare: 1 }),
+      [[['deep']]],
+    ];
+    for (const v of cases) assert.equal(smallJson(v, 0), JSON.stringify(v), JSON.stringify(v));
+  });
+
+  test('leaves to JSON.stringify what it does not write the same way', () => {
+    class Point {
+      x = 1;
+    }
+    const cases: unknown[] = [
+      { n: 10n },
+      { when: new Date(0) },
+      { toJSON: () => 'x' },
+      new Point(),
+      { f: () => 1 },
+      { s: Symbol('s') },
+      [() => 1],
+      [[[['too deep']]]],
+      new Map([[1, 2]]),
+    ];
+    for (const v of cases) assert.equal(smallJson(v, 0), undefined, String(v));
+  });
+
+  test('a policy event line is byte for byte JSON.stringify with its args written this way', () => {
+    const ev = {
+      process_kprobe: {
+        process: { exec_id: 'eA==', pid: 7, binary: '/bin/cat' },
+        function_name: '__x64_sys_openat',
+        args: [{ int_arg: -100 }, { string_arg: '/etc/shadow' }, { int_arg: 0 }],
+        return: { int_arg: -2 },
+        action: 'KPROBE_ACTION_POST',
+        policy_name: 'p',
+        tags: ['a', 'b'],
+      },
+      node_name: 'n',
+      time: '2026-11-25T00:00:00.000000001Z',
+    } as unknown as ExportEvent;
+    assert.equal(encodeEvent(ev), JSON.stringify(ev));
   });
 });
