@@ -207,7 +207,9 @@ async function floorUnavailable(ctx) {
       { stdio: 'pipe' },
     );
   } catch (err) {
-    const why = String(err.stderr ?? err.message).trim().split('\n')[0];
+    const why = String(err.stderr ?? err.message)
+      .trim()
+      .split('\n')[0];
     return `cannot compile ${FLOOR_SOURCE} with clang-19 (set CLANG): ${why}`;
   }
   try {
