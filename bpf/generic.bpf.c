@@ -122,6 +122,8 @@ struct {
 	__uint(max_entries, 1024 * 1024);
 } events SEC(".maps");
 
+#include "ringwake.bpf.h"
+
 /* One slot per CPU (user space sets max_entries): too big for a per-CPU map. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -1128,10 +1130,12 @@ __noinline int finish(__u32 slot, __u32 hook, __u32 winner, __u32 nsel)
 	h->ev.signal = sig;
 	len = sizeof(struct osp_event) + (h->ev.data_len & DMASK);
 	h->ev.hdr.size = len;
-	if (bpf_ringbuf_output(&events, &h->ev, len, 0) < 0)
+	if (bpf_ringbuf_output(&events, &h->ev, len, ring_commit_flags()) < 0) {
 		count(OSP_CNT_RINGBUF_DROP);
-	else
+	} else {
 		count(OSP_CNT_POSTED);
+		ring_wake_reader(&events);
+	}
 	return 0;
 }
 

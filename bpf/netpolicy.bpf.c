@@ -128,6 +128,8 @@ struct {
 	__uint(max_entries, 1 << 20);
 } np_flows SEC(".maps");
 
+#include "ringwake.bpf.h"
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, NP_CNT_COUNT);
@@ -359,7 +361,8 @@ static __always_inline void emit(__u8 event, const struct np_sock *s, __u64 pid_
 		copy16(f->src_addr, s->remote_addr);
 		copy16(f->dst_addr, s->local_addr);
 	}
-	bpf_ringbuf_submit(f, 0);
+	bpf_ringbuf_submit(f, ring_commit_flags());
+	ring_wake_reader(&np_flows);
 }
 
 /*

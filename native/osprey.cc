@@ -10,6 +10,7 @@
 #include <linux/pkt_cls.h>
 #include <net/if.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdarg>
@@ -671,6 +672,12 @@ Napi::Value ProbeHelper(const Napi::CallbackInfo& info) {
 // therefore never read on a timer, the first record after a quiet spell is
 // delivered at once, and under load records wait at most H before they are
 // read. It bounds wake-ups to 1/H per second.
+//
+// With the ring's wake-up word (wakeMapFd, bpf/include/ringwake.bpf.h) the
+// programs also know when we wait: the kernel otherwise raises its wake-up
+// (an interrupt of the CPU that posted the record, a VM exit on a guest) for
+// the first record after every read, also while we hold off and would read
+// anyway.
 class RingReader : public Napi::ObjectWrap<RingReader> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
@@ -678,7 +685,7 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
                           {InstanceMethod("close", &RingReader::Close), InstanceMethod("drain", &RingReader::Drain)});
     exports.Set("RingReader", fn);
   }
-  // new RingReader(mapFd, callback, holdoffMs = 0)
+  // new RingReader(mapFd, callback, holdoffMs = 0, wakeMapFd = -1)
   explicit RingReader(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingReader>(info) {
     auto env = info.Env();
     int fd = info[0].As<Napi::Number>().Int32Value();
@@ -693,6 +700,23 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
       rb_ = nullptr;
       Throw(env, "open ring buffer", err);
       return;
+    }
+    // the ring's wake-up word (bpf/include/ringwake.bpf.h), when it has one
+    if (info.Length() > 3 && info[3].IsNumber()) {
+      int wfd = info[3].As<Napi::Number>().Int32Value();
+      if (wfd >= 0) {
+        void* m = mmap(nullptr, sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED, wfd, 0);
+        if (m == MAP_FAILED) {
+          int e = errno;
+          ring_buffer__free(rb_);
+          rb_ = nullptr;
+          Throw(env, "map the ring's wake-up word", -e);
+          return;
+        }
+        waits_ = static_cast<uint64_t*>(m);
+        // it starts waiting on the fd
+        SetWaits(kReaderWaits);
+      }
     }
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
@@ -739,12 +763,19 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     // the callback may close this reader and drop the last JS reference to it:
     // keep it alive until this function is done with its fields
     Ref();
+    // reading now: records that land meanwhile need not wake us
+    SetWaits(kReaderBusy);
     uint32_t n = Deliver(true);
     ReadAndHoldAfter(n);
     Unref();
   }
   void ReadAndHoldAfter(uint32_t n) {
-    if (!rb_ || !timer_) return;  // closed by the callback, or no hold-off
+    if (!rb_) return;  // closed by the callback
+    if (!timer_) {
+      // no hold-off: always waiting on the fd; the next record wakes us
+      if (SetWaits(kReaderWaits)) Deliver(true);
+      return;
+    }
     if (n > 0) {
       if (polling_) {
         uv_poll_stop(poll_);
@@ -754,13 +785,25 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     } else if (!polling_) {
       uv_poll_start(poll_, UV_READABLE, &RingReader::OnReadable);
       polling_ = true;
+      SetWaits(kReaderWaits);
       // a record committed between the read and the re-arm woke no one: look once more
       if (Deliver(true) > 0 && rb_) {
+        SetWaits(kReaderBusy);
         uv_poll_stop(poll_);
         polling_ = false;
         uv_timer_start(timer_, &RingReader::OnHoldoff, holdoff_ms_, 0);
       }
     }
+  }
+  // Tell the ring's programs whether a record must wake us (false: the ring
+  // has no wake-up word, the kernel decides). Waiting is set before the last
+  // look at the ring, with a full barrier between: a record committed before
+  // the look is seen by it, one committed after sees the word.
+  bool SetWaits(uint64_t v) {
+    if (!waits_) return false;
+    __atomic_store_n(waits_, v, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    return true;
   }
   // Consume whatever is ready and hand it to JS; returns the count. From the
   // loop (fromLoop), the callback runs as a macrotask: promise jobs and
@@ -802,6 +845,12 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
       ring_buffer__free(rb_);
       rb_ = nullptr;
     }
+    if (waits_) {
+      // no reader any more: the kernel's own wake-ups, should anyone read on
+      __atomic_store_n(waits_, kKernelWakes, __ATOMIC_SEQ_CST);
+      munmap(waits_, sysconf(_SC_PAGESIZE));
+      waits_ = nullptr;
+    }
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
     bool was = rb_ != nullptr;
@@ -815,6 +864,9 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     return Napi::Number::New(info.Env(), n);
   }
 
+  // the values of the wake-up word (bpf/include/ringwake.bpf.h)
+  static constexpr uint64_t kKernelWakes = 0, kReaderBusy = 1, kReaderWaits = 2;
+  uint64_t* waits_ = nullptr;
   ring_buffer* rb_ = nullptr;
   uv_poll_t* poll_ = nullptr;
   uv_timer_t* timer_ = nullptr;

@@ -37,6 +37,8 @@ struct {
 	__uint(max_entries, 16 * 1024 * 1024);
 } events SEC(".maps");
 
+#include "ringwake.bpf.h"
+
 static __always_inline struct osprey_config *osprey_config(void)
 {
 	__u32 zero = 0;
@@ -60,8 +62,10 @@ static __always_inline bool in_scope(const struct osprey_config *cfg)
 
 static __always_inline void emit(void *rec, __u64 size)
 {
-	if (bpf_ringbuf_output(&events, rec, size, 0) < 0)
+	if (bpf_ringbuf_output(&events, rec, size, ring_commit_flags()) < 0)
 		count_drop(OSPREY_DROP_RINGBUF);
+	else
+		ring_wake_reader(&events);
 }
 
 #endif

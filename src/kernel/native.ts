@@ -59,6 +59,7 @@ export interface Native {
     mapFd: number,
     onBatch: (batch: Buffer, count: number) => void,
     holdoffMs?: number,
+    wakeMapFd?: number,
   ) => NativeRingReader;
   mapLookup(fd: number, key: Buffer, valueOut: Buffer): boolean;
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;

@@ -20,7 +20,10 @@ export type RecordHandler = (buf: Buffer, off: number, len: number) => void;
  * wake-up that found records is followed by another read that much later
  * instead of by the next wake-up, so a burst arrives in few large batches;
  * a read that finds the ring empty goes back to waking on the fd, so an
- * idle ring costs nothing and a lone record is delivered at once.
+ * idle ring costs nothing and a lone record is delivered at once. Given the
+ * fd of the ring's wake-up word (the object's ring_waits map, see
+ * bpf/include/ringwake.bpf.h), the ring's programs wake the reader only
+ * while it waits on the fd, not after every read.
  */
 export class RingReader {
   private reader: NativeRingReader | undefined;
@@ -34,12 +37,13 @@ export class RingReader {
     /** called after the last record of each batch */
     private readonly onBatchEnd?: () => void,
     holdoffMs = 0,
+    wakeMapFd = -1,
   ) {
     if (!Number.isInteger(holdoffMs) || holdoffMs < 0 || holdoffMs > 1000) {
       throw new Error(`ring hold-off ${holdoffMs} ms must be an integer from 0 to 1000`);
     }
     try {
-      this.reader = new (native().RingReader)(mapFd, (batch) => this.deliver(batch), holdoffMs);
+      this.reader = new (native().RingReader)(mapFd, (batch) => this.deliver(batch), holdoffMs, wakeMapFd);
     } catch (err) {
       throw new KernelError('open ring buffer reader', err);
     }
@@ -85,6 +89,8 @@ export class RecordReader<T> {
     decode: (buf: Buffer, off: number, len: number) => T | undefined,
     private readonly onBatch: (items: T[]) => void,
     holdoffMs = 0,
+    /** the ring's wake-up word (the object's ring_waits map), when it has one */
+    wakeMapFd = -1,
   ) {
     this.ring = new RingReader(
       mapFd,
@@ -99,6 +105,7 @@ export class RecordReader<T> {
       },
       () => this.flush(),
       holdoffMs,
+      wakeMapFd,
     );
   }
 

@@ -32,6 +32,8 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } ring SEC(".maps");
 
+#include "ringwake.bpf.h"
+
 struct rec {
 	__u32 kind;
 	__u32 pid;
@@ -61,7 +63,8 @@ static __always_inline int hit(__u32 kind)
 	r->kind = kind;
 	r->pid = pid;
 	r->seq = bpf_ktime_get_ns();
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, ring_commit_flags());
+	ring_wake_reader(&ring);
 	return 0;
 }
 

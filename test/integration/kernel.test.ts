@@ -132,6 +132,52 @@ test('ring hold-off: a lone record comes at once, a burst after it in one more b
   assert.throws(() => new RingReader(c.mapInfo('ring').fd, () => {}, undefined, -1), /hold-off -1 ms/);
 });
 
+test('ring wake-up word: the programs wake the reader only while it waits on the fd', async () => {
+  const c = load();
+  const { RingReader } = await import('../../src/kernel/ring.js');
+  const word = c.map('ring_waits', u32, u64);
+  const BUSY = 1n;
+  const WAITS = 2n;
+  let ours = 0;
+  const reader = new RingReader(
+    c.mapInfo('ring').fd,
+    (buf, off) => {
+      if (buf.readUInt32LE(off) === 1 && buf.readUInt32LE(off + 4) === process.pid) ours++;
+    },
+    undefined,
+    50,
+    c.mapInfo('ring_waits').fd,
+  );
+  const link = c.attachTracepoint('tp_getppid', 'syscalls', 'sys_enter_getppid');
+  try {
+    assert.equal(word.lookup(0), WAITS, 'a new reader waits on the fd');
+    // a lone record wakes it at once, and says so in the word
+    void process.ppid;
+    const t0 = Date.now();
+    while (ours === 0 && Date.now() - t0 < 2000) await sleep(1);
+    assert.equal(ours, 1, 'the lone record was delivered');
+    assert.ok(Date.now() - t0 < 40, `took ${Date.now() - t0} ms with a 50 ms hold-off`);
+    assert.equal(word.lookup(0), BUSY, 'while it holds off, records do not wake it');
+    // records during the hold-off are read by its timer
+    for (let i = 0; i < 20; i++) void process.ppid;
+    const t1 = Date.now();
+    while (ours < 21 && Date.now() - t1 < 2000) await sleep(5);
+    assert.equal(ours, 21);
+    // a read that finds nothing goes back to the fd, and the word to waiting
+    const t2 = Date.now();
+    while (word.lookup(0) !== WAITS && Date.now() - t2 < 2000) await sleep(5);
+    assert.equal(word.lookup(0), WAITS);
+    void process.ppid;
+    const t3 = Date.now();
+    while (ours === 21 && Date.now() - t3 < 2000) await sleep(1);
+    assert.equal(ours, 22, 'a record after the quiet spell wakes it again');
+  } finally {
+    link.destroy();
+    reader.close();
+  }
+  assert.equal(word.lookup(0), 0n, 'a closed reader hands wake-ups back to the kernel');
+});
+
 test('typed map access: update, lookup, delete, iterate, batch lookup', () => {
   const c = load();
   const hits = c.map('hits', u32, u64);

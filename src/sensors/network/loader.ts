@@ -173,6 +173,7 @@ export class NetworkDatapath {
       decodeFlowRecord,
       (flows) => opts.onFlows(flows),
       opts.holdoffMs ?? 0,
+      coll.mapInfo('ring_waits').fd,
     );
   }
 

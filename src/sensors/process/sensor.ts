@@ -60,6 +60,7 @@ export class ProcessSensor {
       decodeRecord,
       (records) => opts.onRecords(records),
       opts.holdoffMs ?? 0,
+      coll.mapInfo('ring_waits').fd,
     );
   }
 

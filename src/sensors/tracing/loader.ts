@@ -110,6 +110,7 @@ export class PolicyProgram {
       (buf, off, len) => decodeTracingRecord(buf, off, len, tables.hooks),
       (records) => opts.onRecords(records),
       opts.holdoffMs ?? 0,
+      coll.mapInfo('ring_waits').fd,
     );
   }
 
