@@ -850,10 +850,16 @@ static __always_inline void sockops_addrs(struct bpf_sock_ops *ctx, struct np_so
 	s->local_port = ctx->local_port;
 }
 
-/* cgroup id of an accepted socket: sock_ops runs in softirq here, so not the current task's */
+/*
+ * cgroup id of an accepted socket: sock_ops runs in softirq here, so not the
+ * current task's. tp is a BTF pointer (bpf_skc_to_tcp_sock): plain loads,
+ * not a probe-read helper per field.
+ */
 static __always_inline __u64 tcp_cgroup_id(struct tcp_sock *tp)
 {
-	return BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup, kn, id);
+	struct cgroup *cg = tp->inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup;
+
+	return cg ? cg->kn->id : 0;
 }
 
 static __always_inline __u64 sock_cgroup_id(struct bpf_sock *sk)
@@ -890,7 +896,7 @@ static __always_inline void closed_bytes(struct bpf_sock *sk, const struct np_so
 
 	*sent = 0;
 	if (tp)
-		*sent = BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
+		*sent = tp->bytes_sent - tp->bytes_retrans;
 	*rcvd = received;
 	if ((s->flags & NP_SF_FIN_IN) && received > 0)
 		*rcvd -= 1;

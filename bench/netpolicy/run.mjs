@@ -627,6 +627,9 @@ async function measure(ctx, c, load, round) {
         after && before
           ? after.ringbuf_drops - before.ringbuf_drops + (after.export_dropped - before.export_dropped)
           : null,
+      // where they were lost: the kernel's flow ring was full, or the export file's queue
+      flows_lost_ring: after && before ? after.ringbuf_drops - before.ringbuf_drops : null,
+      flows_lost_export: after && before ? after.export_dropped - before.export_dropped : null,
       ...quiet,
     };
   } catch (err) {
