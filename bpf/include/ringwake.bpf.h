@@ -57,6 +57,10 @@ static __always_inline void ring_wake_reader(void *ring)
 	p = bpf_ringbuf_reserve(ring, 8, 0);
 	if (p)
 		bpf_ringbuf_discard(p, BPF_RB_FORCE_WAKEUP);
+	else
+		/* no room for the wake-up: leave it to the next record (a
+		 * wake-up too many is harmless, one too few is not) */
+		__sync_val_compare_and_swap(w, RING_READER_BUSY, RING_READER_WAITS);
 }
 
 #endif
