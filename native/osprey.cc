@@ -782,9 +782,13 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
         polling_ = false;
       }
       uv_timer_start(timer_, &RingReader::OnHoldoff, holdoff_ms_, 0);
-    } else if (!polling_) {
-      uv_poll_start(poll_, UV_READABLE, &RingReader::OnReadable);
-      polling_ = true;
+    } else {
+      // nothing to read: wait on the fd (also after a wake-up that found
+      // nothing, which ReadAndHold marked busy: the word must say we wait)
+      if (!polling_) {
+        uv_poll_start(poll_, UV_READABLE, &RingReader::OnReadable);
+        polling_ = true;
+      }
       SetWaits(kReaderWaits);
       // a record committed between the read and the re-arm woke no one: look once more
       if (Deliver(true) > 0 && rb_) {

@@ -74,6 +74,22 @@ int tp_getppid(void *ctx)
 	return hit(1);
 }
 
+/* A wake-up with no record behind it (a discarded one): the reader wakes and finds nothing. */
+SEC("tracepoint/syscalls/sys_enter_getuid")
+int tp_getuid_wake(void *ctx)
+{
+	__u32 zero = 0, pid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *want = bpf_map_lookup_elem(&target, &zero);
+	void *p;
+
+	if (!want || *want != pid)
+		return 0;
+	p = bpf_ringbuf_reserve(&ring, 8, 0);
+	if (p)
+		bpf_ringbuf_discard(p, BPF_RB_FORCE_WAKEUP);
+	return 0;
+}
+
 SEC("raw_tp/sys_enter")
 int raw_sys_enter(void *ctx)
 {

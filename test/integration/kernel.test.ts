@@ -171,6 +171,21 @@ test('ring wake-up word: the programs wake the reader only while it waits on the
     const t3 = Date.now();
     while (ours === 21 && Date.now() - t3 < 2000) await sleep(1);
     assert.equal(ours, 22, 'a record after the quiet spell wakes it again');
+    // a wake-up that finds nothing to read leaves it waiting, not deaf
+    const t4 = Date.now();
+    while (word.lookup(0) !== WAITS && Date.now() - t4 < 2000) await sleep(5);
+    const spurious = c.attachTracepoint('tp_getuid_wake', 'syscalls', 'sys_enter_getuid');
+    try {
+      process.getuid?.();
+      await sleep(100);
+    } finally {
+      spurious.destroy();
+    }
+    assert.equal(word.lookup(0), WAITS, 'after a wake-up with nothing to read');
+    void process.ppid;
+    const t5 = Date.now();
+    while (ours === 22 && Date.now() - t5 < 2000) await sleep(1);
+    assert.equal(ours, 23, 'the next record still wakes it');
   } finally {
     link.destroy();
     reader.close();
