@@ -35,6 +35,7 @@ import {
   Cleanup,
   childPids,
   cpuSeconds,
+  irqWorkInterrupts,
   isAlive,
   killAndWaitSync,
   MemorySampler,
@@ -297,7 +298,9 @@ async function measuredStorm(ctx, observerPids = []) {
   const foreign = otherAgents(observerPids);
   const cpu0 = observerPids.map((p) => cpuSeconds(p) ?? 0);
   const sys0 = systemCpu();
+  const iwi0 = irqWorkInterrupts();
   const s = await storm(ctx);
+  const iwi1 = irqWorkInterrupts();
   const sys1 = systemCpu();
   const cpu1 = observerPids.map((p) => cpuSeconds(p) ?? 0);
   const observerCpu = cpu1.reduce((a, b) => a + b, 0) - cpu0.reduce((a, b) => a + b, 0);
@@ -315,6 +318,7 @@ async function measuredStorm(ctx, observerPids = []) {
     waited_for_quiet_s,
     other_agents: foreign,
     system_busy_cpu_s: round3(busy),
+    irq_work_interrupts: iwi0 === null || iwi1 === null ? null : iwi1 - iwi0,
     others_cpu_fraction,
     contended: others_cpu_fraction > CONTENDED_FRACTION,
     observer_cpu_s: observerPids.length ? round3(observerCpu) : null,
@@ -1003,6 +1007,9 @@ function summarize(ctx, runs, params) {
       }),
       execs_per_s_median: round3(params.execs / med),
       system_busy_cpu_s_median: round3(median(nums('system_busy_cpu_s'))),
+      irq_work_interrupts_median: nums('irq_work_interrupts').length
+        ? median(nums('irq_work_interrupts'))
+        : null,
       observer_cpu_s_median: nums('observer_cpu_s').length ? round3(median(nums('observer_cpu_s'))) : null,
       storm_cpu_s_median: round3(median(rs.map((r) => r.storm.self_cpu_s + r.storm.children_cpu_s))),
       cpu_cost_s_median: round3(median(rs.map(cpuCost))),
@@ -1101,6 +1108,15 @@ function renderMarkdown(rep) {
       `| (${m}) ${e.name} | ${f(e.cpu_cost_s_median, 2)} | ${e.cpu_cost_s_all.map((x) => f(x, 2)).join(' / ')} | ` +
         `${f(e.cpu_ratio_vs_a)} | ${f(e.cpu_us_per_exec_median, 0)} | ${f(e.storm_cpu_s_median, 2)} | ` +
         `${f(e.observer_cpu_s_median, 2)} |`,
+    );
+  }
+  const iwi = Object.entries(rep.modes)
+    .filter(([, e]) => !e.skipped && e.irq_work_interrupts_median != null)
+    .map(([m, e]) => `(${m}) ${f(e.irq_work_interrupts_median, 0)}`);
+  if (iwi.length) {
+    lines.push('');
+    lines.push(
+      `IRQ-work interrupts during a storm (median; a BPF ring waking its reader raises one): ${iwi.join(', ')}.`,
     );
   }
   for (const om of OSPREY_MODES) {

@@ -55,6 +55,32 @@ export function systemCpu() {
   return { busy: (total - idle) / CLK_TCK, total: total / CLK_TCK };
 }
 
+/**
+ * IRQ-work interrupts taken so far, all CPUs (the IWI line of
+ * /proc/interrupts), or null where the kernel does not count them. A BPF
+ * ring that wakes its reader raises one (a self-IPI).
+ */
+export function irqWorkInterrupts() {
+  try {
+    const line = readFileSync('/proc/interrupts', 'utf8')
+      .split('\n')
+      .find((l) => /^\s*IWI:/.test(l));
+    if (!line) return null;
+    const counts = line
+      .replace(/^\s*IWI:/, '')
+      .trim()
+      .split(/\s+/);
+    let n = 0;
+    for (const c of counts) {
+      if (!/^\d+$/.test(c)) break;
+      n += Number(c);
+    }
+    return n;
+  } catch {
+    return null;
+  }
+}
+
 /** VmRSS and VmHWM in kB, or null when the process is gone. */
 export function memoryKb(pid) {
   try {
