@@ -1130,12 +1130,10 @@ __noinline int finish(__u32 slot, __u32 hook, __u32 winner, __u32 nsel)
 	h->ev.signal = sig;
 	len = sizeof(struct osp_event) + (h->ev.data_len & DMASK);
 	h->ev.hdr.size = len;
-	if (bpf_ringbuf_output(&events, &h->ev, len, ring_commit_flags()) < 0) {
+	if (ring_output(&events, &h->ev, len) < 0)
 		count(OSP_CNT_RINGBUF_DROP);
-	} else {
+	else
 		count(OSP_CNT_POSTED);
-		ring_wake_reader(&events);
-	}
 	return 0;
 }
 

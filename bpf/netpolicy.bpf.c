@@ -361,8 +361,7 @@ static __always_inline void emit(__u8 event, const struct np_sock *s, __u64 pid_
 		copy16(f->src_addr, s->remote_addr);
 		copy16(f->dst_addr, s->local_addr);
 	}
-	bpf_ringbuf_submit(f, ring_commit_flags());
-	ring_wake_reader(&np_flows);
+	ring_submit(&np_flows, f);
 }
 
 /*

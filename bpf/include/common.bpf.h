@@ -62,10 +62,8 @@ static __always_inline bool in_scope(const struct osprey_config *cfg)
 
 static __always_inline void emit(void *rec, __u64 size)
 {
-	if (bpf_ringbuf_output(&events, rec, size, ring_commit_flags()) < 0)
+	if (ring_output(&events, rec, size) < 0)
 		count_drop(OSPREY_DROP_RINGBUF);
-	else
-		ring_wake_reader(&events);
 }
 
 #endif

@@ -63,8 +63,7 @@ static __always_inline int hit(__u32 kind)
 	r->kind = kind;
 	r->pid = pid;
 	r->seq = bpf_ktime_get_ns();
-	bpf_ringbuf_submit(r, ring_commit_flags());
-	ring_wake_reader(&ring);
+	ring_submit(&ring, r);
 	return 0;
 }
 
@@ -80,13 +79,9 @@ int tp_getuid_wake(void *ctx)
 {
 	__u32 zero = 0, pid = bpf_get_current_pid_tgid() >> 32;
 	__u32 *want = bpf_map_lookup_elem(&target, &zero);
-	void *p;
 
-	if (!want || *want != pid)
-		return 0;
-	p = bpf_ringbuf_reserve(&ring, 8, 0);
-	if (p)
-		bpf_ringbuf_discard(p, BPF_RB_FORCE_WAKEUP);
+	if (want && *want == pid)
+		ring_force_wake(&ring);
 	return 0;
 }
 
