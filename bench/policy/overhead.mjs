@@ -40,18 +40,17 @@ export const OVERHEAD_MODES = {
   f: 'floor: a BPF program that does nothing, on the same tracepoint',
 };
 const POLICY = 'osprey-bench-never';
+/** why a mode cannot run here, or null */
+const UNAVAILABLE = {
+  b: () => agentUnavailable(),
+  c: () => auditUnavailable(),
+  f: (ctx) => floorUnavailable(ctx),
+};
 
 export async function runOverhead(ctx) {
   const skipped = {};
   for (const m of ctx.overheadModes) {
-    const why =
-      m === 'b'
-        ? await agentUnavailable()
-        : m === 'c'
-          ? await auditUnavailable()
-          : m === 'f'
-            ? await floorUnavailable(ctx)
-            : null;
+    const why = (await UNAVAILABLE[m]?.(ctx)) ?? null;
     if (why) {
       skipped[m] = why;
       log(`overhead: skipping (${m}) ${OVERHEAD_MODES[m]}: ${why}`);

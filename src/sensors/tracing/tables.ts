@@ -760,6 +760,20 @@ export function strBucket(n: number): number {
   return b;
 }
 
+/**
+ * A str_prefix key: filter id and value, the prefix length its bytes. A value
+ * over PREFIX_MAX (an Equal filter's, put there for quick reject: a Prefix
+ * value never is) is cut to it: a string equal to the value still starts with it.
+ */
+function prefixKey(id: number, value: Buffer): Buffer {
+  const n = Math.min(value.length, OSP_LIMITS.PREFIX_MAX);
+  const key = Buffer.alloc(PREFIX_KEY.SIZE);
+  key.writeUInt32LE(32 + 8 * n, PREFIX_KEY.prefixlen);
+  key.writeUInt32LE(id, PREFIX_KEY.id);
+  value.copy(key, PREFIX_KEY.data, 0, n);
+  return key;
+}
+
 class Encoder {
   private nextId = 1;
   /** each Equal filter's values (by filter id), for quick reject */
@@ -846,14 +860,7 @@ class Encoder {
     }
     for (const { id, op } of chosen) {
       if (op !== Op.EQ) continue;
-      for (const v of this.eqValues.get(id) ?? []) {
-        const n = Math.min(v.length, OSP_LIMITS.PREFIX_MAX);
-        const key = Buffer.alloc(PREFIX_KEY.SIZE);
-        key.writeUInt32LE(32 + 8 * n, PREFIX_KEY.prefixlen);
-        key.writeUInt32LE(id, PREFIX_KEY.id);
-        v.copy(key, PREFIX_KEY.data, 0, n);
-        this.out.prefix.push(key);
-      }
+      for (const v of this.eqValues.get(id) ?? []) this.out.prefix.push(prefixKey(id, v));
     }
     hook.writeUInt8(arg!, HOOK.quick_arg);
     chosen.forEach(({ id }, k) => {
@@ -1003,14 +1010,9 @@ class Encoder {
           break;
         }
         case Op.PREFIX:
-        case Op.NOT_PREFIX: {
-          const key = Buffer.alloc(PREFIX_KEY.SIZE);
-          key.writeUInt32LE(32 + 8 * bytes.length, PREFIX_KEY.prefixlen);
-          key.writeUInt32LE(id, PREFIX_KEY.id);
-          bytes.copy(key, PREFIX_KEY.data);
-          this.out.prefix.push(key);
+        case Op.NOT_PREFIX:
+          this.out.prefix.push(prefixKey(id, bytes));
           break;
-        }
         case Op.POSTFIX:
         case Op.NOT_POSTFIX: {
           const key = Buffer.alloc(POSTFIX_KEY.SIZE);
