@@ -125,8 +125,8 @@ describe('network policy in the agent: osprey run, policy add, flows', { timeout
   let agent: Child | undefined;
   let flows: Child;
 
-  const spawnChild = (args: string[]) => {
-    const c = new Child(spawn(OSPREY, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const spawnChild = (args: string[], env?: NodeJS.ProcessEnv) => {
+    const c = new Child(spawn(OSPREY, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) }));
     children.push(c);
     return c;
   };
@@ -272,12 +272,27 @@ spec:
     const sh = spawnChild(['run', '--socket', sock, '--label', 'app=web', '--', '/bin/sh', '-c', 'exit 7']);
     await sh.exited;
     assert.equal(sh.code, 7, sh.stderr);
-    // bin/osprey's own malloc setting stays with it
-    const env = spawnChild(['run', '--socket', sock, '--label', 'app=web', '--', '/usr/bin/env']);
+    // bin/osprey's own malloc setting stays with it; NODE_EXTRA_CA_CERTS,
+    // which bin/osprey keeps from Node, reaches the command as it was given
+    const caFile = path.join(tmp, 'extra-ca.pem');
+    const env = spawnChild(['run', '--socket', sock, '--label', 'app=web', '--', '/usr/bin/env'], {
+      ...process.env,
+      NODE_EXTRA_CA_CERTS: caFile,
+    });
     await env.exited;
     assert.equal(env.code, 0, env.stderr);
     assert.match(env.stdout, /^PATH=/m);
     assert.doesNotMatch(env.stdout, /MALLOC_ARENA_MAX/);
+    assert.match(env.stdout, new RegExp(`^NODE_EXTRA_CA_CERTS=${caFile}$`, 'm'));
+    assert.doesNotMatch(env.stdout, /OSPREY_NODE_EXTRA_CA_CERTS/);
+    const { NODE_EXTRA_CA_CERTS: _ca, ...without } = process.env;
+    const envNoCa = spawnChild(
+      ['run', '--socket', sock, '--label', 'app=web', '--', '/usr/bin/env'],
+      without,
+    );
+    await envNoCa.exited;
+    assert.equal(envNoCa.code, 0, envNoCa.stderr);
+    assert.doesNotMatch(envNoCa.stdout, /NODE_EXTRA_CA_CERTS/);
     const missing = spawnChild(['run', '--socket', sock, '--label', 'app=web', '--', '/nonexistent/cmd']);
     await missing.exited;
     assert.equal(missing.code, 127, missing.stderr);
