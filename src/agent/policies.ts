@@ -30,6 +30,7 @@ import { parsePolicyText } from '../policy/parse.js';
 import { type PolicyCounters, type PolicyMode, PolicyProgram } from '../sensors/tracing/index.js';
 import { describeFsError, UserError } from './fs-util.js';
 import { PolicyStore, type StoredPolicy } from './policy-store.js';
+import { warmUpPolicyCode } from './policy-warmup.js';
 
 export type PolicyState = 'enabled' | 'disabled' | 'error';
 /** api: added at run time and stored; flag: from --policy, not stored */
@@ -218,6 +219,15 @@ export class PolicyManager {
       );
     }
     return out;
+  }
+
+  /**
+   * Run the parser and compiler once ahead of the first live add (see
+   * policy-warmup.ts). Returns the problem when the warm-up policy did not
+   * parse or compile here; adds are then only slower, not wrong.
+   */
+  warmUp(): string | undefined {
+    return warmUpPolicyCode(this.opts.kernel, this.opts.tracefsRoot).problem;
   }
 
   /** Load the --policy policies; on any failure unload those loaded and throw. */

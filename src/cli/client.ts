@@ -1,14 +1,25 @@
 /** A client of the agent's local API over its unix socket. */
-import http, { type IncomingMessage } from 'node:http';
+import http, { type IncomingMessage, type RequestOptions } from 'node:http';
+import net from 'node:net';
 import { describeFsError, UserError } from '../agent/fs-util.js';
+
+/**
+ * Request options that connect straight to the socket, with no http.Agent:
+ * the global agent's keep-alive socket timeout (5 s) would abort an event
+ * stream that is quiet for a while, and a private agent (`agent: false`)
+ * works out a TLS server name for every request, compiling Node's IPv6
+ * regular expression on the way: `osprey policy list` took 126-137 ms with
+ * it here, 107-115 without (20 runs each, alternated three times).
+ */
+function direct(socketPath: string): RequestOptions {
+  return { createConnection: () => net.createConnection(socketPath) };
+}
 
 /** Open GET path on the agent's socket; connection failures become UserErrors that say what to do. */
 export function apiRequest(socketPath: string, path: string, timeoutMs = 0): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    // agent: false: the global agent's keep-alive socket timeout (5 s) would
-    // abort an event stream that is quiet for a while
     const req = http.get(
-      { socketPath, path, agent: false, ...(timeoutMs ? { timeout: timeoutMs } : {}) },
+      { ...direct(socketPath), path, ...(timeoutMs ? { timeout: timeoutMs } : {}) },
       resolve,
     );
     req.on('timeout', () => {
@@ -43,12 +54,9 @@ export function apiCall(
       headers['content-type'] = body.contentType;
       headers['content-length'] = Buffer.byteLength(body.text);
     }
-    const req = http.request(
-      { socketPath, path, method, headers, agent: false, timeout: timeoutMs },
-      (res) => {
-        readBody(res).then((text) => resolve({ status: res.statusCode ?? 0, body: text }), reject);
-      },
-    );
+    const req = http.request({ ...direct(socketPath), path, method, headers, timeout: timeoutMs }, (res) => {
+      readBody(res).then((text) => resolve({ status: res.statusCode ?? 0, body: text }), reject);
+    });
     req.on('timeout', () => {
       req.destroy(new UserError(`the agent on ${socketPath} did not answer within ${timeoutMs} ms`));
     });

@@ -530,6 +530,30 @@ ${type ? `      type: ${type}\n` : ''}`;
     assert.match(r2.errors[0]!.message, /field path \(__data_loc char\[\]\) is a __data_loc/);
   });
 
+  test('a format found is read once per process; one missing is looked for again', () => {
+    const other = path.join(root, 'events', 'demo', 'later');
+    const missing = parsePolicyText(policy(4).replace('event: thing', 'event: later'), 'demo.yaml', {
+      tracefsRoot: root,
+    });
+    assert.match(missing.errors[0]!.message, /later/);
+    mkdirSync(other);
+    writeFileSync(
+      path.join(other, 'format'),
+      readFileSync(path.join(root, 'events', 'demo', 'thing', 'format')),
+    );
+    const found = parsePolicyText(policy(4).replace('event: thing', 'event: later'), 'demo.yaml', {
+      tracefsRoot: root,
+    });
+    assert.deepEqual(found.errors.map(String), []);
+    // once found, the format is not read again: a policy parses without the file
+    rmSync(other, { recursive: true });
+    const again = parsePolicyText(policy(4).replace('event: thing', 'event: later'), 'demo.yaml', {
+      tracefsRoot: root,
+    });
+    assert.deepEqual(again.errors.map(String), []);
+    assert.equal(tracepointHook(again.policies[0]!.hooks[0]).tracepoint.id, 77);
+  });
+
   test('an unmounted tracefs is reported with the mount command', () => {
     const r = parsePolicyText(policy(4), 'demo.yaml', { tracefsRoot: path.join(root, 'nowhere') });
     assert.equal(r.policies.length, 0);
