@@ -40,11 +40,11 @@ import { type PolicyInfo, PolicyOpError } from './policies.js';
 export interface PolicyApi {
   list(): PolicyInfo[];
   get(name: string): PolicyInfo;
-  add(text: string, source: string, opts: { mode?: PolicyMode }): PolicyInfo;
-  delete(name: string): void;
-  enable(name: string): PolicyInfo;
-  disable(name: string): PolicyInfo;
-  setMode(name: string, mode: PolicyMode): PolicyInfo;
+  add(text: string, source: string, opts: { mode?: PolicyMode }): Promise<PolicyInfo>;
+  delete(name: string): Promise<void>;
+  enable(name: string): Promise<PolicyInfo>;
+  disable(name: string): Promise<PolicyInfo>;
+  setMode(name: string, mode: PolicyMode): Promise<PolicyInfo>;
 }
 
 /**
@@ -255,7 +255,7 @@ export class ApiServer<T> {
         const pm = this.opts.policies;
         if (!pm) return reply.code(503).send({ error: 'this agent does not manage policies', errors: [] });
         try {
-          return reply.code(status).send(f(pm, req));
+          return reply.code(status).send(await f(pm, req));
         } catch (err) {
           if (err instanceof PolicyOpError) {
             return reply.code(STATUS_OF[err.code]).send({ error: err.message, errors: err.errors });
@@ -297,8 +297,8 @@ export class ApiServer<T> {
     );
     app.delete(
       '/v1/policies/:name',
-      handle(200, (pm, req) => {
-        pm.delete(req.name);
+      handle(200, async (pm, req) => {
+        await pm.delete(req.name);
         return { deleted: req.name };
       }),
     );

@@ -27,7 +27,12 @@ import { type CompiledPolicy, compilePolicy, PolicyCompileError } from '../polic
 import type { KernelCapabilities } from '../policy/kernel-caps.js';
 import type { TracingPolicy } from '../policy/model.js';
 import { parsePolicyText } from '../policy/parse.js';
-import { type PolicyCounters, type PolicyMode, PolicyProgram } from '../sensors/tracing/index.js';
+import {
+  type PolicyCounters,
+  type PolicyMode,
+  PolicyProgram,
+  type PolicyProgramOptions,
+} from '../sensors/tracing/index.js';
 import { describeFsError, UserError } from './fs-util.js';
 import { PolicyStore, type StoredPolicy } from './policy-store.js';
 import { warmUpPolicyCode } from './policy-warmup.js';
@@ -324,7 +329,7 @@ export class PolicyManager {
    * Parse, validate, compile, load and attach one policy; store it. Returns
    * once its programs are attached. `source` names it in error messages.
    */
-  add(text: string, source: string, opts: { mode?: PolicyMode } = {}): PolicyInfo {
+  async add(text: string, source: string, opts: { mode?: PolicyMode } = {}): Promise<PolicyInfo> {
     this.checkReady();
     if (opts.mode !== undefined) checkMode(opts.mode);
     const policy = this.parseOne(text, source);
@@ -345,7 +350,7 @@ export class PolicyManager {
       storeFile: this.store.fileFor(policy.name),
     });
     entry.hooks = policy.hooks.length;
-    const { live } = this.instantiate(entry, entry.mode, policy.name, policy);
+    const { live } = await this.instantiateAsync(entry, entry.mode, policy.name, policy);
     try {
       this.store.writeText(entry.storeFile!, text);
       this.store.save([...this.storedList(), stored(entry)]);
@@ -387,14 +392,14 @@ export class PolicyManager {
   }
 
   /** Load a disabled (or failed) policy again from its stored YAML. */
-  enable(name: string): PolicyInfo {
+  async enable(name: string): Promise<PolicyInfo> {
     this.checkReady();
     const entry = this.find(name);
     if (entry.live) return this.info(entry);
     if (entry.text === '') {
       throw new PolicyOpError('load-failed', [`policy "${name}": ${entry.error ?? 'its YAML is missing'}`]);
     }
-    const { live, policy } = this.instantiate(entry, entry.mode, name);
+    const { live, policy } = await this.instantiateAsync(entry, entry.mode, name);
     if (entry.origin === 'api') {
       try {
         this.saveOrThrow(
@@ -539,48 +544,91 @@ export class PolicyManager {
     name?: string,
     parsed?: TracingPolicy,
   ): { live: Live; policy: TracingPolicy } {
+    const job = this.compileFor(entry, mode, name, parsed);
+    let prog: PolicyProgram;
+    try {
+      prog = PolicyProgram.load(job.compiled.tables, this.programOptions(entry, job.compiled));
+    } catch (err) {
+      throw notTaken(job.policy, err);
+    }
+    return this.loaded(entry, job, prog);
+  }
+
+  /**
+   * As instantiate(), with the kernel's verifier off the event loop (a live
+   * add or enable: events keep flowing while it runs).
+   */
+  private async instantiateAsync(
+    entry: Entry,
+    mode: PolicyMode | undefined,
+    name?: string,
+    parsed?: TracingPolicy,
+  ): Promise<{ live: Live; policy: TracingPolicy }> {
+    const job = this.compileFor(entry, mode, name, parsed);
+    let prog: PolicyProgram;
+    try {
+      prog = await PolicyProgram.loadAsync(job.compiled.tables, this.programOptions(entry, job.compiled));
+    } catch (err) {
+      throw notTaken(job.policy, err);
+    }
+    if (this.closed) {
+      prog.close();
+      throw new PolicyOpError('unavailable', ['the agent is stopping']);
+    }
+    return this.loaded(entry, job, prog);
+  }
+
+  private compileFor(
+    entry: Entry,
+    mode: PolicyMode | undefined,
+    name?: string,
+    parsed?: TracingPolicy,
+  ): { policy: TracingPolicy; compiled: CompiledPolicy; t0: bigint } {
     const t0 = process.hrtime.bigint();
     const policy = parsed ?? this.parseOne(entry.text, entry.file, name);
     const policyId = this.nextPolicyId++;
-    let compiled: CompiledPolicy;
     try {
-      compiled = compilePolicy(policy, {
+      const compiled = compilePolicy(policy, {
         policyId,
         agentPid: process.pid,
         ...(mode !== undefined ? { mode } : {}),
       });
+      return { policy, compiled, t0 };
     } catch (err) {
       throw new PolicyOpError('invalid', compileMessages(err));
     }
+  }
+
+  private programOptions(entry: Entry, compiled: CompiledPolicy): PolicyProgramOptions {
     const procsFd = this.opts.processTableFd();
-    let prog: PolicyProgram;
-    try {
-      prog = PolicyProgram.load(compiled.tables, {
-        onRecords: (records) => this.deliver(entry, compiled.meta, records),
-        ...(procsFd !== undefined ? { procsMapFd: procsFd } : {}),
-        ...(this.opts.scopeCgroup ? { scopeCgroup: this.opts.scopeCgroup } : {}),
-        ...(this.opts.ringBytes ? { ringBytes: this.opts.ringBytes } : {}),
-        ...(this.opts.ringHoldoffMs ? { holdoffMs: this.opts.ringHoldoffMs } : {}),
-      });
-    } catch (err) {
-      throw new PolicyOpError('load-failed', [
-        `policy "${policy.name}": the kernel did not take it: ${(err as Error).message}`,
-      ]);
-    }
+    return {
+      onRecords: (records) => this.deliver(entry, compiled.meta, records),
+      ...(procsFd !== undefined ? { procsMapFd: procsFd } : {}),
+      ...(this.opts.scopeCgroup ? { scopeCgroup: this.opts.scopeCgroup } : {}),
+      ...(this.opts.ringBytes ? { ringBytes: this.opts.ringBytes } : {}),
+      ...(this.opts.ringHoldoffMs ? { holdoffMs: this.opts.ringHoldoffMs } : {}),
+    };
+  }
+
+  private loaded(
+    entry: Entry,
+    job: { policy: TracingPolicy; compiled: CompiledPolicy; t0: bigint },
+    prog: PolicyProgram,
+  ): { live: Live; policy: TracingPolicy } {
     const memoryBytes = mapMemory(prog);
     // the counters are those of this load, like the kernel's
     entry.delivered = 0;
     entry.eventErrors = 0;
-    const loadMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    const loadMs = Number(process.hrtime.bigint() - job.t0) / 1e6;
     return {
       live: {
         prog,
-        meta: compiled.meta,
+        meta: job.compiled.meta,
         memoryBytes,
         loadedAt: new Date().toISOString(),
         loadMs: Math.round(loadMs * 10) / 10,
       },
-      policy,
+      policy: job.policy,
     };
   }
 
@@ -770,4 +818,10 @@ function mapMemory(prog: PolicyProgram): number {
   let total = 0;
   for (const m of prog.maps()) total += Number(fdInfo(m.fd)?.get('memlock') ?? 0) || 0;
   return total;
+}
+
+function notTaken(policy: TracingPolicy, err: unknown): PolicyOpError {
+  return new PolicyOpError('load-failed', [
+    `policy "${policy.name}": the kernel did not take it: ${(err as Error).message}`,
+  ]);
 }

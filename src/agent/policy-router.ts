@@ -27,6 +27,9 @@ import { type PolicyInfo, type PolicyManager, PolicyOpError, type PreparedPolicy
 export type AnyPolicyInfo = (PolicyInfo & { kind: 'TracingPolicy' }) | NetworkPolicyInfo;
 
 export class PolicyRouter implements PolicyApi {
+  /** The last change queued: changes run one at a time, in the order they came. */
+  private changes: Promise<unknown> = Promise.resolve();
+
   constructor(
     private readonly tracing: PolicyManager,
     private readonly network: NetworkPolicyManager | undefined,
@@ -47,7 +50,22 @@ export class PolicyRouter implements PolicyApi {
     return { ...this.tracing.get(name), kind: 'TracingPolicy' };
   }
 
-  add(text: string, source: string, opts: { mode?: PolicyMode }): AnyPolicyInfo {
+  /**
+   * Changes wait for the one before them: an add may wait for the kernel's
+   * verifier off the event loop, and the next change must see its outcome
+   * (a second add of the same name is refused, a delete finds it).
+   */
+  private serial<T>(change: () => T | Promise<T>): Promise<T> {
+    const run = this.changes.then(change);
+    this.changes = run.catch(() => undefined);
+    return run;
+  }
+
+  add(text: string, source: string, opts: { mode?: PolicyMode }): Promise<AnyPolicyInfo> {
+    return this.serial(() => this.addNow(text, source, opts));
+  }
+
+  private async addNow(text: string, source: string, opts: { mode?: PolicyMode }): Promise<AnyPolicyInfo> {
     const docs = policyDocuments(text);
     const names = docs.map((d) => d.name).filter((n): n is string => n !== undefined);
     if (isNetworkPolicyText(text)) {
@@ -66,27 +84,35 @@ export class PolicyRouter implements PolicyApi {
       return this.network.add(text, source, opts);
     }
     for (const n of names) this.refuseTaken(n, 'tracing');
-    return { ...this.tracing.add(text, source, opts), kind: 'TracingPolicy' };
+    return { ...(await this.tracing.add(text, source, opts)), kind: 'TracingPolicy' };
   }
 
-  delete(name: string): void {
-    if (this.network?.has(name)) this.network.delete(name);
-    else this.tracing.delete(name);
+  delete(name: string): Promise<void> {
+    return this.serial(() => {
+      if (this.network?.has(name)) this.network.delete(name);
+      else this.tracing.delete(name);
+    });
   }
 
-  enable(name: string): AnyPolicyInfo {
-    if (this.network?.has(name)) return this.network.enable(name);
-    return { ...this.tracing.enable(name), kind: 'TracingPolicy' };
+  enable(name: string): Promise<AnyPolicyInfo> {
+    return this.serial(async () => {
+      if (this.network?.has(name)) return this.network.enable(name);
+      return { ...(await this.tracing.enable(name)), kind: 'TracingPolicy' as const };
+    });
   }
 
-  disable(name: string): AnyPolicyInfo {
-    if (this.network?.has(name)) return this.network.disable(name);
-    return { ...this.tracing.disable(name), kind: 'TracingPolicy' };
+  disable(name: string): Promise<AnyPolicyInfo> {
+    return this.serial(() => {
+      if (this.network?.has(name)) return this.network.disable(name);
+      return { ...this.tracing.disable(name), kind: 'TracingPolicy' as const };
+    });
   }
 
-  setMode(name: string, mode: PolicyMode): AnyPolicyInfo {
-    if (this.network?.has(name)) return this.network.setMode(name, mode);
-    return { ...this.tracing.setMode(name, mode), kind: 'TracingPolicy' };
+  setMode(name: string, mode: PolicyMode): Promise<AnyPolicyInfo> {
+    return this.serial(() => {
+      if (this.network?.has(name)) return this.network.setMode(name, mode);
+      return { ...this.tracing.setMode(name, mode), kind: 'TracingPolicy' as const };
+    });
   }
 
   /** A name the other kind holds is refused: later commands by name must not be ambiguous. */

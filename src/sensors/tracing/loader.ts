@@ -5,6 +5,7 @@ import {
   bytes,
   type Codec,
   Collection,
+  type CollectionOptions,
   native,
   possibleCpus,
   RecordReader,
@@ -116,6 +117,46 @@ export class PolicyProgram {
 
   /** Validate, load, fill and attach one policy. Throws (with nothing left behind) on any failure. */
   static load(tables: PolicyTables, opts: PolicyProgramOptions): PolicyProgram {
+    const p = PolicyProgram.prepare(tables, opts);
+    let coll: Collection;
+    try {
+      // a spare object verified ahead of time makes an add a matter of
+      // filling maps and attaching; the verifier is what takes time
+      coll =
+        takeSpare(opts, p.maxEntries) ??
+        Collection.load(opts.objectFile ?? bpfObjectPath('generic'), collectionOptions(opts, p.maxEntries));
+    } catch (err) {
+      p.release();
+      throw err;
+    }
+    return PolicyProgram.finish(tables, coll, p, opts);
+  }
+
+  /**
+   * As load(), but the kernel's verifier runs off the event loop: with no
+   * spare ready, it waits for the one being verified, or verifies an object
+   * of its own on a worker thread. The agent goes on taking events meanwhile.
+   */
+  static async loadAsync(tables: PolicyTables, opts: PolicyProgramOptions): Promise<PolicyProgram> {
+    const p = PolicyProgram.prepare(tables, opts);
+    let coll: Collection;
+    try {
+      coll =
+        takeSpare(opts, p.maxEntries) ??
+        (await spareWhenReady(opts, p.maxEntries)) ??
+        (await Collection.loadAsync(
+          opts.objectFile ?? bpfObjectPath('generic'),
+          collectionOptions(opts, p.maxEntries),
+        ));
+    } catch (err) {
+      p.release();
+      throw err;
+    }
+    return PolicyProgram.finish(tables, coll, p, opts);
+  }
+
+  /** Check and encode the tables; allocates the followChildren bits (release() gives them back). */
+  private static prepare(tables: PolicyTables, opts: PolicyProgramOptions): Prepared {
     validateTables(tables);
     const ringBytes = ringBufferBytes(opts.ringBytes ?? 1 << 20);
     const bits: number[] = [];
@@ -158,20 +199,16 @@ export class PolicyProgram {
     kt.strEq.forEach((keys, b) => {
       maxEntries[`str_eq_${b}`] = sized(keys.length);
     });
-    let coll: Collection;
-    try {
-      // a spare object verified ahead of time makes an add a matter of
-      // filling maps and attaching; the verifier is what takes time
-      coll =
-        takeSpare(opts, maxEntries) ??
-        Collection.load(opts.objectFile ?? bpfObjectPath('generic'), {
-          maxEntries,
-          reuseMaps: opts.procsMapFd !== undefined ? { osprey_procs: opts.procsMapFd } : {},
-        });
-    } catch (err) {
-      release();
-      throw err;
-    }
+    return { kt, maxEntries, release };
+  }
+
+  /** Fill the loaded object's maps and attach its programs; on failure close it and release. */
+  private static finish(
+    tables: PolicyTables,
+    coll: Collection,
+    { kt, release }: Prepared,
+    opts: PolicyProgramOptions,
+  ): PolicyProgram {
     let prog: PolicyProgram | undefined;
     try {
       fillMaps(coll, kt);
@@ -324,15 +361,50 @@ function spareEntries(opts: Pick<PolicyProgramOptions, 'ringBytes'>): Record<str
   };
 }
 
-/** A ready spare whose maps are large enough for these sizes, or undefined. Starts making the next one. */
-function takeSpare(opts: PolicyProgramOptions, need: Record<string, number>): Collection | undefined {
+/** A policy's tables ready for an object: what its maps need, and how to give its followChildren bits back. */
+interface Prepared {
+  kt: KernelTables;
+  maxEntries: Record<string, number>;
+  release: () => void;
+}
+
+function collectionOptions(
+  opts: Pick<PolicyProgramOptions, 'procsMapFd'>,
+  maxEntries: Record<string, number>,
+): CollectionOptions {
+  const reuseMaps: Record<string, number> = {};
+  if (opts.procsMapFd !== undefined) reuseMaps.osprey_procs = opts.procsMapFd;
+  return { maxEntries, reuseMaps };
+}
+
+/**
+ * The spare being verified, once it is ready, if it fits (undefined when none
+ * is on its way or it failed): waiting for it is shorter than verifying a
+ * second object beside it on two cores.
+ */
+async function spareWhenReady(
+  opts: PolicyProgramOptions,
+  need: Record<string, number>,
+): Promise<Collection | undefined> {
   const pool = pools.get(poolKey(opts));
-  if (!pool?.spare) return undefined;
+  if (!pool?.loading || !spareFits(opts, need)) return undefined;
+  await pool.loading;
+  return takeSpare(opts, need);
+}
+
+function spareFits(opts: PolicyProgramOptions, need: Record<string, number>): boolean {
   const have = spareEntries(opts);
   for (const [map, n] of Object.entries(need)) {
     if (map === 'heap') continue;
-    if (have[map] === undefined || n > have[map]!) return undefined;
+    if (have[map] === undefined || n > have[map]!) return false;
   }
+  return true;
+}
+
+/** A ready spare whose maps are large enough for these sizes, or undefined. Starts making the next one. */
+function takeSpare(opts: PolicyProgramOptions, need: Record<string, number>): Collection | undefined {
+  const pool = pools.get(poolKey(opts));
+  if (!pool?.spare || !spareFits(opts, need)) return undefined;
   const coll = pool.spare;
   pool.spare = undefined;
   prewarmPool(opts, pool);
@@ -344,10 +416,10 @@ function prewarmPool(
   pool: SparePool,
 ): void {
   if (pool.spare || pool.loading) return;
-  pool.loading = Collection.loadAsync(opts.objectFile ?? bpfObjectPath('generic'), {
-    maxEntries: spareEntries(opts),
-    reuseMaps: opts.procsMapFd !== undefined ? { osprey_procs: opts.procsMapFd } : {},
-  }).then(
+  pool.loading = Collection.loadAsync(
+    opts.objectFile ?? bpfObjectPath('generic'),
+    collectionOptions(opts, spareEntries(opts)),
+  ).then(
     (c) => {
       pool.loading = undefined;
       if (pools.get(poolKey(opts)) === pool) pool.spare = c;
