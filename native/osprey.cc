@@ -66,7 +66,8 @@ class Link : public Napi::ObjectWrap<Link> {
   static Napi::FunctionReference ctor;
   static void Init(Napi::Env env, Napi::Object exports) {
     auto fn = DefineClass(env, "Link",
-                          {InstanceMethod("destroy", &Link::Destroy), InstanceMethod("pin", &Link::Pin),
+                          {InstanceMethod("destroy", &Link::Destroy),
+                           InstanceMethod("destroyAsync", &Link::DestroyAsync), InstanceMethod("pin", &Link::Pin),
                            InstanceMethod("fd", &Link::Fd)});
     ctor = Napi::Persistent(fn);
     exports.Set("Link", fn);
@@ -102,6 +103,38 @@ class Link : public Napi::ObjectWrap<Link> {
   Napi::Value Destroy(const Napi::CallbackInfo& info) {
     Release();
     return info.Env().Undefined();
+  }
+
+  // Detaching a tracepoint's program waits for an RCU grace period in the
+  // kernel (~70 ms on this kind of VM): on a worker thread, the event loop
+  // goes on meanwhile and several links' waits overlap. The bpf_link is the
+  // worker's from here on: this Link is destroyed at once as far as JS sees.
+  class DestroyWorker : public Napi::AsyncWorker {
+   public:
+    DestroyWorker(Napi::Env env, bpf_link* link)
+        : Napi::AsyncWorker(env), link_(link), deferred_(Napi::Promise::Deferred::New(env)) {}
+    Napi::Promise Promise() { return deferred_.Promise(); }
+    void Execute() override { bpf_link__destroy(link_); }
+    void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+
+   private:
+    bpf_link* link_;
+    Napi::Promise::Deferred deferred_;
+  };
+  Napi::Value DestroyAsync(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    if (!link_) {
+      // a tc attachment (a netlink request, quick) or one already destroyed
+      Release();
+      auto d = Napi::Promise::Deferred::New(env);
+      d.Resolve(env.Undefined());
+      return d.Promise();
+    }
+    auto* w = new DestroyWorker(env, link_);
+    link_ = nullptr;
+    auto promise = w->Promise();
+    w->Queue();
+    return promise;
   }
   Napi::Value Pin(const Napi::CallbackInfo& info) {
     auto env = info.Env();

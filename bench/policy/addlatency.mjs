@@ -19,6 +19,7 @@
 import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { median, run } from '../lib/proc.mjs';
 import {
   agentStatus,
@@ -41,7 +42,7 @@ const POLICY = 'osprey-bench-typical';
 const WARMUP = 2;
 
 export async function runAddLatency(ctx) {
-  const out = { params: { adds: ctx.adds, warmup: WARMUP, policy: POLICY } };
+  const out = { params: { adds: ctx.adds, warmup: WARMUP, policy: POLICY, pause_ms: ctx.addPauseMs } };
   const triggerDir = path.join(ctx.work, 'trigger');
   mkdirSync(triggerDir);
   const trigger = prefixSafePath(triggerDir, 'file');
@@ -104,6 +105,8 @@ async function throughAgent(ctx, t) {
       const w = i < WARMUP;
       const order = i % 2 === 0 ? ['api', 'cli'] : ['cli', 'api'];
       for (const how of order) {
+        // a settled agent (the policy object for its next add verified), or back to back
+        if (ctx.addPauseMs) await sleep(ctx.addPauseMs);
         if (how === 'api') {
           const add = await api(
             socket,

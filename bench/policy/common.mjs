@@ -51,6 +51,12 @@ export function positiveInt(flag, s) {
   return n;
 }
 
+export function nonNegativeInt(flag, s) {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} must be an integer >= 0, got '${s}'`);
+  return n;
+}
+
 /** The paced-loop flags bench/policy and bench/service share, checked. */
 export function pacedLoopFlags(values) {
   const stepSeconds = Number(values['step-seconds']);

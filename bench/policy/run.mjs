@@ -17,6 +17,7 @@ import {
   CONTENDED_FRACTION,
   cleanup,
   log,
+  nonNegativeInt,
   otherBenchmarks,
   pacedLoopFlags,
   positiveInt,
@@ -31,7 +32,7 @@ const RESULTS = path.join(REPO, 'bench/results');
 const TARGETS = { overheadPct: 3, eventsPerS: 200000, addMs: 100 };
 
 const USAGE = `usage: bench/policy/run.sh [--measure 123] [--opens N] [--repeat R] [--modes abcf]
-                          [--rates LIST] [--step-seconds S] [--warmup-seconds W] [--max-opens N] [--adds K]
+                          [--rates LIST] [--step-seconds S] [--warmup-seconds W] [--max-opens N] [--adds K] [--add-pause-ms P]
                           [--quiet-wait S] [--retries K] [--keep]
 
   --measure LIST    which measurements, e.g. "13" (default 123):
@@ -49,6 +50,9 @@ const USAGE = `usage: bench/policy/run.sh [--measure 123] [--opens N] [--repeat 
                     compiled by then (default 2; 0 measures a cold agent)
   --max-opens N     opens of the flat-out step and of its no-agent baseline (default 600000)
   --adds K          adds+deletes timed in measurement 3, after 2 warm-up ones (default 20)
+  --add-pause-ms P  pause before each add of measurement 3 (default 1000): an add into
+                    a settled agent, whose next policy object the kernel has verified;
+                    0 = adds back to back, each waiting for that verification
   --quiet-wait S    before each measured run, wait up to S seconds (default 60) for the machine to
                     go quiet (≤ ${QUIET_CORES} busy cores, no other benchmark running); the load seen is reported
   --retries K       run a loop again, up to K times (default 2), when other work took more than
@@ -67,6 +71,7 @@ async function main() {
       'warmup-seconds': { type: 'string', default: '2' },
       'max-opens': { type: 'string', default: '600000' },
       adds: { type: 'string', default: '20' },
+      'add-pause-ms': { type: 'string', default: '1000' },
       'quiet-wait': { type: 'string', default: '60' },
       retries: { type: 'string', default: '2' },
       keep: { type: 'boolean', default: false },
@@ -110,6 +115,7 @@ async function main() {
     warmupSeconds,
     maxOpens: positiveInt('--max-opens', values['max-opens']),
     adds: positiveInt('--adds', values.adds),
+    addPauseMs: nonNegativeInt('--add-pause-ms', values['add-pause-ms']),
     quietWaitS,
     retries,
     keep: values.keep,
@@ -341,7 +347,7 @@ function addSection(rep, L, bg) {
   const a = rep.add_latency;
   L.push('');
   L.push(
-    `#### 3. \`osprey policy add\` of a typical policy (3 syscall hooks, 4 selectors) — ${a.params.adds} adds+deletes after ${a.params.warmup} warm-up ones`,
+    `#### 3. \`osprey policy add\` of a typical policy (3 syscall hooks, 4 selectors) — ${a.params.adds} adds+deletes after ${a.params.warmup} warm-up ones, ${a.params.pause_ms ?? 0} ms pause before each add`,
   );
   L.push('');
   L.push('| what | median ms | p90 ms | min ms | max ms |');

@@ -371,7 +371,7 @@ export class PolicyManager {
   }
 
   /** Unload and forget a policy (a stored one is removed from the state directory). */
-  delete(name: string): void {
+  async delete(name: string): Promise<void> {
     this.checkReady();
     const entry = this.find(name);
     if (entry.origin === 'api')
@@ -380,8 +380,9 @@ export class PolicyManager {
         name,
       );
     this.entries.delete(name);
-    if (entry.live) this.unload(entry, entry.live);
+    const live = entry.live;
     entry.live = undefined;
+    if (live) await this.unloadAsync(entry, live);
     if (entry.storeFile) {
       try {
         this.store.removeText(entry.storeFile);
@@ -419,7 +420,7 @@ export class PolicyManager {
   }
 
   /** Unload a policy but keep it (stored, state "disabled"). */
-  disable(name: string): PolicyInfo {
+  async disable(name: string): Promise<PolicyInfo> {
     this.checkReady();
     const entry = this.find(name);
     if (entry.origin === 'api' && entry.enabled) {
@@ -430,8 +431,9 @@ export class PolicyManager {
     }
     entry.enabled = false;
     entry.error = undefined;
-    if (entry.live) this.unload(entry, entry.live);
+    const live = entry.live;
     entry.live = undefined;
+    if (live) await this.unloadAsync(entry, live);
     return this.info(entry);
   }
 
@@ -636,6 +638,15 @@ export class PolicyManager {
   private unload(entry: Entry, live: Live): void {
     try {
       live.prog.close();
+    } catch (err) {
+      this.opts.log(`policy "${entry.name}": while unloading: ${(err as Error).message}`);
+    }
+  }
+
+  /** As unload(), with the kernel's detach off the event loop (a live delete or disable). */
+  private async unloadAsync(entry: Entry, live: Live): Promise<void> {
+    try {
+      await live.prog.closeAsync();
     } catch (err) {
       this.opts.log(`policy "${entry.name}": while unloading: ${(err as Error).message}`);
     }

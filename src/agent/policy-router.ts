@@ -88,9 +88,9 @@ export class PolicyRouter implements PolicyApi {
   }
 
   delete(name: string): Promise<void> {
-    return this.serial(() => {
+    return this.serial(async () => {
       if (this.network?.has(name)) this.network.delete(name);
-      else this.tracing.delete(name);
+      else await this.tracing.delete(name);
     });
   }
 
@@ -102,9 +102,9 @@ export class PolicyRouter implements PolicyApi {
   }
 
   disable(name: string): Promise<AnyPolicyInfo> {
-    return this.serial(() => {
+    return this.serial(async () => {
       if (this.network?.has(name)) return this.network.disable(name);
-      return { ...this.tracing.disable(name), kind: 'TracingPolicy' as const };
+      return { ...(await this.tracing.disable(name)), kind: 'TracingPolicy' as const };
     });
   }
 

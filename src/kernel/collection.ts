@@ -15,6 +15,11 @@ export interface Link {
   readonly program: string;
   readonly hook: string;
   destroy(): void;
+  /**
+   * Detach off the event loop: the link is gone from its collection at once,
+   * and the promise settles once the kernel has detached the program.
+   */
+  destroyAsync(): Promise<void>;
   pin(path: string): void;
 }
 
@@ -248,6 +253,10 @@ export class Collection {
       destroy() {
         nl.destroy();
         links.delete(link);
+      },
+      destroyAsync() {
+        links.delete(link);
+        return nl.destroyAsync();
       },
       pin(path: string) {
         nl.pin(path);

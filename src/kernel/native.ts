@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 export interface NativeLink {
   destroy(): void;
+  /** destroy on a worker thread (the kernel's detach waits for a grace period) */
+  destroyAsync(): Promise<void>;
   pin(path: string): void;
   fd(): number;
 }

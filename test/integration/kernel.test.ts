@@ -301,6 +301,29 @@ test('close detaches every program of the collection', () => {
   assert.ok(!programLoaded(id));
 });
 
+test('destroyAsync detaches off the event loop: the link leaves its collection at once, the program stops when it settles', async () => {
+  const c = load();
+  try {
+    const link = c.attachTracepoint('tp_getppid', 'syscalls', 'sys_enter_getppid');
+    const hits = c.map('hits', u32, u64);
+    const before = hits.lookup(1) ?? 0n;
+    for (let i = 0; i < 5; i++) void process.ppid;
+    assert.equal(hits.lookup(1), before + 5n);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const done = link.destroyAsync();
+    assert.deepEqual(c.attached(), [], 'gone from the collection before the kernel is done');
+    await done;
+    clearInterval(timer);
+    for (let i = 0; i < 5; i++) void process.ppid;
+    assert.equal(hits.lookup(1), before + 5n, 'no hits after the detach settled');
+    assert.ok(ticks > 0, 'the event loop ran while the kernel detached');
+    await link.destroyAsync(); // again: settles, does nothing
+  } finally {
+    c.close();
+  }
+});
+
 test('programs are detached when the process that loaded them is killed', async () => {
   const script = `
     import { Collection, bpfObjectPath, programStats } from ${JSON.stringify(path.join(repoRoot, 'dist/src/kernel/index.js'))};
