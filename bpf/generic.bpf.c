@@ -292,7 +292,11 @@ static __always_inline __u64 read_field(void *ctx, __u32 off, __u32 size, bool i
 	__u64 v = 0;
 	unsigned long base = (unsigned long)ctx;
 
-	/* the record is kernel memory; read it like any other */
+	/*
+	 * The record is kernel memory; read it like any other. (A load from ctx
+	 * needs a constant offset, and makes the kernel refuse to attach the
+	 * program to any tracepoint whose record ends before it.)
+	 */
 	bpf_probe_read_kernel(&v, 8, (void *)(base + (off & 0xfff)));
 	return extend(v, size, is_signed);
 }
@@ -1340,7 +1344,7 @@ struct chain_ctx {
 };
 
 /* one hook of the chain attached to this tracepoint */
-static long chain_cb(__u32 i, void *arg)
+static __noinline long chain_cb(__u32 i, void *arg)
 {
 	struct chain_ctx *c = arg;
 	struct osp_config *cfg = policy_config();
@@ -1374,7 +1378,10 @@ int osprey_generic(void *ctx)
 		return 0;
 	if (cfg->scope_cgroup && bpf_current_task_under_cgroup(&scope_cgroups, 0) != 1)
 		return 0;
-	bpf_loop(OSP_MAX_HOOKS, chain_cb, &cc, 0);
+	/* the first hook at once (most tracepoints have one), bpf_loop for the rest */
+	chain_cb(0, &cc);
+	if (cc.hook != OSP_NO_HOOK)
+		bpf_loop(OSP_MAX_HOOKS - 1, chain_cb, &cc, 0);
 	return 0;
 }
 
