@@ -232,6 +232,24 @@ function progIdsOf(pid: number | string): Set<number> {
  * load would have left behind. Programs other work on this machine loads
  * meanwhile are held by their processes, so they do not count.
  */
+/** progIdsOf(pid) once it has not changed for a second (at most 15 s). */
+async function settledProgIds(pid: number): Promise<Set<number>> {
+  const same = (a: Set<number>, b: Set<number>) => a.size === b.size && [...a].every((x) => b.has(x));
+  let last = progIdsOf(pid);
+  let since = Date.now();
+  const until = Date.now() + 15_000;
+  while (Date.now() - since < 1000) {
+    if (Date.now() > until) throw new Error(`the programs of pid ${pid} kept changing for 15 s`);
+    await sleep(100);
+    const now = progIdsOf(pid);
+    if (!same(now, last)) {
+      last = now;
+      since = Date.now();
+    }
+  }
+  return last;
+}
+
 function leftBehind(before: Set<number>): number[] {
   const fresh = [...policyProgramIds()].filter((id) => !before.has(id));
   if (fresh.length === 0) return [];
@@ -598,7 +616,9 @@ describe('osprey policy: live TracingPolicy management', { timeout: 180_000 }, (
   it('refuses an invalid policy with every problem located, and changes nothing', async () => {
     const listed = (await list()).map((p) => `${p.name}:${p.state}`);
     const progs = policyProgramIds();
-    const agentProgs = progIdsOf(agent.proc.pid!);
+    // the agent verifies its next spare policy object in the background a
+    // moment after an add: compare with its programs once that is done
+    const agentProgs = await settledProgIds(agent.proc.pid!);
     const r = await cli('policy', 'add', files.bad);
     assert.equal(r.code, 1);
     const lines = r.stderr.split('\n');
