@@ -254,8 +254,8 @@ export class Agent {
     }
     for (const w of this.pipeline.warnings) this.log(`warning: ${w}`);
     // policies after the process sensor: they share its process table
-    this.policyManager.loadStartup(startupPolicies);
-    this.policyManager.restore();
+    await this.policyManager.loadStartup(startupPolicies);
+    await this.policyManager.restore();
     net.load(startup.network);
     // verify a policy object ahead of time, off the event loop: a live add then only fills maps and attaches
     void prewarmPolicyObjects({ procsMapFd: this.sensor.processTableFd() });

@@ -235,40 +235,52 @@ export class PolicyManager {
     return warmUpPolicyCode(this.opts.kernel, this.opts.tracefsRoot).problem;
   }
 
-  /** Load the --policy policies; on any failure unload those loaded and throw. */
-  loadStartup(prepared: PreparedPolicy[]): void {
+  /**
+   * Load the --policy policies; on any failure unload those loaded and throw.
+   * They are verified side by side on worker threads, and the agent takes
+   * events meanwhile.
+   */
+  async loadStartup(prepared: PreparedPolicy[]): Promise<void> {
     const now = new Date().toISOString();
-    try {
-      for (const p of prepared) {
-        const entry = this.newEntry({
-          name: p.name,
-          origin: 'flag',
-          file: p.file,
-          text: p.text,
-          mode: 'enforce',
-          enabled: true,
-          addedAt: now,
-        });
-        // the file's own policy-mode decides
-        const { live, policy } = this.instantiate(entry, undefined, p.name);
-        entry.mode = policy.mode;
-        entry.hooks = policy.hooks.length;
-        entry.live = live;
-        this.entries.set(p.name, entry);
+    const entries = prepared.map((p) =>
+      this.newEntry({
+        name: p.name,
+        origin: 'flag',
+        file: p.file,
+        text: p.text,
+        mode: 'enforce',
+        enabled: true,
+        addedAt: now,
+      }),
+    );
+    // the file's own policy-mode decides
+    const loads = await Promise.allSettled(entries.map((e) => this.instantiate(e, undefined, e.name)));
+    let failure: unknown;
+    loads.forEach((r, i) => {
+      const entry = entries[i]!;
+      if (r.status === 'rejected') {
+        failure ??= r.reason;
+        return;
       }
-    } catch (err) {
+      entry.mode = r.value.policy.mode;
+      entry.hooks = r.value.policy.hooks.length;
+      entry.live = r.value.live;
+      this.entries.set(entry.name, entry);
+    });
+    if (failure !== undefined) {
       this.close();
-      const msg = err instanceof PolicyOpError ? err.errors.join('\n  ') : (err as Error).message;
+      const msg = failure instanceof PolicyOpError ? failure.errors.join('\n  ') : (failure as Error).message;
       throw new UserError(`--policy: ${msg}`);
     }
   }
 
   /**
-   * Load the stored policies. One that fails shows state "error" with the
-   * reason and does not stop the others or the agent. Then the manager
-   * takes requests.
+   * Load the stored policies, side by side as loadStartup() does. One that
+   * fails shows state "error" with the reason and does not stop the others
+   * or the agent. Then the manager takes requests.
    */
-  restore(): void {
+  async restore(): Promise<void> {
+    const loads: Promise<void>[] = [];
     let stored: StoredPolicy[] = [];
     try {
       const r = this.store.read();
@@ -313,15 +325,20 @@ export class PolicyManager {
         }
         continue;
       }
-      try {
-        const { live, policy } = this.instantiate(entry, entry.mode, s.name);
-        entry.live = live;
-        entry.hooks = policy.hooks.length;
-      } catch (err) {
-        entry.error = reason(err);
-        this.opts.log(`stored policy "${s.name}" did not load: ${entry.error}`);
-      }
+      loads.push(
+        this.instantiate(entry, entry.mode, s.name).then(
+          ({ live, policy }) => {
+            entry.live = live;
+            entry.hooks = policy.hooks.length;
+          },
+          (err) => {
+            entry.error = reason(err);
+            this.opts.log(`stored policy "${s.name}" did not load: ${entry.error}`);
+          },
+        ),
+      );
     }
+    await Promise.all(loads);
     this.ready = true;
   }
 
@@ -350,7 +367,7 @@ export class PolicyManager {
       storeFile: this.store.fileFor(policy.name),
     });
     entry.hooks = policy.hooks.length;
-    const { live } = await this.instantiateAsync(entry, entry.mode, policy.name, policy);
+    const { live } = await this.instantiate(entry, entry.mode, policy.name, policy);
     try {
       this.store.writeText(entry.storeFile!, text);
       this.store.save([...this.storedList(), stored(entry)]);
@@ -400,7 +417,7 @@ export class PolicyManager {
     if (entry.text === '') {
       throw new PolicyOpError('load-failed', [`policy "${name}": ${entry.error ?? 'its YAML is missing'}`]);
     }
-    const { live, policy } = await this.instantiateAsync(entry, entry.mode, name);
+    const { live, policy } = await this.instantiate(entry, entry.mode, name);
     if (entry.origin === 'api') {
       try {
         this.saveOrThrow(
@@ -537,30 +554,11 @@ export class PolicyManager {
   }
 
   /**
-   * Compile and load a policy of entry's text. mode undefined keeps the
-   * policy's own. Throws PolicyOpError with nothing loaded.
+   * Compile and load a policy of entry's text, with the kernel's verifier
+   * off the event loop (events keep flowing while it runs). mode undefined
+   * keeps the policy's own. Throws PolicyOpError with nothing loaded.
    */
-  private instantiate(
-    entry: Entry,
-    mode: PolicyMode | undefined,
-    name?: string,
-    parsed?: TracingPolicy,
-  ): { live: Live; policy: TracingPolicy } {
-    const job = this.compileFor(entry, mode, name, parsed);
-    let prog: PolicyProgram;
-    try {
-      prog = PolicyProgram.load(job.compiled.tables, this.programOptions(entry, job.compiled));
-    } catch (err) {
-      throw notTaken(job.policy, err);
-    }
-    return this.loaded(entry, job, prog);
-  }
-
-  /**
-   * As instantiate(), with the kernel's verifier off the event loop (a live
-   * add or enable: events keep flowing while it runs).
-   */
-  private async instantiateAsync(
+  private async instantiate(
     entry: Entry,
     mode: PolicyMode | undefined,
     name?: string,
