@@ -286,7 +286,6 @@ export class PolicyProgram {
     return this.coll.attached().map((l) => ({ name: l.program, hook: l.hook, fd: fds.get(l.program) ?? -1 }));
   }
 
-  /** Detach everything, deliver what is in the ring, free the object. Safe to call twice. */
   /**
    * As close(), with the programs detached off the event loop, all at once:
    * each detach waits for a grace period in the kernel (~70 ms here), which
@@ -302,6 +301,7 @@ export class PolicyProgram {
     this.close();
   }
 
+  /** Detach everything, deliver what is in the ring, free the object. Safe to call twice. */
   close(): void {
     if (this.closed) return;
     for (const l of this.coll.attached()) l.destroy();
