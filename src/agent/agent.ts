@@ -216,6 +216,7 @@ export class Agent {
       health: () => ({ pid: process.pid, version: version(), node_name: cfg.nodeName }),
       policies: new PolicyRouter(this.policyManager, net.policies, net.unavailable),
       extraRoutes: (app, stream) => net.routes(app, stream),
+      clientMaxBytes: cfg.apiClientBufferMb * 1024 * 1024,
     });
     const api = this.api;
     await services.listen({

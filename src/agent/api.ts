@@ -84,9 +84,9 @@ export interface ApiOptions<T> {
   serviceRoutes?: (app: FastifyInstance) => void;
   /** the policy endpoints answer 503 without it */
   policies?: PolicyApi;
-  /** per-client queue bound (default 10,000 events) */
+  /** per-client buffer bound (default 40,000 events) */
   clientMaxEvents?: number;
-  /** per-client queue bound (default 8 MiB) */
+  /** per-client buffer bound (default 32 MiB: ~0.6 s of events at 20,000/s) */
   clientMaxBytes?: number;
   /** a client whose queue keeps overflowing this long is disconnected (default 5 s) */
   slowClientGraceMs?: number;
@@ -338,31 +338,70 @@ export class ApiServer<T> {
     const { encode } = this.opts;
     const grace = this.opts.slowClientGraceMs ?? 5000;
     const coalesce = this.opts.streamCoalesceMs ?? 10;
-    // armed by the first drop, disarmed when the client takes a batch: a
+    const maxEvents = this.opts.clientMaxEvents ?? 40_000;
+    const maxBytes = this.opts.clientMaxBytes ?? 32 * 1024 * 1024;
+    // The client's own buffer: each batch's lines are copied out of the
+    // shared ring of encoded lines as it is published (the copy its write
+    // makes anyway), so a client that lags holds bytes, never lines that the
+    // ring has gone round and that would have to be encoded again (which
+    // made a lagging client lag further). Bounded; what does not fit is
+    // dropped and counted.
+    let held: Buffer[] = [];
+    let heldBytes = 0;
+    let heldEvents = 0;
+    let writing = false;
+    // armed by the first drop, disarmed when the client takes what is held: a
     // client that takes nothing for the whole grace period is cut off
     let overflowTimer: NodeJS.Timeout | undefined;
+    const send = async () => {
+      writing = true;
+      try {
+        while (held.length > 0 && !res.destroyed) {
+          const chunks = held;
+          held = [];
+          heldBytes = 0;
+          heldEvents = 0;
+          clearTimeout(overflowTimer);
+          overflowTimer = undefined;
+          res.cork();
+          let ok = true;
+          for (const c of chunks) ok = res.write(c);
+          res.uncork();
+          if (!ok) await writable(res);
+          if (coalesce > 0) await new Promise((r) => setTimeout(r, coalesce));
+        }
+      } catch {
+        // the response is gone: its close handler cleans up
+      } finally {
+        writing = false;
+      }
+    };
     const sub = this.opts.bus.subscribe(
-      async (batch) => {
-        clearTimeout(overflowTimer);
-        overflowTimer = undefined;
-        if (!res.write(joinLines(batch.map(encode)))) await writable(res);
-        if (coalesce > 0) await new Promise((r) => setTimeout(r, coalesce));
-      },
-      {
-        name: `api-client-${++this.clientSeq}`,
-        group: API_GROUP,
-        maxEvents: this.opts.clientMaxEvents ?? 10_000,
-        maxBytes: this.opts.clientMaxBytes ?? 8 * 1024 * 1024,
-        // the encoding is cached: every sink shares it
-        sizeOf: (ev) => encode(ev).length + 1,
-        filter,
-        onDrop: () => {
+      (batch) => {
+        if (res.destroyed) return;
+        const bytes = joinLines(batch.map(encode));
+        if (
+          held.length > 0 &&
+          (heldBytes + bytes.length > maxBytes || heldEvents + batch.length > maxEvents)
+        ) {
+          sub.countDropped(batch.length);
           overflowTimer ??= setTimeout(() => {
             this.clientsDisconnected++;
             drop();
             res.destroy();
           }, grace).unref();
-        },
+          return;
+        }
+        held.push(bytes);
+        heldBytes += bytes.length;
+        heldEvents += batch.length;
+        if (!writing) void send();
+      },
+      {
+        name: `api-client-${++this.clientSeq}`,
+        group: API_GROUP,
+        filter,
+        backlog: () => ({ events: heldEvents, bytes: heldBytes }),
         onError: () => {
           drop();
           res.destroy();

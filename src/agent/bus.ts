@@ -25,6 +25,11 @@ export interface SubscribeOptions<T> {
   onDrop?: (sub: Subscription<T>) => void;
   /** the sink threw or rejected; the subscription is closed by then */
   onError?: (err: unknown, sub: Subscription<T>) => void;
+  /**
+   * What a sink that keeps its own buffer (it takes each batch at once) still
+   * holds, so that status shows it with the queue; it drops with countDropped().
+   */
+  backlog?: () => { events: number; bytes: number };
 }
 
 export interface SubscriptionStats {
@@ -57,7 +62,7 @@ export class Subscription<T> {
   constructor(
     private readonly sink: Sink<T>,
     private readonly opts: SubscribeOptions<T>,
-    private readonly onDropped: (group: string) => void,
+    private readonly onDropped: (group: string, n?: number) => void,
     private readonly onClosed: (sub: Subscription<T>) => void,
   ) {
     this.name = opts.name;
@@ -97,6 +102,13 @@ export class Subscription<T> {
     this.bytes += size;
   }
 
+  /** n events the sink dropped from a buffer of its own: counted as the queue's are */
+  countDropped(n: number): void {
+    if (n <= 0) return;
+    this.dropped += n;
+    this.onDropped(this.group, n);
+  }
+
   /** @internal start the pump if it is not running */
   kick(): void {
     if (this.running || this.closedFlag || this.queue.length === 0) return;
@@ -121,11 +133,12 @@ export class Subscription<T> {
   }
 
   stats(): SubscriptionStats {
+    const held = this.opts.backlog?.() ?? { events: 0, bytes: 0 };
     return {
       name: this.name,
       group: this.group,
-      queued: this.queue.length,
-      queued_bytes: Number.isFinite(this.bytes) ? this.bytes : 0,
+      queued: this.queue.length + held.events,
+      queued_bytes: (Number.isFinite(this.bytes) ? this.bytes : 0) + held.bytes,
       delivered: this.delivered,
       dropped: this.dropped,
     };
@@ -166,7 +179,7 @@ export class EventBus<T> {
     const sub = new Subscription<T>(
       sink,
       opts,
-      (g) => this.drops.set(g, (this.drops.get(g) ?? 0) + 1),
+      (g, n = 1) => this.drops.set(g, (this.drops.get(g) ?? 0) + n),
       (s) => this.subs.delete(s),
     );
     this.subs.add(sub);

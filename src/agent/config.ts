@@ -34,6 +34,8 @@ export interface AgentConfig {
   ringBufferMb: number;
   /** wake-up coalescing of the ring readers, ms (0 = off) */
   ringHoldoffMs: number;
+  /** what each API event stream may hold for a client that lags, MiB */
+  apiClientBufferMb: number;
   /** watch only this cgroup v2 directory and below */
   cgroup: string | undefined;
   nodeName: string;
@@ -183,6 +185,14 @@ export const SETTINGS: readonly Setting[] = [
     min: 0,
     max: 100,
     help: 'after a wake-up with records, read the ring again this much later instead of on the next record (0: every record wakes the agent)',
+  },
+  {
+    key: 'api-client-buffer-mb',
+    field: 'apiClientBufferMb',
+    kind: 'int',
+    min: 1,
+    max: 4096,
+    help: 'MiB an API event stream holds for a client that lags; beyond it events are dropped for that client and counted',
   },
   { key: 'cgroup', field: 'cgroup', kind: 'optional-path', help: 'watch only this cgroup v2 subtree' },
   {
@@ -355,6 +365,7 @@ export function defaults(hostname = os.hostname()): DefaultConfig {
     processNs: true,
     ringBufferMb: 4,
     ringHoldoffMs: 1,
+    apiClientBufferMb: 32,
     cgroup: undefined,
     nodeName: hostname,
     seed: true,

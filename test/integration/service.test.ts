@@ -225,6 +225,9 @@ describe('the agent as a service', () => {
         '127.0.0.1:0',
         '--api-token-file',
         tokenFile,
+        // the slow-client test floods past this
+        '--api-client-buffer-mb',
+        '8',
       ]);
     });
 
@@ -332,7 +335,7 @@ describe('the agent as a service', () => {
           (await agent.status()).api.clients >= 2 ? true : undefined,
         );
         // 2000 processes with 4000 bytes of arguments each: ~20 MB of events, more than the
-        // slow client's 8 MiB queue and the socket buffers hold; every 10th, a small one
+        // slow client's 8 MiB buffer (--api-client-buffer-mb) and the socket buffers hold; every 10th, a small one
         const arg = 'x'.repeat(4000);
         const count = 200;
         await inCgroup(

@@ -41,6 +41,7 @@ describe('agent config', () => {
       processNs: true,
       ringBufferMb: 4,
       ringHoldoffMs: 1,
+      apiClientBufferMb: 32,
       cgroup: undefined,
       nodeName: 'node-a',
       seed: true,
