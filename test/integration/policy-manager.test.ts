@@ -17,11 +17,11 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { request } from '../lib/api.js';
 import { loadedPrograms, makeTestCgroup } from '../lib/bpf.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -475,44 +475,23 @@ describe('osprey policy: live TracingPolicy management', { timeout: 180_000 }, (
   });
 
   it('takes changes one at a time, each seeing the one before it', async () => {
-    /** One request to the API, straight on its socket, answered in full. */
-    const request = (method: string, url: string, body?: string) =>
-      new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = http.request(
-          {
-            socketPath: sock,
-            method,
-            path: url,
-            headers: body ? { 'content-type': 'application/yaml' } : {},
-          },
-          (res) => {
-            let text = '';
-            res.setEncoding('utf8');
-            res.on('data', (c: string) => {
-              text += c;
-            });
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-          },
-        );
-        req.on('error', reject);
-        req.end(body);
-      });
+    const yamlBody = (text: string) => ({ body: text, headers: { 'content-type': 'application/yaml' } });
     const yaml = (name: string, dir: string) => policyYaml(name, `${dir}/`, 'Post');
     // the agent's programs: its sensors' and a verified spare's
     const before = progIdsOf(agent.proc.pid!).size;
     // two adds of one name sent together: one loads, the other is refused
     const same = await Promise.all([
-      request('POST', '/v1/policies?source=one', yaml('watch-d', dirB)),
-      request('POST', '/v1/policies?source=two', yaml('watch-d', dirB)),
+      request({ socketPath: sock }, 'POST', '/v1/policies?source=one', yamlBody(yaml('watch-d', dirB))),
+      request({ socketPath: sock }, 'POST', '/v1/policies?source=two', yamlBody(yaml('watch-d', dirB))),
     ]);
     assert.deepEqual(same.map((r) => r.status).sort(), [201, 409], same.map((r) => r.body).join('\n'));
     // adds back to back (the second finds no verified spare and waits for
     // one), with a delete of the second sent before either has answered:
     // the delete finds it, as it would have after both answers
     const [d, e, del] = await Promise.all([
-      request('POST', '/v1/policies?source=d', yaml('watch-e', dirB)),
-      request('POST', '/v1/policies?source=e', yaml('watch-f', dirB)),
-      request('DELETE', '/v1/policies/watch-f'),
+      request({ socketPath: sock }, 'POST', '/v1/policies?source=d', yamlBody(yaml('watch-e', dirB))),
+      request({ socketPath: sock }, 'POST', '/v1/policies?source=e', yamlBody(yaml('watch-f', dirB))),
+      request({ socketPath: sock }, 'DELETE', '/v1/policies/watch-f'),
     ]);
     assert.equal(d.status, 201, d.body);
     assert.equal(e.status, 201, e.body);

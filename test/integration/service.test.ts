@@ -25,12 +25,10 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { compareRoutes, documentedRoutes, type OpenApiDocument } from '../../src/agent/openapi.js';
+import { type Json, request } from '../lib/api.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const OSPREY = path.join(repo, 'bin/osprey');
-
-// biome-ignore lint/suspicious/noExplicitAny: API answers are walked freely and checked by the assertions
-type Json = Record<string, any>;
 
 function cgroup2Root(): string {
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
@@ -67,35 +65,6 @@ async function waitFor<T>(
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-interface Answer {
-  status: number;
-  body: string;
-  json: () => Json;
-}
-
-/** One request over the unix socket (socketPath) or TCP (host:port). */
-function request(
-  where: { socketPath: string } | { host: string; port: number },
-  method: string,
-  p: string,
-  opts: { body?: string; headers?: Record<string, string> } = {},
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ ...where, method, path: p, headers: opts.headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        body += c;
-      });
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, body, json: () => JSON.parse(body) as Json }),
-      );
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
 }
 
 /** A live NDJSON stream of the API, collecting its events. */
