@@ -30,7 +30,7 @@ import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import http, { type ServerResponse } from 'node:http';
 import path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { joinLines, type Line } from '../events/encode.js';
+import { joinLines, type Line, linesBytes } from '../events/encode.js';
 import type { PolicyMode } from '../sensors/tracing/index.js';
 import type { EventBus, Subscription } from './bus.js';
 import { describeFsError, mkdirp, UserError } from './fs-util.js';
@@ -88,7 +88,7 @@ export interface ApiOptions<T> {
   clientMaxEvents?: number;
   /** per-client buffer bound (default 32 MiB: ~0.6 s of events at 20,000/s) */
   clientMaxBytes?: number;
-  /** a client whose queue keeps overflowing this long is disconnected (default 5 s) */
+  /** a client that takes nothing this long after its buffer overflowed is disconnected (default 5 s) */
   slowClientGraceMs?: number;
   /**
    * after writing a batch to a stream, wait this long before the next one
@@ -379,11 +379,10 @@ export class ApiServer<T> {
     const sub = this.opts.bus.subscribe(
       (batch) => {
         if (res.destroyed) return;
-        const bytes = joinLines(batch.map(encode));
-        if (
-          held.length > 0 &&
-          (heldBytes + bytes.length > maxBytes || heldEvents + batch.length > maxEvents)
-        ) {
+        const lines = batch.map(encode);
+        // sized before it is copied: a batch that does not fit is not copied at all
+        const size = linesBytes(lines);
+        if (held.length > 0 && (heldBytes + size > maxBytes || heldEvents + batch.length > maxEvents)) {
           sub.countDropped(batch.length);
           overflowTimer ??= setTimeout(() => {
             this.clientsDisconnected++;
@@ -392,8 +391,8 @@ export class ApiServer<T> {
           }, grace).unref();
           return;
         }
-        held.push(bytes);
-        heldBytes += bytes.length;
+        held.push(joinLines(lines));
+        heldBytes += size;
         heldEvents += batch.length;
         if (!writing) void send();
       },

@@ -583,7 +583,7 @@ export class PolicyManager {
     mode: PolicyMode | undefined,
     name?: string,
     parsed?: TracingPolicy,
-  ): { policy: TracingPolicy; compiled: CompiledPolicy; t0: bigint } {
+  ): CompileJob {
     const t0 = process.hrtime.bigint();
     const policy = parsed ?? this.parseOne(entry.text, entry.file, name);
     const policyId = this.nextPolicyId++;
@@ -610,11 +610,7 @@ export class PolicyManager {
     };
   }
 
-  private loaded(
-    entry: Entry,
-    job: { policy: TracingPolicy; compiled: CompiledPolicy; t0: bigint },
-    prog: PolicyProgram,
-  ): { live: Live; policy: TracingPolicy } {
+  private loaded(entry: Entry, job: CompileJob, prog: PolicyProgram): { live: Live; policy: TracingPolicy } {
     const memoryBytes = mapMemory(prog);
     // the counters are those of this load, like the kernel's
     entry.delivered = 0;
@@ -827,6 +823,13 @@ function mapMemory(prog: PolicyProgram): number {
   let total = 0;
   for (const m of prog.maps()) total += Number(fdInfo(m.fd)?.get('memlock') ?? 0) || 0;
   return total;
+}
+
+/** A policy parsed and compiled for a load, and when its load began (for load_ms). */
+interface CompileJob {
+  policy: TracingPolicy;
+  compiled: CompiledPolicy;
+  t0: bigint;
 }
 
 function notTaken(policy: TracingPolicy, err: unknown): PolicyOpError {
