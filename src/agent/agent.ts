@@ -261,8 +261,9 @@ export class Agent {
     // verify a policy object ahead of time, off the event loop: a live add then only fills maps and attaches
     void prewarmPolicyObjects({ procsMapFd: this.sensor.processTableFd() });
     // and, while the kernel verifies it, have V8 compile the parser and compiler an add runs
-    const warmup = this.policyManager.warmUp();
-    if (warmup) this.log(`warning: the policy code's warm-up failed (live adds are slower): ${warmup}`);
+    void this.policyManager.warmUp().then((problem) => {
+      if (problem) this.log(`warning: the policy code's warm-up failed (live adds are slower): ${problem}`);
+    });
     // exits lost to a full ring leave entries that look live; reconcile with /proc now and then
     this.pruneTimer = setInterval(() => {
       try {

@@ -227,12 +227,16 @@ export class PolicyManager {
   }
 
   /**
-   * Run the parser and compiler once ahead of the first live add (see
-   * policy-warmup.ts). Returns the problem when the warm-up policy did not
-   * parse or compile here; adds are then only slower, not wrong.
+   * Run the parser and compiler ahead of live adds, in turns of the event
+   * loop, until done or closed (see policy-warmup.ts). Resolves to the
+   * problem when the warm-up policy did not parse or compile here; adds are
+   * then only slower, not wrong.
    */
-  warmUp(): string | undefined {
-    return warmUpPolicyCode(this.opts.kernel, this.opts.tracefsRoot).problem;
+  async warmUp(): Promise<string | undefined> {
+    const r = await warmUpPolicyCode(this.opts.kernel, this.opts.tracefsRoot, {
+      stopped: () => this.closed,
+    });
+    return r.problem;
   }
 
   /**
@@ -367,9 +371,27 @@ export class PolicyManager {
       storeFile: this.store.fileFor(policy.name),
     });
     entry.hooks = policy.hooks.length;
-    const { live } = await this.instantiate(entry, entry.mode, policy.name, policy);
+    // the YAML is written while the kernel loads the programs; the index names it once both are done
+    const written = this.store.writeTextAsync(entry.storeFile!, text).then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    let live: Live;
     try {
-      this.store.writeText(entry.storeFile!, text);
+      ({ live } = await this.instantiate(entry, entry.mode, policy.name, policy));
+    } catch (err) {
+      if ((await written) === undefined) {
+        try {
+          this.store.removeText(entry.storeFile!);
+        } catch {
+          // the index never named it: a stray file is ignored, and replaced by the next add of this name
+        }
+      }
+      throw err;
+    }
+    try {
+      const writeError = await written;
+      if (writeError) throw writeError;
       this.store.save([...this.storedList(), stored(entry)]);
     } catch (err) {
       try {

@@ -20,6 +20,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import { open as openAsync, rename as renameAsync, unlink as unlinkAsync } from 'node:fs/promises';
 import path from 'node:path';
 import type { PolicyMode } from '../sensors/tracing/index.js';
 import { describeFsError, mkdirp } from './fs-util.js';
@@ -105,6 +106,15 @@ export class PolicyStore {
     atomicWrite(path.join(this.dir, file), text);
   }
 
+  /**
+   * writeText off the event loop: an add writes its YAML while the kernel
+   * loads its programs, and names it in the index only once both are done.
+   */
+  async writeTextAsync(file: string, text: string): Promise<void> {
+    this.ensureDir();
+    await atomicWriteAsync(path.join(this.dir, file), text);
+  }
+
   removeText(file: string): void {
     try {
       unlinkSync(path.join(this.dir, file));
@@ -175,6 +185,30 @@ export function atomicWrite(file: string, text: string): void {
     throw new Error(`cannot write ${file}: ${describeFsError(err)}`);
   }
   syncDir(path.dirname(file));
+}
+
+/** atomicWrite with every step on libuv's threads. */
+async function atomicWriteAsync(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    const fh = await openAsync(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await renameAsync(tmp, file);
+  } catch (err) {
+    await unlinkAsync(tmp).catch(() => undefined);
+    throw new Error(`cannot write ${file}: ${describeFsError(err)}`);
+  }
+  const dir = await openAsync(path.dirname(file), 'r').catch(() => undefined);
+  // some file systems refuse fsync on directories; the rename itself is atomic
+  await dir
+    ?.sync()
+    .catch(() => undefined)
+    .finally(() => dir.close());
 }
 
 function syncDir(dir: string): void {

@@ -11,8 +11,8 @@ import { eventFilter } from '../agent/event-filter.js';
 import { UserError } from '../agent/fs-util.js';
 import { renderCompact } from '../events/index.js';
 import type { ExportEvent } from '../events/types.js';
-import { apiError, apiRequest } from './client.js';
 import { printHistory } from './history.js';
+import { streamError, streamRequest } from './stream-client.js';
 import { commandUsage } from './usage.js';
 
 export async function eventsCommand(argv: string[]): Promise<number> {
@@ -92,8 +92,8 @@ export async function eventsCommand(argv: string[]): Promise<number> {
   if (allow) q.set('allow', allow);
   if (deny) q.set('deny', deny);
   const qs = q.toString();
-  const res = await apiRequest(socket, `/v1/events${qs ? `?${qs}` : ''}`);
-  if (res.statusCode !== 200) throw await apiError(res);
+  const res = await streamRequest(socket, `/v1/events${qs ? `?${qs}` : ''}`);
+  if (res.statusCode !== 200) throw await streamError(res);
   return renderStream(res, output);
 }
 

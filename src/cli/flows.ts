@@ -15,7 +15,7 @@ import {
   renderFlowCompact,
 } from '../events/flow.js';
 import type { ExportEvent } from '../events/types.js';
-import { apiError, apiRequest } from './client.js';
+import { streamError, streamRequest } from './stream-client.js';
 import { commandUsage } from './usage.js';
 
 export async function flowsCommand(argv: string[]): Promise<number> {
@@ -82,8 +82,8 @@ export async function flowsCommand(argv: string[]): Promise<number> {
   for (const p of ports) q.append('port', String(p));
   if (policy) q.set('policy', policy);
   const qs = q.toString();
-  const res = await apiRequest(socket, `/v1/flows${qs ? `?${qs}` : ''}`);
-  if (res.statusCode !== 200) throw await apiError(res);
+  const res = await streamRequest(socket, `/v1/flows${qs ? `?${qs}` : ''}`);
+  if (res.statusCode !== 200) throw await streamError(res);
   for await (const line of lines(res)) {
     try {
       process.stdout.write(`${render(line, JSON.parse(line) as ExportEvent)}\n`);

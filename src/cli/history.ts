@@ -4,7 +4,7 @@
  */
 import { renderCompact } from '../events/index.js';
 import type { ExportEvent } from '../events/types.js';
-import { apiError, apiRequest, readBody } from './client.js';
+import { answerError, apiCall } from './client.js';
 
 export interface HistoryParams {
   since?: string;
@@ -41,9 +41,9 @@ export async function printHistory(
   if (p.allow) q.set('allow', p.allow);
   if (p.deny) q.set('deny', p.deny);
   if (p.limit) q.set('limit', p.limit);
-  const res = await apiRequest(socket, `/v1/events/history?${q.toString()}`, 60_000);
-  if (res.statusCode !== 200) throw await apiError(res);
-  const answer = JSON.parse(await readBody(res)) as HistoryAnswer;
+  const res = await apiCall(socket, 'GET', `/v1/events/history?${q.toString()}`, undefined, 60_000);
+  if (res.status !== 200) throw answerError(res);
+  const answer = JSON.parse(res.body) as HistoryAnswer;
   let text = '';
   for (const ev of answer.events) text += `${output === 'json' ? JSON.stringify(ev) : renderCompact(ev)}\n`;
   process.stdout.write(text);

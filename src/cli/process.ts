@@ -7,7 +7,7 @@ import { DEFAULT_SOCKET, parseCommandLine } from '../agent/config.js';
 import { UserError } from '../agent/fs-util.js';
 import { renderCompact } from '../events/index.js';
 import type { ExportEvent } from '../events/types.js';
-import { apiError, apiRequest, readBody } from './client.js';
+import { answerError, apiCall } from './client.js';
 import { commandUsage } from './usage.js';
 
 export interface TreeProcess {
@@ -57,9 +57,15 @@ export async function processCommand(argv: string[]): Promise<number> {
   const execId = positionals[0]!;
   const socket = (f.socket as string | undefined) ?? DEFAULT_SOCKET;
   const q = typeof f.events === 'string' ? `?events=${encodeURIComponent(f.events)}` : '';
-  const res = await apiRequest(socket, `/v1/processes/${encodeURIComponent(execId)}${q}`, 60_000);
-  if (res.statusCode !== 200) throw await apiError(res);
-  const body = await readBody(res);
+  const res = await apiCall(
+    socket,
+    'GET',
+    `/v1/processes/${encodeURIComponent(execId)}${q}`,
+    undefined,
+    60_000,
+  );
+  if (res.status !== 200) throw answerError(res);
+  const body = res.body;
   if (output === 'json') {
     process.stdout.write(`${JSON.stringify(JSON.parse(body), null, 2)}\n`);
   } else {

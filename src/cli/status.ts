@@ -2,7 +2,7 @@
 import { DEFAULT_SOCKET, parseFlags } from '../agent/config.js';
 import { UserError } from '../agent/fs-util.js';
 import { type AgentStatus, renderStatusText } from '../agent/status.js';
-import { apiError, apiRequest, readBody } from './client.js';
+import { answerError, apiCall } from './client.js';
 import { commandUsage } from './usage.js';
 
 export async function statusCommand(argv: string[]): Promise<number> {
@@ -20,9 +20,9 @@ export async function statusCommand(argv: string[]): Promise<number> {
     throw new UserError(`unknown output format "${output}" for -o; give text or json`, 2);
   }
   const socket = (f.socket as string | undefined) ?? DEFAULT_SOCKET;
-  const res = await apiRequest(socket, '/v1/status', 10_000);
-  if (res.statusCode !== 200) throw await apiError(res);
-  const body = await readBody(res);
+  const res = await apiCall(socket, 'GET', '/v1/status', undefined, 10_000);
+  if (res.status !== 200) throw answerError(res);
+  const body = res.body;
   if (output === 'json') {
     process.stdout.write(`${JSON.stringify(JSON.parse(body), null, 2)}\n`);
   } else {

@@ -1,7 +1,15 @@
 // The state directory of run-time policies, the `policy` and `state-dir`
 // settings, and the policy table of `osprey policy list`.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -44,6 +52,18 @@ describe('PolicyStore', () => {
     s.removeText('a.yaml');
     s.removeText('a.yaml');
     assert.throws(() => s.readText(entry('a')), /cannot read stored policy .*a\.yaml: ENOENT/);
+  });
+
+  it('writes a text off the event loop atomically, and says where it could not', async () => {
+    const s = new PolicyStore(fresh());
+    await s.writeTextAsync('a.yaml', 'first\n');
+    await s.writeTextAsync('a.yaml', 'second\n');
+    assert.equal(s.readText(entry('a')), 'second\n');
+    assert.deepEqual(readdirSync(s.dir), ['a.yaml']);
+    // a directory where the file should go: the rename fails, the temporary file goes
+    mkdirSync(path.join(s.dir, 'b.yaml'));
+    await assert.rejects(s.writeTextAsync('b.yaml', 'x\n'), /cannot write .*b\.yaml: /);
+    assert.deepEqual(readdirSync(s.dir).sort(), ['a.yaml', 'b.yaml']);
   });
 
   it('moves an index it cannot read aside instead of overwriting it', () => {

@@ -1,0 +1,129 @@
+// The CLI's one-shot API client (src/cli/client.ts) against real HTTP
+// servers on unix sockets: node:http's own, answering as the agent does
+// (Content-Length, chunked), and sockets that answer wrongly or not at all.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { answerError, apiCall, parseAnswer } from '../../src/cli/client.js';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'osprey-client-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+async function listen(server: net.Server) {
+  const sock = path.join(dir, `s${++n}.sock`);
+  await new Promise<void>((r) => server.listen(sock, r));
+  return { sock, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+const serve = (handler: http.RequestListener) => listen(http.createServer(handler));
+// the raw servers read what they are sent, so that their side of each connection ends too
+const serveRaw = (handler: (c: net.Socket) => void) =>
+  listen(
+    net.createServer((c) => {
+      c.resume();
+      handler(c);
+    }),
+  );
+
+describe('apiCall', () => {
+  it('sends the method, path and body, and reads an answer of known length', async () => {
+    const seen: string[] = [];
+    const s = await serve((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.url} ${req.headers['content-type']} ${body}`);
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ name: 'pé', got: body.length }));
+      });
+    });
+    try {
+      const a = await apiCall(s.sock, 'POST', '/v1/policies?source=%2Fx', {
+        text: 'kind: TracingPolicy # é\n',
+        contentType: 'application/yaml',
+      });
+      assert.equal(a.status, 201);
+      assert.deepEqual(JSON.parse(a.body), { name: 'pé', got: 24 });
+      assert.deepEqual(seen, ['POST /v1/policies?source=%2Fx application/yaml kind: TracingPolicy # é\n']);
+      const d = await apiCall(s.sock, 'DELETE', '/v1/policies/x');
+      assert.equal(d.status, 201);
+      assert.equal(seen[1], 'DELETE /v1/policies/x undefined ');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('reads a chunked answer and an error status', async () => {
+    const s = await serve((_req, res) => {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.write('{"error":');
+      setTimeout(() => res.end('"no policy \\"x\\""}'), 20);
+    });
+    try {
+      const a = await apiCall(s.sock, 'GET', '/v1/policies/x');
+      assert.equal(a.status, 404);
+      assert.equal(answerError(a).message, 'the agent answered 404: no policy "x"');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('says what to do when no agent listens, and when one does not answer in time', async () => {
+    await assert.rejects(
+      apiCall(path.join(dir, 'none.sock'), 'GET', '/v1/status'),
+      /no agent is listening on .*none\.sock; start one with `osprey agent`/,
+    );
+    const held: net.Socket[] = [];
+    const s = await serveRaw((c) => void held.push(c));
+    try {
+      await assert.rejects(
+        apiCall(s.sock, 'GET', '/v1/status', undefined, 100),
+        /the agent on .* did not answer within 100 ms/,
+      );
+    } finally {
+      for (const c of held) c.destroy();
+      await s.close();
+    }
+  });
+
+  it('refuses an answer that is not HTTP or is cut short', async () => {
+    const s = await serveRaw((c) => c.end('SSH-2.0-OpenSSH\r\n'));
+    const t = await serveRaw((c) => c.end('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{"a":'));
+    try {
+      await assert.rejects(
+        apiCall(s.sock, 'GET', '/v1/status'),
+        /answered something unexpected: an HTTP answer without/,
+      );
+      await assert.rejects(
+        apiCall(t.sock, 'GET', '/v1/status'),
+        /answered something unexpected: an answer of 5 bytes where its Content-Length says 10/,
+      );
+    } finally {
+      await s.close();
+      await t.close();
+    }
+  });
+});
+
+describe('parseAnswer', () => {
+  it('takes chunk extensions, and a body up to the end when no length is given', () => {
+    const chunked = Buffer.from(
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n2\r\nde\r\n0\r\n\r\n',
+    );
+    assert.deepEqual(parseAnswer(chunked), { status: 200, body: 'abcde' });
+    assert.deepEqual(parseAnswer(Buffer.from('HTTP/1.0 503 Busy\r\n\r\nlater')), {
+      status: 503,
+      body: 'later',
+    });
+    assert.throws(
+      () => parseAnswer(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab')),
+      /chunked answer cut short/,
+    );
+    assert.throws(() => parseAnswer(Buffer.alloc(0)), /^Error: nothing$/);
+  });
+});
