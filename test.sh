@@ -6,6 +6,7 @@ cd "$(dirname "$0")"
 scripts/setup.sh
 npx --no-install biome check .
 npx --no-install tsc -p tsconfig.json
+node scripts/bundle-cli.mjs
 touch dist/.built
 mapfile -t files < <(find dist/test -name '*.test.js' | sort)
 exec node --test --test-concurrency=1 --test-reporter=spec "${files[@]}"

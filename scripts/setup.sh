@@ -52,6 +52,11 @@ if [ ! -f dist/src/cli/main.js ] || [ -n "$(find src test bench web tsconfig.jso
   npx --no-install tsc -p tsconfig.json
   touch dist/.built
 fi
+# the client commands bundled as one CommonJS file, which Node starts sooner (scripts/bundle-cli.mjs)
+if [ ! dist/src/cli/osprey-cli.cjs -nt dist/src/cli/main.js ]; then
+  say "bundling the CLI"
+  node scripts/bundle-cli.mjs
+fi
 
 # 6. file systems the agent needs (the agent checks again at start)
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf

@@ -14,7 +14,9 @@ import {
   readFileSync,
   rmdirSync,
   rmSync,
+  statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import os from 'node:os';
@@ -41,7 +43,7 @@ interface Run {
 /** Run `osprey ARGS` to its end (killed after timeoutMs). */
 function osprey(
   args: string[],
-  opts: { input?: string; cwd?: string; cmd?: string; timeoutMs?: number } = {},
+  opts: { input?: string; cwd?: string; cmd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
 ) {
   // an agent that gets far enough must not touch the host's state, store or ports
   if (args[0] === 'agent' && !args.includes('--config') && !args.includes('--state-dir')) {
@@ -59,6 +61,7 @@ function osprey(
   return new Promise<Run>((resolve, reject) => {
     const child = spawn(opts.cmd ?? OSPREY, args, {
       cwd: opts.cwd ?? tmp,
+      ...(opts.env ? { env: opts.env } : {}),
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     children.add(child);
@@ -393,6 +396,29 @@ describe('osprey CLI', () => {
     const h = await osprey(['help', 'events'], { cmd: link, cwd: os.homedir() });
     assert.equal(h.code, 0);
     assert.match(h.stdout, /^Usage: osprey events/);
+  });
+
+  it('runs client commands from the bundled CLI while it is current, from the ES modules once tsc has run since', async () => {
+    const cli = path.join(repo, 'dist/src/cli');
+    const bundle = path.join(cli, 'osprey-cli.cjs');
+    const main = path.join(cli, 'main.js');
+    // Node's module debug output names each CommonJS file it loads
+    const env = { ...process.env, NODE_DEBUG: 'module' };
+    const current = await osprey(['version'], { env });
+    assert.equal(current.code, 0, current.stderr);
+    assert.equal(current.stdout, `osprey ${version}\n`);
+    assert.match(current.stderr, /load "[^"]*\/dist\/src\/cli\/osprey-cli\.cjs"/);
+    const before = statSync(main);
+    try {
+      const later = new Date(statSync(bundle).mtimeMs + 10_000);
+      utimesSync(main, later, later);
+      const stale = await osprey(['version'], { env });
+      assert.equal(stale.code, 0, stale.stderr);
+      assert.equal(stale.stdout, `osprey ${version}\n`);
+      assert.doesNotMatch(stale.stderr, /osprey-cli\.cjs/);
+    } finally {
+      utimesSync(main, before.atime, before.mtime);
+    }
   });
 
   it('renders JSON lines from stdin, naming the lines that are not JSON', async () => {
