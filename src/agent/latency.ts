@@ -15,6 +15,13 @@ export interface LatencySummary {
   p99_ms: number;
   max_ms: number;
   mean_ms: number;
+  /**
+   * The non-empty buckets, in order, as [upper edge in ms (null for the last,
+   * which has none), samples]: two readings' difference gives the
+   * percentiles of what happened between them (bench/exec does so for its
+   * storm alone).
+   */
+  buckets: [number | null, number][];
 }
 
 export class LatencyHistogram {
@@ -67,7 +74,19 @@ export class LatencyHistogram {
       p99_ms: ms(this.quantile(0.99)),
       max_ms: ms(this.maxNs),
       mean_ms: ms(this.total ? this.sumNs / this.total : 0),
+      buckets: this.buckets(),
     };
+  }
+
+  private buckets(): [number | null, number][] {
+    const out: [number | null, number][] = [];
+    for (let i = 0; i < BUCKETS; i++) {
+      const n = this.counts[i]!;
+      if (n === 0) continue;
+      const edge = upperEdge(i);
+      out.push([Number.isFinite(edge) ? edge / 1e6 : null, n]);
+    }
+    return out;
   }
 
   reset(): void {

@@ -5,7 +5,7 @@ import { LatencyHistogram } from '../../src/agent/latency.js';
 describe('LatencyHistogram', () => {
   it('reports zeros before any sample', () => {
     const h = new LatencyHistogram();
-    assert.deepEqual(h.summary(), { count: 0, p50_ms: 0, p99_ms: 0, max_ms: 0, mean_ms: 0 });
+    assert.deepEqual(h.summary(), { count: 0, p50_ms: 0, p99_ms: 0, max_ms: 0, mean_ms: 0, buckets: [] });
   });
 
   it('puts percentiles within the bucket error of the exact values', () => {
@@ -25,6 +25,24 @@ describe('LatencyHistogram', () => {
     assert.equal(s.count, 10_000);
     assert.equal(s.max_ms, 10);
     assert.ok(Math.abs(s.mean_ms - 5.0005) < 0.001);
+  });
+
+  it('lists its non-empty buckets with their upper edges, so two readings can be subtracted', () => {
+    const h = new LatencyHistogram();
+    for (let i = 0; i < 3; i++) h.record(1_000_000); // 1 ms
+    h.record(5_000_000);
+    h.record(2 ** 41); // beyond the range: the last bucket, with no upper edge
+    const b = h.summary().buckets;
+    assert.deepEqual(
+      b.map(([, n]) => n),
+      [3, 1, 1],
+    );
+    const [oneMs, fiveMs, last] = b.map(([edge]) => edge);
+    assert.ok(oneMs! > 1 && oneMs! <= 1.1, `1 ms in a bucket up to ${oneMs}`);
+    assert.ok(fiveMs! > 5 && fiveMs! <= 5.5, `5 ms in a bucket up to ${fiveMs}`);
+    assert.equal(last, null);
+    // JSON keeps it as it is
+    assert.deepEqual(JSON.parse(JSON.stringify(b)), b);
   });
 
   it('never reports a percentile above the max or below the min', () => {
