@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -384,6 +384,32 @@ describe('EventStore', () => {
       assert.equal(s.rows, 2);
       assert.equal(s.retention_errors, 0);
       assert.equal(store.process(old.exec_id), undefined);
+    } finally {
+      await store.closeAsync();
+    }
+  });
+
+  it('runs its writer thread at a lower priority than the agent (nice 10), so that it yields the cores to the event path', async () => {
+    const niceOf = () =>
+      new Map(
+        readdirSync('/proc/self/task').map((tid) => {
+          const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+          // the fields after the command's closing parenthesis; nice is field 19
+          return [Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])] as const;
+        }),
+      );
+    const niced = (m: Map<number, number>) => [...m.values()].filter((n) => n === 10).length;
+    const before = niceOf();
+    const store = EventStore.open(fresh(), { retentionIntervalMs: 0, writeInThread: true });
+    try {
+      store.enqueueBatch([exec(curl, at(1000), bash)]);
+      store.flush();
+      await store.settle();
+      assert.equal(times(store.query()).length, 1);
+      const after = niceOf();
+      assert.equal(niced(after), niced(before) + 1);
+      // the agent's own thread keeps its priority
+      assert.equal(after.get(process.pid), before.get(process.pid));
     } finally {
       await store.closeAsync();
     }
