@@ -84,7 +84,15 @@ export async function step(ctx, setup, { config, round, rate }) {
   };
   try {
     for (let i = 1; i <= nClients; i++) {
-      clients.push(startClient(`client-${i}`, agent.socket, path.join(dir, `client-${i}.stderr`), needles));
+      clients.push(
+        startClient(
+          `client-${i}`,
+          agent.socket,
+          path.join(dir, `client-${i}.stderr`),
+          path.join(dir, `client-${i}.json`),
+          needles,
+        ),
+      );
     }
     // every client subscribed before the first event counts
     const t0 = Date.now();
@@ -128,8 +136,7 @@ export async function step(ctx, setup, { config, round, rate }) {
     const pids = [agent.pid, ...clients.map((c) => c.pid)];
     const cpu0 = cpuOf(agent.pid, clients);
     const threads0 = threadCpu(agent.pid);
-    // the clients' output is read and counted by this process: its CPU is
-    // theirs, not other people's
+    // this process (the marker opener, the samplers) is ours too, not other people's
     const m = await measuredLoop(ctx, [...pids, process.pid], n, setup.loopFile, rate === 'max' ? 0 : rate);
     const loopEnd = Date.now();
     // drain: the first marker opened after the loop reaches a sink once that
