@@ -11,15 +11,30 @@ const path = require('node:path');
 const dist = path.join(__dirname, '..', 'dist', 'src', 'cli');
 const bundle = path.join(dist, 'osprey-cli.cjs');
 
-function bundleIsCurrent() {
+/** Why the bundle cannot be used (missing, or older than tsc's output), or undefined. */
+function bundleProblem() {
+  let built;
   try {
-    return fs.statSync(bundle).mtimeMs >= fs.statSync(path.join(dist, 'main.js')).mtimeMs;
+    built = fs.statSync(bundle).mtimeMs;
   } catch {
-    return false;
+    return 'is missing';
   }
+  try {
+    if (built < fs.statSync(path.join(dist, 'main.js')).mtimeMs) return 'is older than the compiled main.js';
+  } catch {
+    // no compiled CLI either: bin/cli.mjs says how to build it
+  }
+  return undefined;
 }
 
-if (process.argv[2] === 'agent' || !bundleIsCurrent()) {
+const problem = process.argv[2] === 'agent' ? undefined : bundleProblem();
+if (process.argv[2] === 'agent' || problem) {
+  if (problem && fs.existsSync(path.join(dist, 'main.js'))) {
+    process.stderr.write(
+      `osprey: ${bundle} ${problem}; running the ES modules (slower to start). ` +
+        'Rebuild with `npm run build` (or `node scripts/bundle-cli.mjs` after tsc)\n',
+    );
+  }
   import('./cli.mjs');
 } else {
   // as bin/cli.mjs: what the CLI starts (`osprey run -- CMD`) gets the environment bin/osprey was given

@@ -415,7 +415,12 @@ describe('osprey CLI', () => {
       const stale = await osprey(['version'], { env });
       assert.equal(stale.code, 0, stale.stderr);
       assert.equal(stale.stdout, `osprey ${version}\n`);
-      assert.doesNotMatch(stale.stderr, /osprey-cli\.cjs/);
+      assert.doesNotMatch(stale.stderr, /load "[^"]*osprey-cli\.cjs"/);
+      // and says how to get the bundle back
+      assert.match(
+        stale.stderr,
+        /osprey: .*osprey-cli\.cjs is older than the compiled main\.js; running the ES modules .*npm run build/,
+      );
     } finally {
       utimesSync(main, before.atime, before.mtime);
     }
