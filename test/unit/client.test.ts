@@ -91,6 +91,24 @@ describe('apiCall', () => {
     }
   });
 
+  it('takes an answer of known length at once, without waiting for the server to close', async () => {
+    const held: net.Socket[] = [];
+    const s = await serveRaw((c) => {
+      held.push(c);
+      c.write('HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: keep-alive\r\n\r\n{"ok":');
+      setTimeout(() => c.write('true}'), 20);
+    });
+    try {
+      const t0 = Date.now();
+      const a = await apiCall(s.sock, 'GET', '/v1/health', undefined, 5000);
+      assert.deepEqual(a, { status: 200, body: '{"ok":true}' });
+      assert.ok(Date.now() - t0 < 4000, 'answered before the timeout');
+    } finally {
+      for (const c of held) c.destroy();
+      await s.close();
+    }
+  });
+
   it('refuses an answer that is not HTTP or is cut short', async () => {
     const s = await serveRaw((c) => c.end('SSH-2.0-OpenSSH\r\n'));
     const t = await serveRaw((c) => c.end('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{"a":'));
