@@ -368,8 +368,13 @@ export async function policyCli() {
 /** Why the agent cannot run here, or null. */
 export async function agentUnavailable() {
   if (!existsSync(OSPREY)) return 'bin/osprey not found — build Osprey first (see README)';
-  if (!existsSync(path.join(REPO, 'dist/src/cli/main.js')))
-    return 'dist/src/cli/main.js missing — run npm run build';
+  const main = path.join(REPO, 'dist/src/cli/main.js');
+  if (!existsSync(main)) return 'dist/src/cli/main.js missing — run npm run build';
+  // the client commands run from the bundle only while it is as new as tsc's output
+  // (bin/cli.cjs); an older one would have every CLI timing here measure the slower path
+  const bundle = path.join(REPO, 'dist/src/cli/osprey-cli.cjs');
+  if (!existsSync(bundle) || statSync(bundle).mtimeMs < statSync(main).mtimeMs)
+    return 'dist/src/cli/osprey-cli.cjs is missing or older than dist/src/cli/main.js — run npm run build';
   const help = await run(OSPREY, ['agent', '--help']);
   if (help.code !== 0)
     return `bin/osprey agent --help failed: ${(help.stderr || help.stdout).trim().slice(0, 300)}`;

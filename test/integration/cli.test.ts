@@ -416,11 +416,8 @@ describe('osprey CLI', () => {
       assert.equal(stale.code, 0, stale.stderr);
       assert.equal(stale.stdout, `osprey ${version}\n`);
       assert.doesNotMatch(stale.stderr, /load "[^"]*osprey-cli\.cjs"/);
-      // and says how to get the bundle back
-      assert.match(
-        stale.stderr,
-        /osprey: .*osprey-cli\.cjs is older than the compiled main\.js; running the ES modules .*npm run build/,
-      );
+      // with no terminal on stderr it says nothing of it (a person at one is told how to rebuild)
+      assert.doesNotMatch(stale.stderr, /older than the compiled/);
     } finally {
       utimesSync(main, before.atime, before.mtime);
     }
