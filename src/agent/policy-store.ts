@@ -208,7 +208,7 @@ async function atomicWriteAsync(file: string, text: string): Promise<void> {
   await dir
     ?.sync()
     .catch(() => undefined)
-    .finally(() => dir.close());
+    .finally(() => dir.close().catch(() => undefined));
 }
 
 function syncDir(dir: string): void {
