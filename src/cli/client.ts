@@ -83,23 +83,33 @@ export function apiCall(
   });
 }
 
-/**
- * An HTTP/1.1 answer read to its end: the status and the body (by
- * Content-Length, chunked, or up to the end). Throws on anything else.
- */
-export function parseAnswer(raw: Buffer): ApiAnswer {
+/** An answer's head: where its headers end, its status line and headers (names in lower case). */
+function readHead(
+  raw: Buffer,
+): { end: number; statusLine: string; headers: Map<string, string> } | undefined {
   const end = raw.indexOf('\r\n\r\n');
-  if (end < 0) throw new Error(raw.length ? 'an HTTP answer without its end of headers' : 'nothing');
+  if (end < 0) return undefined;
   const lines = raw.subarray(0, end).toString('latin1').split('\r\n');
-  const m = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(lines[0]!);
-  if (!m) throw new Error(`"${lines[0]!.slice(0, 80)}" is not an HTTP status line`);
   const headers = new Map<string, string>();
   for (const l of lines.slice(1)) {
     const colon = l.indexOf(':');
     if (colon > 0) headers.set(l.slice(0, colon).trim().toLowerCase(), l.slice(colon + 1).trim());
   }
+  return { end, statusLine: lines[0]!, headers };
+}
+
+/**
+ * An HTTP/1.1 answer read to its end: the status and the body (by
+ * Content-Length, chunked, or up to the end). Throws on anything else.
+ */
+export function parseAnswer(raw: Buffer): ApiAnswer {
+  const head = readHead(raw);
+  if (!head) throw new Error(raw.length ? 'an HTTP answer without its end of headers' : 'nothing');
+  const { end, statusLine, headers } = head;
+  const m = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(statusLine);
+  if (!m) throw new Error(`"${statusLine.slice(0, 80)}" is not an HTTP status line`);
   let body = raw.subarray(end + 4);
-  if (/\bchunked\b/i.test(headers.get('transfer-encoding') ?? '')) body = dechunk(body);
+  if (isChunked(headers)) body = dechunk(body);
   else if (headers.has('content-length')) {
     const n = Number(headers.get('content-length'));
     if (!Number.isSafeInteger(n) || n < 0 || n > body.length) {
@@ -117,12 +127,17 @@ export function parseAnswer(raw: Buffer): ApiAnswer {
  * not all in, 'unknown' when only the close can tell (chunked, no length).
  */
 function answerLength(raw: Buffer): number | 'unknown' | undefined {
-  const end = raw.indexOf('\r\n\r\n');
-  if (end < 0) return undefined;
-  const head = raw.subarray(0, end).toString('latin1');
-  if (/\r\ntransfer-encoding:/i.test(head)) return 'unknown';
-  const m = /\r\ncontent-length:[ \t]*(\d+)[ \t]*(?:\r\n|$)/i.exec(head);
-  return m ? end + 4 + Number(m[1]) : 'unknown';
+  const head = readHead(raw);
+  if (!head) return undefined;
+  const n = Number(head.headers.get('content-length'));
+  if (isChunked(head.headers) || !head.headers.has('content-length') || !Number.isSafeInteger(n) || n < 0) {
+    return 'unknown';
+  }
+  return head.end + 4 + n;
+}
+
+function isChunked(headers: Map<string, string>): boolean {
+  return /\bchunked\b/i.test(headers.get('transfer-encoding') ?? '');
 }
 
 function dechunk(b: Buffer): Buffer {
