@@ -19,7 +19,6 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
-  readdirSync,
   readFileSync,
   readSync,
   rmSync,
@@ -40,6 +39,7 @@ import {
   killAndWaitSync,
   MemorySampler,
   median,
+  otherObservers,
   pidsByComm,
   run,
   runBenchmark,
@@ -333,7 +333,7 @@ async function measuredStorm(ctx, observerPids = [], beforeStorm = async () => {
   }
   const waited_for_quiet_s = round3((Date.now() - t0) / 1000 - 1);
   await beforeStorm();
-  const foreign = otherAgents(observerPids);
+  const foreign = otherObservers(observerPids);
   const cpu0 = observerPids.map((p) => cpuSeconds(p) ?? 0);
   const sys0 = systemCpu();
   const iwi0 = irqWorkInterrupts();
@@ -362,24 +362,6 @@ async function measuredStorm(ctx, observerPids = [], beforeStorm = async () => {
     contended: others_cpu_fraction > CONTENDED_FRACTION,
     observer_cpu_s: observerPids.length ? round3(observerCpu) : null,
   };
-}
-
-/** Other processes that watch execs and would load the storm: someone else's agent. */
-function otherAgents(ours) {
-  const out = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || ours.includes(Number(name))) continue;
-    let cmd;
-    try {
-      cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ').trim();
-    } catch {
-      continue;
-    }
-    if (/osprey(\.js)? agent|\bbpftrace\b|\btetragon\b|\bfalco\b|\bauditd\b/.test(cmd)) {
-      out.push(`${name}: ${cmd.slice(0, 120)}`);
-    }
-  }
-  return out;
 }
 
 /** A fresh directory for one attempt of one storm (a retried storm gets its own). */

@@ -108,6 +108,36 @@ export function pidsByComm(comm) {
   return out;
 }
 
+/** Every process's pid and command line (arguments joined by spaces), but those in `exclude`. */
+export function cmdlines(exclude = []) {
+  const out = [];
+  for (const name of readdirSafe('/proc')) {
+    if (!/^\d+$/.test(name) || exclude.includes(Number(name))) continue;
+    try {
+      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      if (cmd) out.push({ pid: Number(name), cmd });
+    } catch {
+      // gone between readdir and read
+    }
+  }
+  return out;
+}
+
+/**
+ * Processes other than this one and `ours` that watch syscalls, execs or
+ * files and would load a measurement: someone else's agent (`osprey agent`
+ * runs as `node … bin/cli.cjs agent`), bpftrace, Tetragon, Falco, auditd.
+ */
+export function otherObservers(ours) {
+  return cmdlines([process.pid, ...ours])
+    .filter((p) =>
+      /osprey(\.js)? agent|bin\/cli\.[cm]?js agent|\bbpftrace\b|\btetragon\b|\bfalco\b|\bauditd\b/.test(
+        p.cmd,
+      ),
+    )
+    .map((p) => `${p.pid}: ${p.cmd.slice(0, 120)}`);
+}
+
 /** Direct children of a process (all threads' children lists). */
 export function childPids(pid) {
   const out = new Set();

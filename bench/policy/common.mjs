@@ -9,7 +9,6 @@ import {
   existsSync,
   mkdirSync,
   openSync,
-  readdirSync,
   readFileSync,
   readSync,
   statSync,
@@ -21,9 +20,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   Cleanup,
+  cmdlines,
   cpuSeconds,
   isAlive,
   killAndWaitSync,
+  otherObservers,
   pidsByComm,
   run,
   sleep,
@@ -178,20 +179,6 @@ export async function measuredLoop(ctx, observerPids, n, file, rate = 0) {
   };
 }
 
-function cmdlines(exclude = []) {
-  const out = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || exclude.includes(Number(name))) continue;
-    try {
-      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ').trim();
-      if (cmd) out.push({ pid: Number(name), cmd });
-    } catch {
-      // gone between readdir and read
-    }
-  }
-  return out;
-}
-
 /** Other runs of this repository's benchmarks (not this one). */
 export function otherBenchmarks() {
   return cmdlines([process.pid])
@@ -207,13 +194,6 @@ export async function otherBenchmarksGone(waitS) {
     if (others.length === 0 || Date.now() - t0 >= waitS * 1000) return others;
     await sleep(1000);
   }
-}
-
-/** Processes that watch syscalls or files and would load every mode: someone else's agent. */
-export function otherObservers(ours) {
-  return cmdlines([process.pid, ...ours])
-    .filter((p) => /osprey(\.js)? agent|\bbpftrace\b|\btetragon\b|\bfalco\b|\bauditd\b/.test(p.cmd))
-    .map((p) => `${p.pid}: ${p.cmd.slice(0, 120)}`);
 }
 
 // ---------------------------------------------------------------------------
