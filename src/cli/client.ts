@@ -1,8 +1,7 @@
 /**
  * A client of the agent's local API over its unix socket, for the commands
  * that make one request and take one answer (policy, workload, status,
- * process, events --since). Event and flow streams use node:http
- * (stream-client.ts).
+ * process, events --since). Event and flow streams: stream-client.ts.
  *
  * A one-shot request is written and its answer read straight on the
  * socket, without node:http: loading node:http and sending a request
@@ -84,7 +83,7 @@ export function apiCall(
 }
 
 /** An answer's head: where its headers end, its status line and headers (names in lower case). */
-function readHead(
+export function readHead(
   raw: Buffer,
 ): { end: number; statusLine: string; headers: Map<string, string> } | undefined {
   const end = raw.indexOf('\r\n\r\n');

@@ -3,7 +3,6 @@
  * from stdin when stdin is a pipe or a file.
  */
 import { fstatSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { DEFAULT_SOCKET, parseFlags } from '../agent/config.js';
@@ -12,7 +11,7 @@ import { UserError } from '../agent/fs-util.js';
 import { renderCompact } from '../events/index.js';
 import type { ExportEvent } from '../events/types.js';
 import { printHistory } from './history.js';
-import { streamError, streamRequest } from './stream-client.js';
+import { lineSink, openStream, type Stream, stdoutSink, streamError } from './stream-client.js';
 import { commandUsage } from './usage.js';
 
 export async function eventsCommand(argv: string[]): Promise<number> {
@@ -92,9 +91,9 @@ export async function eventsCommand(argv: string[]): Promise<number> {
   if (allow) q.set('allow', allow);
   if (deny) q.set('deny', deny);
   const qs = q.toString();
-  const res = await streamRequest(socket, `/v1/events${qs ? `?${qs}` : ''}`);
-  if (res.statusCode !== 200) throw await streamError(res);
-  return renderStream(res, output);
+  const stream = await openStream(socket, `/v1/events${qs ? `?${qs}` : ''}`);
+  if (stream.status !== 200) throw await streamError(stream);
+  return renderStream(stream, output);
 }
 
 /** stdin is a pipe, a socket or a regular file (not a terminal, not /dev/null). */
@@ -108,26 +107,28 @@ function stdinHoldsData(): boolean {
 }
 
 /** Render the agent's stream until the agent ends it. */
-async function renderStream(res: IncomingMessage, output: 'json' | 'compact'): Promise<number> {
+async function renderStream(stream: Stream, output: 'json' | 'compact'): Promise<number> {
   if (output === 'json') {
-    // the agent sends JSON lines already: pass its bytes through, with backpressure
-    await new Promise<void>((resolve) => {
-      res.pipe(process.stdout, { end: false });
-      res.once('end', resolve);
-      res.once('close', resolve);
-      res.once('error', resolve);
-    });
-    process.stderr.write('osprey events: the agent ended the stream\n');
-    return 0;
-  }
-  let lineNo = 0;
-  for await (const line of lines(res)) {
-    lineNo++;
-    try {
-      process.stdout.write(`${renderCompact(JSON.parse(line) as ExportEvent)}\n`);
-    } catch (err) {
-      process.stderr.write(`osprey events: event ${lineNo} from the agent: ${(err as Error).message}\n`);
-    }
+    // the agent sends JSON lines already: its bytes go to stdout as they are
+    await stream.pipe(
+      stdoutSink(
+        process.stdout,
+        () => stream,
+        () => process.exit(0),
+      ),
+    );
+  } else {
+    let lineNo = 0;
+    await stream.pipe(
+      lineSink((line) => {
+        lineNo++;
+        try {
+          process.stdout.write(`${renderCompact(JSON.parse(line) as ExportEvent)}\n`);
+        } catch (err) {
+          process.stderr.write(`osprey events: event ${lineNo} from the agent: ${(err as Error).message}\n`);
+        }
+      }),
+    );
   }
   process.stderr.write('osprey events: the agent ended the stream\n');
   return 0;

@@ -15,7 +15,7 @@ import {
   renderFlowCompact,
 } from '../events/flow.js';
 import type { ExportEvent } from '../events/types.js';
-import { streamError, streamRequest } from './stream-client.js';
+import { lineSink, openStream, stdoutSink, streamError } from './stream-client.js';
 import { commandUsage } from './usage.js';
 
 export async function flowsCommand(argv: string[]): Promise<number> {
@@ -82,15 +82,24 @@ export async function flowsCommand(argv: string[]): Promise<number> {
   for (const p of ports) q.append('port', String(p));
   if (policy) q.set('policy', policy);
   const qs = q.toString();
-  const res = await streamRequest(socket, `/v1/flows${qs ? `?${qs}` : ''}`);
-  if (res.statusCode !== 200) throw await streamError(res);
-  for await (const line of lines(res)) {
-    try {
-      process.stdout.write(`${render(line, JSON.parse(line) as ExportEvent)}\n`);
-    } catch (err) {
-      process.stderr.write(`osprey flows: ${(err as Error).message}\n`);
-    }
-  }
+  const stream = await openStream(socket, `/v1/flows${qs ? `?${qs}` : ''}`);
+  if (stream.status !== 200) throw await streamError(stream);
+  await stream.pipe(
+    output === 'json'
+      ? // the agent sends JSON lines already: its bytes go to stdout as they are
+        stdoutSink(
+          process.stdout,
+          () => stream,
+          () => process.exit(0),
+        )
+      : lineSink((line) => {
+          try {
+            process.stdout.write(`${render(line, JSON.parse(line) as ExportEvent)}\n`);
+          } catch (err) {
+            process.stderr.write(`osprey flows: ${(err as Error).message}\n`);
+          }
+        }),
+  );
   process.stderr.write('osprey flows: the agent ended the stream\n');
   return 0;
 }
