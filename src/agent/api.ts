@@ -329,6 +329,27 @@ export class ApiServer<T> {
     );
   }
 
+  /**
+   * The last batch joined for a client, and its bytes: the bus hands every
+   * client the same events in the same batches unless their filters (or a
+   * full queue) differ, so the bytes are made once and shared. Never written
+   * to once made.
+   */
+  private lastJoined: { batch: readonly T[]; bytes: Buffer } | undefined;
+
+  /** The bytes of this batch if the last batch joined was the same events. */
+  private sharedJoin(batch: readonly T[]): Buffer | undefined {
+    const last = this.lastJoined;
+    if (!last || last.batch.length !== batch.length) return undefined;
+    for (let i = 0; i < batch.length; i++) if (last.batch[i] !== batch[i]) return undefined;
+    return last.bytes;
+  }
+
+  private keepJoined(batch: readonly T[], bytes: Buffer): Buffer {
+    this.lastJoined = { batch, bytes };
+    return bytes;
+  }
+
   private stream(res: ServerResponse, filter: (ev: T) => boolean): void {
     if (this.closing) {
       res.writeHead(503, { 'content-type': 'application/json' });
@@ -379,9 +400,11 @@ export class ApiServer<T> {
     const sub = this.opts.bus.subscribe(
       (batch) => {
         if (res.destroyed) return;
-        const lines = batch.map(encode);
+        // clients that take the same events (most follow everything) share the batch's bytes
+        const shared = this.sharedJoin(batch);
+        const lines = shared ? undefined : batch.map(encode);
         // sized before it is copied: a batch that does not fit is not copied at all
-        const size = linesBytes(lines);
+        const size = shared ? shared.length : linesBytes(lines!);
         if (held.length > 0 && (heldBytes + size > maxBytes || heldEvents + batch.length > maxEvents)) {
           sub.countDropped(batch.length);
           overflowTimer ??= setTimeout(() => {
@@ -391,7 +414,7 @@ export class ApiServer<T> {
           }, grace).unref();
           return;
         }
-        held.push(joinLines(lines));
+        held.push(shared ?? this.keepJoined(batch, joinLines(lines!)));
         heldBytes += size;
         heldEvents += batch.length;
         if (!writing) void send();

@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ApiServer } from '../../src/agent/api.js';
 import { EventBus } from '../../src/agent/bus.js';
+import { lineSink, openStream } from '../../src/cli/stream-client.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const OSPREY = path.join(repo, 'bin/osprey');
@@ -443,5 +444,62 @@ describe('API event streams with a client that stops reading', () => {
     // the slow client finds its connection closed once it reads again
     slow.socket.resume();
     await slow.closed;
+  });
+});
+
+describe('API event streams with filters side by side', () => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'osprey-api-test-'));
+  const sock = path.join(tmp, 'api.sock');
+  type Ev = { seq: number; kind: string };
+  const bus = new EventBus<Ev>();
+  let api: ApiServer<Ev>;
+  before(async () => {
+    api = await ApiServer.listen({
+      socketPath: sock,
+      bus,
+      status: () => ({}),
+      health: () => ({ pid: process.pid }),
+      encode: (ev) => JSON.stringify(ev),
+      makeFilter: (f) => (ev) => !f.eventTypes || f.eventTypes.includes(ev.kind),
+    });
+  });
+  after(async () => {
+    await api.close(100);
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('gives each client its own events, whether or not clients share their batches', async () => {
+    const kinds = ['a', 'b', 'c'];
+    const clients = await Promise.all(
+      // two filters whose batches start with the same event and are as long: a,b and a,c
+      ['', '', '?types=a,b', '?types=a,c', '?types=b'].map(async (q) => {
+        const s = await openStream(sock, `/v1/events${q}`);
+        assert.equal(s.status, 200);
+        const got: Ev[] = [];
+        const done = s.pipe(lineSink((l) => got.push(JSON.parse(l) as Ev)));
+        return { q, s, got, done };
+      }),
+    );
+    await waitFor('five clients', () => api.clientCount === 5 || undefined);
+    let seq = 0;
+    for (let round = 0; round < 50; round++) {
+      bus.publish(
+        Array.from({ length: 3 * (1 + (round % 3)) }, () => {
+          const i = seq++;
+          return { seq: i, kind: kinds[i % 3]! };
+        }),
+      );
+      if (round % 10 === 0) await new Promise((r) => setTimeout(r, 15));
+    }
+    const want = (q: string) =>
+      Array.from({ length: seq }, (_, i) => ({ seq: i, kind: kinds[i % 3]! })).filter(
+        (e) => q === '' || q.slice('?types='.length).split(',').includes(e.kind),
+      );
+    for (const c of clients) {
+      await waitFor(`the events of client "${c.q}"`, () => c.got.length >= want(c.q).length || undefined);
+      assert.deepEqual(c.got, want(c.q), `client "${c.q}"`);
+      c.s.close();
+      await c.done;
+    }
   });
 });
