@@ -52,6 +52,7 @@ type Slot<V> = ReturnType<typeof slot<V>>;
 const JSON_OF: Slot<string> = slot<string>();
 const BYTES_OF: Slot<Buffer> = slot<Buffer>();
 const LINE_OF: Slot<EncodedLine> = slot<EncodedLine>();
+const PIECES_OF: Slot<Piece[]> = slot<Piece[]>();
 
 /** What make(o) gave, kept on o, made once. */
 function cached<O extends object, V>(o: O, kept: Slot<V>, make: (o: O) => V): V {
@@ -475,8 +476,21 @@ function placeInRing(ps: readonly Piece[]): { at: number; length: number } {
   return { at: ringCommit(length), length };
 }
 
+/**
+ * Gives an event its line's pieces as its maker wrote them (the policy
+ * engine's events: src/events/tracing.ts), to be used instead of walking
+ * the event's fields. They must be what the walk would give; the event is
+ * not changed afterwards (as every published event), and a copy of it
+ * (an export filter's) is walked as usual.
+ */
+export function presetPieces(ev: object, ps: Piece[]): void {
+  PIECES_OF.set(ev, ps);
+}
+
 /** The pieces of an event's line. */
 function pieces(ev: ExportEvent): Piece[] {
+  const preset = PIECES_OF.get(ev);
+  if (preset !== undefined) return preset;
   // flows come at the rate of new connections: they have an encoder of their own
   if ((ev as { flow?: unknown }).flow !== undefined) return [encodeFlowLine(ev as unknown as FlowEvent)];
   const ps: Piece[] = [];
@@ -525,7 +539,8 @@ export function eventLine(ev: ExportEvent): EncodedLine {
   return BuiltFlowEvent.encodedOf(ev) ?? cached(ev, LINE_OF, encodeLine);
 }
 
-function stringify(v: unknown): string {
+/** JSON text of a value, exactly as JSON.stringify writes it (a bigint as a string). */
+export function stringify(v: unknown): string {
   // the primitives an event is mostly made of, and the small plain objects
   // and arrays of them around them (a policy event's args: [{int_arg: -100},
   // {string_arg: "/etc/passwd"}]), without a call into JSON.stringify (which

@@ -7,6 +7,8 @@
 import type { ArgType } from '../policy/arg-types.js';
 import { ktimeToTime } from '../process/clock.js';
 import type { TracingArg, TracingRecord } from '../sensors/tracing/decode.js';
+import { presetPieces, stringify } from './encode.js';
+import { jsonString } from './json.js';
 import type { ExportEvent, Process } from './types.js';
 
 // ---------------------------------------------------------------------------
@@ -274,31 +276,91 @@ export function buildTracingEvent(
   const { process, parent } = processes(rec, lookup);
   const time = ktimeToTime(rec.ktime);
   const action = kprobeAction(rec);
+  const text = hookText(hook, meta.policyName, nodeName);
+  const argsText = args.length ? `,"args":${stringify(args)}` : '';
+  let built: KprobeEvent | TracepointEvent;
+  let own: string;
   if (hook.shape === 'kprobe') {
     // keys in the proto's field order, as protojson writes them
     const ev = { process } as ProcessKprobe;
     if (parent) ev.parent = parent;
     ev.function_name = hook.functionName;
     if (args.length) ev.args = args;
+    let returnText = '';
     if (rec.ret !== undefined) {
       ev.return = intArgument(hook.returnType ?? 'long', rec.ret);
+      returnText = `,"return":${stringify(ev.return)}`;
     }
     ev.action = action;
     ev.policy_name = meta.policyName;
     if (hook.message) ev.message = hook.message;
     if (hook.tags.length) ev.tags = [...hook.tags];
-    return { process_kprobe: ev, node_name: nodeName, time };
+    built = { process_kprobe: ev, node_name: nodeName, time };
+    own = `${text.head}${argsText}${returnText}${text.beforeAction},"action":"${action}"${text.tail}"${time}"}`;
+  } else {
+    const ev = { process } as ProcessTracepoint;
+    if (parent) ev.parent = parent;
+    ev.subsys = hook.subsys;
+    ev.event = hook.event;
+    if (args.length) ev.args = args;
+    ev.policy_name = meta.policyName;
+    ev.action = action;
+    if (hook.message) ev.message = hook.message;
+    if (hook.tags.length) ev.tags = [...hook.tags];
+    built = { process_tracepoint: ev, node_name: nodeName, time };
+    own = `${text.head}${argsText}${text.beforeAction},"action":"${action}"${text.tail}"${time}"}`;
   }
-  const ev = { process } as ProcessTracepoint;
-  if (parent) ev.parent = parent;
-  ev.subsys = hook.subsys;
-  ev.event = hook.event;
-  if (args.length) ev.args = args;
-  ev.policy_name = meta.policyName;
-  ev.action = action;
-  if (hook.message) ev.message = hook.message;
-  if (hook.tags.length) ev.tags = [...hook.tags];
-  return { process_tracepoint: ev, node_name: nodeName, time };
+  // the line's text made here, where every value is at hand: only args, action and time change
+  // from one event of a hook to the next (time is ours and ASCII: it needs no escape)
+  presetPieces(built, parent ? [text.open, process, ',"parent":', parent, own] : [text.open, process, own]);
+  return built;
+}
+
+/** The text of a hook's events that is the same in every one of them. */
+interface HookText {
+  policyName: string;
+  nodeName: string;
+  /** up to the process */
+  open: string;
+  /** after the processes, up to the args */
+  head: string;
+  /** after the args (and return), before the action */
+  beforeAction: string;
+  /** after the action, up to the time */
+  tail: string;
+}
+
+const HOOK_TEXT = new WeakMap<TracingHookMeta, HookText>();
+
+function hookText(hook: TracingHookMeta, policyName: string, nodeName: string): HookText {
+  const had = HOOK_TEXT.get(hook);
+  if (had && had.policyName === policyName && had.nodeName === nodeName) return had;
+  const policy = `,"policy_name":${jsonString(policyName)}`;
+  const extra =
+    (hook.message ? `,"message":${jsonString(hook.message)}` : '') +
+    (hook.tags.length ? `,"tags":${stringify(hook.tags)}` : '');
+  const end = `},"node_name":${jsonString(nodeName)},"time":`;
+  const text: HookText =
+    hook.shape === 'kprobe'
+      ? {
+          policyName,
+          nodeName,
+          open: '{"process_kprobe":{"process":',
+          head: `,"function_name":${jsonString(hook.functionName)}`,
+          beforeAction: '',
+          tail: `${policy}${extra}${end}`,
+        }
+      : {
+          policyName,
+          nodeName,
+          open: '{"process_tracepoint":{"process":',
+          head: `,"subsys":${jsonString(hook.subsys)},"event":${jsonString(hook.event)}`,
+          // policy_name comes before action in a tracepoint event
+          beforeAction: policy,
+          tail: `${extra}${end}`,
+        };
+  HOOK_TEXT.set(hook, text);
+  return text;
 }
 
 /** Whether an export event is one of these (for sinks that treat them apart). */

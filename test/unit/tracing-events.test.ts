@@ -106,10 +106,15 @@ const META: PolicyEventMeta = {
   ],
 };
 
-function build(r: TracingRecord) {
-  const ev = buildTracingEvent(r, META, cache(), 'node-1');
+function build(r: TracingRecord, meta = META, node = 'node-1') {
+  const ev = buildTracingEvent(r, meta, cache(), node);
   // the events are JSON lines: what the tests see is what a pipeline reads
-  return { json: JSON.parse(encodeEvent(ev)), line: renderCompact(ev), ev };
+  const text = encodeEvent(ev);
+  // the line the builder wrote as it built the event is byte for byte the event's JSON,
+  // and what the encoder writes for a copy (which it walks field by field)
+  assert.equal(text, JSON.stringify(ev));
+  assert.equal(encodeEvent(structuredClone(ev)), text);
+  return { json: JSON.parse(text), line: renderCompact(ev), ev };
 }
 
 describe('process_kprobe', () => {
@@ -298,5 +303,45 @@ describe('process_tracepoint', () => {
     if (process.arch === 'x64') assert.equal(line, '☎  syscall /usr/bin/app lseek');
     const odd = build(rec(5, [int(4000n)]));
     assert.match(odd.line, /^☎ {2}syscall \/usr\/bin\/app unknown$/);
+  });
+});
+
+describe("the builder's own line", () => {
+  test('escapes what needs it in the names, message and tags, with an unknown process and a kill', () => {
+    const meta: PolicyEventMeta = {
+      policyName: 'pol "quoted" \\ é',
+      hooks: [
+        kprobe('__x64_sys_openat', [{ type: 'string', label: 'p\tath' }], {
+          returnType: 'int',
+          message: 'line\nbreak "q"',
+          tags: ['a"b', 'ü', 'x\u0001'],
+        }),
+        { ...tracepoint('sys"calls', 'ev\\t', [{ type: 'int32' }]), message: 'm', tags: ['t'] },
+      ],
+    };
+    const k = build(
+      rec(0, [str('/tmp/\u2028"x"\n')], { pid: 999, tid: 999, ret: -2n, action: 'sigkill', actionResult: 'taken' }),
+      meta,
+      'node "n" é',
+    );
+    assert.deepEqual(k.json.process_kprobe.process, { pid: 999, tid: 999 });
+    assert.equal(k.json.process_kprobe.action, 'KPROBE_ACTION_SIGKILL');
+    assert.equal(k.json.process_kprobe.args[0].string_arg, '/tmp/\u2028"x"\n');
+    assert.equal(k.json.node_name, 'node "n" é');
+    const t = build(rec(1, [int(-5n)]), meta, 'n');
+    assert.deepEqual(Object.keys(t.json.process_tracepoint), [
+      'process',
+      'parent',
+      'subsys',
+      'event',
+      'args',
+      'policy_name',
+      'action',
+      'message',
+      'tags',
+    ]);
+    // the same hook under another node name gets its own text
+    const again = build(rec(1, [int(7n)]), meta, 'other');
+    assert.equal(again.json.node_name, 'other');
   });
 });
