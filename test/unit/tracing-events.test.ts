@@ -320,7 +320,13 @@ describe("the builder's own line", () => {
       ],
     };
     const k = build(
-      rec(0, [str('/tmp/\u2028"x"\n')], { pid: 999, tid: 999, ret: -2n, action: 'sigkill', actionResult: 'taken' }),
+      rec(0, [str('/tmp/\u2028"x"\n')], {
+        pid: 999,
+        tid: 999,
+        ret: -2n,
+        action: 'sigkill',
+        actionResult: 'taken',
+      }),
       meta,
       'node "n" é',
     );
