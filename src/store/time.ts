@@ -11,8 +11,30 @@ const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d
 let lastSecondText = '';
 let lastSecondMs = 0;
 
+// the agent's own times ("2026-11-25T08:13:22.123456789Z", UTC, nine digits): the
+// second they are in, as text and as ns, for a parse without the regular expression
+let lastUtcSecond = '';
+let lastUtcSecondNs = 0n;
+
+/** The agent's own form of a time in ns, or undefined when it is another form or another second. */
+function sameSecondNs(text: string): bigint | undefined {
+  if (text.length !== 30 || text.charCodeAt(29) !== 0x5a || text.charCodeAt(19) !== 0x2e) return undefined;
+  if (!text.startsWith(lastUtcSecond)) return undefined;
+  let frac = 0;
+  for (let i = 20; i < 29; i++) {
+    const d = text.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    frac = frac * 10 + d;
+  }
+  return lastUtcSecondNs + BigInt(frac);
+}
+
 /** "2026-11-25T08:13:22.123456789Z" -> ns since the epoch; undefined when it is not RFC 3339. */
 export function timeToNs(text: string): bigint | undefined {
+  if (lastUtcSecond !== '') {
+    const ns = sameSecondNs(text);
+    if (ns !== undefined) return ns;
+  }
   const m = RFC3339.exec(text);
   if (!m) return undefined;
   const secondText = m[1]! + m[3]!;
@@ -26,6 +48,10 @@ export function timeToNs(text: string): bigint | undefined {
     lastSecondMs = ms;
   }
   const frac = m[2] === undefined ? 0n : BigInt(m[2].padEnd(9, '0'));
+  if (m[3] === 'Z' && m[2]?.length === 9) {
+    lastUtcSecond = m[1]!;
+    lastUtcSecondNs = BigInt(ms) * 1_000_000n;
+  }
   return BigInt(ms) * 1_000_000n + frac;
 }
 

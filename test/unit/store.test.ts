@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import type { ExportEvent, Process } from '../../src/events/types.js';
 import { EventStore, StoreError } from '../../src/store/index.js';
 import { MIGRATIONS } from '../../src/store/schema.js';
+import { timeToNs } from '../../src/store/time.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'osprey-store-test-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -672,5 +673,29 @@ describe('EventStore', () => {
     }
     // and opens once the lock is gone
     EventStore.open(file).close();
+  });
+});
+
+describe('event times as ns', () => {
+  it("reads the agent's own times, one second after another, and every other RFC 3339 form", () => {
+    const ns = (sec: string, frac: string) => BigInt(Date.parse(`${sec}Z`)) * 1_000_000n + BigInt(frac);
+    const cases: [string, bigint | undefined][] = [
+      ['2026-11-25T08:13:22.123456789Z', ns('2026-11-25T08:13:22', '123456789')],
+      // the same second again: the quick path
+      ['2026-11-25T08:13:22.000000001Z', ns('2026-11-25T08:13:22', '1')],
+      ['2026-11-25T08:13:22.999999999Z', ns('2026-11-25T08:13:22', '999999999')],
+      // the next second, and back
+      ['2026-11-25T08:13:23.000000000Z', ns('2026-11-25T08:13:23', '0')],
+      ['2026-11-25T08:13:22.500000000Z', ns('2026-11-25T08:13:22', '500000000')],
+      // other forms of the same second
+      ['2026-11-25T08:13:22.5Z', ns('2026-11-25T08:13:22', '500000000')],
+      ['2026-11-25T10:13:22.123456789+02:00', ns('2026-11-25T08:13:22', '123456789')],
+      ['2026-11-25T08:13:22Z', ns('2026-11-25T08:13:22', '0')],
+      // not times, however close
+      ['2026-11-25T08:13:22.12345678xZ', undefined],
+      ['2026-11-25T08:13:22,123456789Z', undefined],
+      ['yesterday', undefined],
+    ];
+    for (const [text, want] of cases) assert.equal(timeToNs(text), want, text);
   });
 });
