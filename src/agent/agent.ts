@@ -151,12 +151,23 @@ export class Agent {
         onError: (err) => this.report('export-file', err.message),
       });
       const fx = this.fileExporter;
+      const bounds = this.exportQueue();
       this.fileSub = this.bus.subscribe(
-        services.fileSink((batch) => fx.write(batch.map(this.encode))),
-        {
-          name: 'export-file',
-          ...this.exportQueue(),
-        },
+        services.fileSink((batch) => {
+          // the exporter copies a batch's lines at once and writes them behind the ones
+          // before: its backlog has the queue's bounds, and a batch beyond them is dropped
+          // and counted as the queue's drops are
+          const held = fx.backlog();
+          if (
+            held.events > 0 &&
+            (held.events + batch.length > bounds.maxEvents || held.bytes >= bounds.maxBytes)
+          ) {
+            this.fileSub?.countDropped(batch.length);
+            return;
+          }
+          void fx.write(batch.map(this.encode));
+        }),
+        { name: 'export-file', ...bounds, backlog: () => fx.backlog() },
       );
     }
     if (cfg.exportStdout) {

@@ -7,6 +7,9 @@
  * (node:zlib streams, off the event loop's critical path) while writing goes
  * on in the fresh file; the next rotation waits for it.
  * Each batch is one write(2) per file it lands in, never one per event.
+ * A batch's lines are copied into a buffer of its own as it is handed over,
+ * so what waits for the disk is bytes, never the events (whose lines the
+ * shared ring of encoded lines may have gone past by then).
  */
 import {
   closeSync,
@@ -22,7 +25,7 @@ import {
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { type Line, lineBytes, linesBytes, writeLines } from '../events/encode.js';
+import { copyLine, type Line, linesBytes } from '../events/encode.js';
 import { describeFsError, mkdirp, UserError } from './fs-util.js';
 
 export interface FileExporterOptions {
@@ -56,9 +59,11 @@ export interface FileExporterStats {
   last_error?: string;
 }
 
-/** The scratch buffer batches are encoded into, and the size it is brought back to after a burst. */
-const SCRATCH_INITIAL = 256 * 1024;
-const SCRATCH_KEEP = 4 * 1024 * 1024;
+/** A batch handed over and not yet written: its lines' bytes, each with its newline, and where each ends. */
+interface Batch {
+  bytes: Buffer;
+  ends: number[];
+}
 
 export class FileExporter {
   readonly path: string;
@@ -75,7 +80,9 @@ export class FileExporter {
   private compressing: Promise<void> = Promise.resolve();
   private openedAt = Date.now();
   private intervalTimer: NodeJS.Timeout | undefined;
-  private scratch = Buffer.allocUnsafe(SCRATCH_INITIAL);
+  /** handed over, not yet written */
+  private heldEvents = 0;
+  private heldBytes = 0;
 
   private constructor(private readonly opts: FileExporterOptions) {
     this.path = path.resolve(opts.path);
@@ -134,9 +141,24 @@ export class FileExporter {
    * are counted and reported through onError, never thrown.
    */
   write(lines: readonly Line[]): Promise<void> {
-    const next = this.writing.then(() => this.writeNow(lines));
+    const batch = copyBatch(lines);
+    this.heldEvents += batch.ends.length;
+    this.heldBytes += batch.bytes.length;
+    const next = this.writing.then(async () => {
+      try {
+        await this.writeNow(batch);
+      } finally {
+        this.heldEvents -= batch.ends.length;
+        this.heldBytes -= batch.bytes.length;
+      }
+    });
     this.writing = next;
     return next;
+  }
+
+  /** What has been handed over and is not written yet. */
+  backlog(): { events: number; bytes: number } {
+    return { events: this.heldEvents, bytes: this.heldBytes };
   }
 
   /** Resolves when every batch written so far has been handed to the kernel. */
@@ -176,69 +198,46 @@ export class FileExporter {
     return s;
   }
 
-  private async writeNow(lines: readonly Line[]): Promise<void> {
-    if (lines.length === 0) return;
-    // the usual case: the whole batch fits in the current file, one buffer, one write
-    const all = this.encodeLines(lines);
-    if (all.length <= this.opts.maxBytes - this.size) {
-      const ok = await this.appendBuffer(all);
-      if (ok) this.eventsWritten += lines.length;
-      else this.eventsLost += lines.length;
-      if (this.scratch.length > SCRATCH_KEEP) this.scratch = Buffer.allocUnsafe(SCRATCH_INITIAL);
+  private async writeNow(batch: Batch): Promise<void> {
+    const { bytes, ends } = batch;
+    if (ends.length === 0) return;
+    // the usual case: the whole batch fits in the current file, one write
+    if (bytes.length <= this.opts.maxBytes - this.size) {
+      const ok = await this.appendBuffer(bytes);
+      if (ok) this.eventsWritten += ends.length;
+      else this.eventsLost += ends.length;
       return;
     }
     let i = 0;
-    while (i < lines.length) {
+    let from = 0;
+    while (i < ends.length) {
       // take as many lines as fit in what is left of the current file
       const room = this.opts.maxBytes - this.size;
-      const chunk: Line[] = [];
-      let bytes = 0;
-      for (; i < lines.length; i++) {
-        const n = lineBytes(lines[i]!) + 1;
-        if (bytes + n > room && !(chunk.length === 0 && this.size === 0)) break;
-        chunk.push(lines[i]!);
-        bytes += n;
+      const first = i;
+      for (; i < ends.length; i++) {
+        const bytesTo = ends[i]! - from;
+        if (bytesTo > room && !(i === first && this.size === 0)) break;
         // a line larger than the limit goes alone into a fresh file
-        if (bytes > room) {
+        if (bytesTo > room) {
           i++;
           break;
         }
       }
-      if (chunk.length === 0) {
+      if (i === first) {
         if (await this.rotate()) continue;
         // better a file over its limit than lost events: write the rest here
-        const rest = lines.slice(i);
-        i = lines.length;
-        await this.appendLines(
-          rest,
-          rest.reduce((a, l) => a + lineBytes(l) + 1, 0),
-        );
-        continue;
+        i = ends.length;
       }
-      await this.appendLines(chunk, bytes);
+      const to = ends[i - 1]!;
+      const ok = await this.appendBuffer(bytes.subarray(from, to));
+      if (ok) this.eventsWritten += i - first;
+      else this.eventsLost += i - first;
+      from = to;
     }
   }
 
-  private async appendLines(chunk: readonly Line[], bytes: number): Promise<void> {
-    const ok = await this.appendBuffer(this.encodeLines(chunk), bytes);
-    if (ok) this.eventsWritten += chunk.length;
-    else this.eventsLost += chunk.length;
-  }
-
-  /**
-   * The lines as UTF-8, each followed by a newline, in the exporter's scratch
-   * buffer (valid until the next call): no joined string and no buffer per
-   * batch to collect afterwards. Batches are written one after another, so
-   * the scratch buffer is never in two writes at once.
-   */
-  private encodeLines(lines: readonly Line[]): Buffer {
-    const need = linesBytes(lines);
-    if (need > this.scratch.length)
-      this.scratch = Buffer.allocUnsafe(Math.max(need, this.scratch.length * 2));
-    return this.scratch.subarray(0, writeLines(lines, this.scratch));
-  }
-
-  private async appendBuffer(buf: Buffer, bytes = buf.length): Promise<boolean> {
+  private async appendBuffer(buf: Buffer): Promise<boolean> {
+    const bytes = buf.length;
     if (this.fd === undefined) {
       try {
         this.reopen();
@@ -320,4 +319,17 @@ function writeAsync(fd: number, buf: Buffer, off: number): Promise<number> {
   return new Promise((resolve, reject) => {
     write(fd, buf, off, buf.length - off, null, (err, n) => (err ? reject(err) : resolve(n)));
   });
+}
+
+/** Lines copied out now, each followed by a newline, with where each ends. */
+function copyBatch(lines: readonly Line[]): Batch {
+  const bytes = Buffer.allocUnsafe(linesBytes(lines));
+  const ends: number[] = new Array(lines.length);
+  let off = 0;
+  for (let i = 0; i < lines.length; i++) {
+    off += copyLine(lines[i]!, bytes, off);
+    bytes[off++] = 0x0a;
+    ends[i] = off;
+  }
+  return { bytes, ends };
 }

@@ -29,6 +29,22 @@ describe('FileExporter', () => {
     assert.equal(s.rotations, 0);
   });
 
+  it('takes a copy of the lines as they are handed over, and counts them until they are written', async () => {
+    const file = fresh();
+    const ex = FileExporter.open({ path: file, maxBytes: 1 << 20, maxBackups: 2 });
+    const bytes = Buffer.from(line(1));
+    // batches handed over back to back, the later ones waiting behind the first write
+    const first = ex.write(lines(0, 1));
+    const second = ex.write([bytes, line(2)]);
+    assert.deepEqual(ex.backlog(), { events: 3, bytes: 3 * (Buffer.byteLength(line(0)) + 1) });
+    // what the caller does with its buffers afterwards is not what is written
+    bytes.fill(0x21);
+    await Promise.all([first, second]);
+    assert.deepEqual(ex.backlog(), { events: 0, bytes: 0 });
+    await ex.close();
+    assert.deepEqual(read(file), lines(0, 3));
+  });
+
   it('rotates file -> file.1 -> file.2, keeps max-backups, and never exceeds the size', async () => {
     const file = fresh();
     const size = Buffer.byteLength(line(0)) + 1;
