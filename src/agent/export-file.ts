@@ -20,7 +20,7 @@ import {
   openSync,
   renameSync,
   unlinkSync,
-  write,
+  writev,
 } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -80,6 +80,9 @@ export class FileExporter {
   private compressing: Promise<void> = Promise.resolve();
   private openedAt = Date.now();
   private intervalTimer: NodeJS.Timeout | undefined;
+  /** handed over, waiting for the write before them */
+  private pending: Batch[] = [];
+  private drainQueued = false;
   /** handed over, not yet written */
   private heldEvents = 0;
   private heldBytes = 0;
@@ -144,16 +147,41 @@ export class FileExporter {
     const batch = copyBatch(lines);
     this.heldEvents += batch.ends.length;
     this.heldBytes += batch.bytes.length;
-    const next = this.writing.then(async () => {
-      try {
-        await this.writeNow(batch);
-      } finally {
-        this.heldEvents -= batch.ends.length;
-        this.heldBytes -= batch.bytes.length;
+    this.pending.push(batch);
+    // batches handed over while a write is under way go out together after it
+    if (!this.drainQueued) {
+      this.drainQueued = true;
+      this.writing = this.writing.then(() => this.drain());
+    }
+    return this.writing;
+  }
+
+  /** Writes every batch handed over so far: one writev(2) when they all fit in the current file. */
+  private async drain(): Promise<void> {
+    this.drainQueued = false;
+    const batches = this.pending;
+    this.pending = [];
+    let bytes = 0;
+    let events = 0;
+    for (const b of batches) {
+      bytes += b.bytes.length;
+      events += b.ends.length;
+    }
+    try {
+      if (bytes <= this.opts.maxBytes - this.size) {
+        const ok = await this.appendBuffers(
+          batches.map((b) => b.bytes),
+          bytes,
+        );
+        if (ok) this.eventsWritten += events;
+        else this.eventsLost += events;
+      } else {
+        for (const b of batches) await this.writeNow(b);
       }
-    });
-    this.writing = next;
-    return next;
+    } finally {
+      this.heldEvents -= events;
+      this.heldBytes -= bytes;
+    }
   }
 
   /** What has been handed over and is not written yet. */
@@ -201,13 +229,6 @@ export class FileExporter {
   private async writeNow(batch: Batch): Promise<void> {
     const { bytes, ends } = batch;
     if (ends.length === 0) return;
-    // the usual case: the whole batch fits in the current file, one write
-    if (bytes.length <= this.opts.maxBytes - this.size) {
-      const ok = await this.appendBuffer(bytes);
-      if (ok) this.eventsWritten += ends.length;
-      else this.eventsLost += ends.length;
-      return;
-    }
     let i = 0;
     let from = 0;
     while (i < ends.length) {
@@ -229,15 +250,15 @@ export class FileExporter {
         i = ends.length;
       }
       const to = ends[i - 1]!;
-      const ok = await this.appendBuffer(bytes.subarray(from, to));
+      const ok = await this.appendBuffers([bytes.subarray(from, to)], to - from);
       if (ok) this.eventsWritten += i - first;
       else this.eventsLost += i - first;
       from = to;
     }
   }
 
-  private async appendBuffer(buf: Buffer): Promise<boolean> {
-    const bytes = buf.length;
+  /** Appends the buffers (bytes in all) with as few writev(2) as the kernel allows. */
+  private async appendBuffers(bufs: Buffer[], bytes: number): Promise<boolean> {
     if (this.fd === undefined) {
       try {
         this.reopen();
@@ -246,15 +267,18 @@ export class FileExporter {
         return false;
       }
     }
-    let off = 0;
+    let done = 0;
     try {
-      while (off < buf.length) {
-        off += await writeAsync(this.fd!, buf, off);
+      let rest = bufs;
+      while (done < bytes) {
+        const n = await writevAsync(this.fd!, rest);
+        done += n;
+        rest = after(rest, n);
       }
     } catch (err) {
       this.fail(`write ${this.path}`, err);
-      this.size += off;
-      this.bytesWritten += off;
+      this.size += done;
+      this.bytesWritten += done;
       return false;
     }
     this.size += bytes;
@@ -315,10 +339,20 @@ export class FileExporter {
   }
 }
 
-function writeAsync(fd: number, buf: Buffer, off: number): Promise<number> {
+function writevAsync(fd: number, bufs: Buffer[]): Promise<number> {
   return new Promise((resolve, reject) => {
-    write(fd, buf, off, buf.length - off, null, (err, n) => (err ? reject(err) : resolve(n)));
+    writev(fd, bufs, null, (err, n) => (err ? reject(err) : resolve(n)));
   });
+}
+
+/** The buffers without their first n bytes (a short write's remainder). */
+function after(bufs: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  let left = n;
+  while (i < bufs.length && left >= bufs[i]!.length) left -= bufs[i++]!.length;
+  const rest = bufs.slice(i);
+  if (left > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(left);
+  return rest;
 }
 
 /** Lines copied out now, each followed by a newline, with where each ends. */

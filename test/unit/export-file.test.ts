@@ -45,6 +45,21 @@ describe('FileExporter', () => {
     assert.deepEqual(read(file), lines(0, 3));
   });
 
+  it('writes batches handed over while a write is under way together, in order, across rotations', async () => {
+    const file = fresh();
+    const size = Buffer.byteLength(line(0)) + 1;
+    // room for 40 lines a file: the 60 batches of 3 below fill files 1..4 and part of a fifth
+    const ex = FileExporter.open({ path: file, maxBytes: size * 40, maxBackups: 10 });
+    const done: Promise<void>[] = [];
+    for (let b = 0; b < 60; b++) done.push(ex.write(lines(b * 3, b * 3 + 3)));
+    await Promise.all(done);
+    await ex.close();
+    const all = [5, 4, 3, 2, 1].flatMap((k) => read(`${file}.${k}`)).concat(read(file));
+    assert.deepEqual(all, lines(0, 180));
+    for (const k of [1, 2, 3, 4]) assert.ok(statSync(`${file}.${k}`).size <= size * 40);
+    assert.equal(ex.stats().events_written, 180);
+  });
+
   it('rotates file -> file.1 -> file.2, keeps max-backups, and never exceeds the size', async () => {
     const file = fresh();
     const size = Buffer.byteLength(line(0)) + 1;
