@@ -285,9 +285,16 @@ function payloadPieces(payload: Record<string, unknown>, pieces: Piece[], text: 
  */
 export const PROCESS_REF = '$ref';
 
-function processRef(p: object): string {
+const REF_OF: Slot<string> = slot<string>();
+
+const makeRef = (p: object): string => {
   const id = (p as { exec_id?: unknown }).exec_id;
-  return typeof id === 'string' ? `{"${PROCESS_REF}":${JSON.stringify(id)}}` : processJson(p);
+  return typeof id === 'string' ? `{"${PROCESS_REF}":${jsonString(id)}}` : processJson(p);
+};
+
+/** A process as a reference, made once per process (every stored event that names it takes it). */
+function processRef(p: object): string {
+  return cached(p, REF_OF, makeRef);
 }
 
 /** A line whose bytes are copied out where they are wanted. */
