@@ -109,7 +109,8 @@ export type EventType = (typeof EVENT_TYPES)[number] | string;
 
 /** Name of the one top-level payload key of an export event. */
 export function eventType(ev: ExportEvent): string {
-  for (const k of Object.keys(ev)) {
+  // for...in, not Object.keys: no array per event (events are plain objects, the payload's key first)
+  for (const k in ev) {
     if (k !== 'node_name' && k !== 'time' && k !== 'aggregation_info') return k;
   }
   return 'unknown';
