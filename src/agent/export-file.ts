@@ -6,10 +6,12 @@
  * backups are file.1.gz ...: the rotated file is gzipped in the background
  * (node:zlib streams, off the event loop's critical path) while writing goes
  * on in the fresh file; the next rotation waits for it.
- * Each batch is one write(2) per file it lands in, never one per event.
- * A batch's lines are copied into a buffer of its own as it is handed over,
- * so what waits for the disk is bytes, never the events (whose lines the
- * shared ring of encoded lines may have gone past by then).
+ * Lines are copied as they are handed over into one of two buffers that
+ * take turns: one is written while the next lines fill the other, so what
+ * waits for the disk is bytes, never the events (whose lines the shared
+ * ring of encoded lines may have gone past by then), and everything that
+ * came during a write goes out in one write(2) per file after it, never
+ * one per event.
  */
 import {
   closeSync,
@@ -20,7 +22,7 @@ import {
   openSync,
   renameSync,
   unlinkSync,
-  writev,
+  write,
 } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -59,11 +61,19 @@ export interface FileExporterStats {
   last_error?: string;
 }
 
-/** A batch handed over and not yet written: its lines' bytes, each with its newline, and where each ends. */
+/** Lines handed over and not yet written: their bytes, each with its newline, and where each ends. */
 interface Batch {
   bytes: Buffer;
   ends: number[];
 }
+
+/**
+ * The buffer lines are copied into while the one before is written, and
+ * the largest kept for the next turn (one that grew past it in a burst is
+ * let go).
+ */
+const FILL_INITIAL = 256 * 1024;
+const FILL_KEEP = 4 * 1024 * 1024;
 
 export class FileExporter {
   readonly path: string;
@@ -81,7 +91,11 @@ export class FileExporter {
   private openedAt = Date.now();
   private intervalTimer: NodeJS.Timeout | undefined;
   /** handed over, waiting for the write before them */
-  private pending: Batch[] = [];
+  /** where lines handed over go until the write before them is done: two buffers take turns */
+  private fill: Buffer = Buffer.allocUnsafeSlow(FILL_INITIAL);
+  private fillLen = 0;
+  private fillEnds: number[] = [];
+  private spare: Buffer | undefined = Buffer.allocUnsafeSlow(FILL_INITIAL);
   private drainQueued = false;
   /** handed over, not yet written */
   private heldEvents = 0;
@@ -144,11 +158,22 @@ export class FileExporter {
    * are counted and reported through onError, never thrown.
    */
   write(lines: readonly Line[]): Promise<void> {
-    const batch = copyBatch(lines);
-    this.heldEvents += batch.ends.length;
-    this.heldBytes += batch.bytes.length;
-    this.pending.push(batch);
-    // batches handed over while a write is under way go out together after it
+    const need = linesBytes(lines);
+    if (this.fillLen + need > this.fill.length) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(this.fill.length * 2, this.fillLen + need));
+      this.fill.copy(bigger, 0, 0, this.fillLen);
+      this.fill = bigger;
+    }
+    let off = this.fillLen;
+    for (const l of lines) {
+      off += copyLine(l, this.fill, off);
+      this.fill[off++] = 0x0a;
+      this.fillEnds.push(off);
+    }
+    this.heldEvents += lines.length;
+    this.heldBytes += off - this.fillLen;
+    this.fillLen = off;
+    // lines handed over while a write is under way go out together after it
     if (!this.drainQueued) {
       this.drainQueued = true;
       this.writing = this.writing.then(() => this.drain());
@@ -156,31 +181,22 @@ export class FileExporter {
     return this.writing;
   }
 
-  /** Writes every batch handed over so far: one writev(2) when they all fit in the current file. */
+  /** Writes every line handed over so far: one write(2) when they all fit in the current file. */
   private async drain(): Promise<void> {
     this.drainQueued = false;
-    const batches = this.pending;
-    this.pending = [];
-    let bytes = 0;
-    let events = 0;
-    for (const b of batches) {
-      bytes += b.bytes.length;
-      events += b.ends.length;
-    }
+    const full = this.fill;
+    const batch: Batch = { bytes: full.subarray(0, this.fillLen), ends: this.fillEnds };
+    // lines handed over from now on go to the other buffer
+    this.fill = this.spare ?? Buffer.allocUnsafeSlow(FILL_INITIAL);
+    this.spare = undefined;
+    this.fillLen = 0;
+    this.fillEnds = [];
     try {
-      if (bytes <= this.opts.maxBytes - this.size) {
-        const ok = await this.appendBuffers(
-          batches.map((b) => b.bytes),
-          bytes,
-        );
-        if (ok) this.eventsWritten += events;
-        else this.eventsLost += events;
-      } else {
-        for (const b of batches) await this.writeNow(b);
-      }
+      await this.writeNow(batch);
     } finally {
-      this.heldEvents -= events;
-      this.heldBytes -= bytes;
+      this.heldEvents -= batch.ends.length;
+      this.heldBytes -= batch.bytes.length;
+      if (full.length <= FILL_KEEP) this.spare = full;
     }
   }
 
@@ -229,6 +245,13 @@ export class FileExporter {
   private async writeNow(batch: Batch): Promise<void> {
     const { bytes, ends } = batch;
     if (ends.length === 0) return;
+    // the usual case: it all fits in the current file
+    if (bytes.length <= this.opts.maxBytes - this.size) {
+      const ok = await this.appendBuffer(bytes);
+      if (ok) this.eventsWritten += ends.length;
+      else this.eventsLost += ends.length;
+      return;
+    }
     let i = 0;
     let from = 0;
     while (i < ends.length) {
@@ -250,15 +273,14 @@ export class FileExporter {
         i = ends.length;
       }
       const to = ends[i - 1]!;
-      const ok = await this.appendBuffers([bytes.subarray(from, to)], to - from);
+      const ok = await this.appendBuffer(bytes.subarray(from, to));
       if (ok) this.eventsWritten += i - first;
       else this.eventsLost += i - first;
       from = to;
     }
   }
 
-  /** Appends the buffers (bytes in all) with as few writev(2) as the kernel allows. */
-  private async appendBuffers(bufs: Buffer[], bytes: number): Promise<boolean> {
+  private async appendBuffer(buf: Buffer): Promise<boolean> {
     if (this.fd === undefined) {
       try {
         this.reopen();
@@ -267,22 +289,17 @@ export class FileExporter {
         return false;
       }
     }
-    let done = 0;
+    let off = 0;
     try {
-      let rest = bufs;
-      while (done < bytes) {
-        const n = await writevAsync(this.fd!, rest);
-        done += n;
-        rest = after(rest, n);
-      }
+      while (off < buf.length) off += await writeAsync(this.fd!, buf, off);
     } catch (err) {
       this.fail(`write ${this.path}`, err);
-      this.size += done;
-      this.bytesWritten += done;
+      this.size += off;
+      this.bytesWritten += off;
       return false;
     }
-    this.size += bytes;
-    this.bytesWritten += bytes;
+    this.size += buf.length;
+    this.bytesWritten += buf.length;
     return true;
   }
 
@@ -339,31 +356,8 @@ export class FileExporter {
   }
 }
 
-function writevAsync(fd: number, bufs: Buffer[]): Promise<number> {
+function writeAsync(fd: number, buf: Buffer, off: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    writev(fd, bufs, null, (err, n) => (err ? reject(err) : resolve(n)));
+    write(fd, buf, off, buf.length - off, null, (err, n) => (err ? reject(err) : resolve(n)));
   });
-}
-
-/** The buffers without their first n bytes (a short write's remainder). */
-function after(bufs: Buffer[], n: number): Buffer[] {
-  let i = 0;
-  let left = n;
-  while (i < bufs.length && left >= bufs[i]!.length) left -= bufs[i++]!.length;
-  const rest = bufs.slice(i);
-  if (left > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(left);
-  return rest;
-}
-
-/** Lines copied out now, each followed by a newline, with where each ends. */
-function copyBatch(lines: readonly Line[]): Batch {
-  const bytes = Buffer.allocUnsafe(linesBytes(lines));
-  const ends: number[] = new Array(lines.length);
-  let off = 0;
-  for (let i = 0; i < lines.length; i++) {
-    off += copyLine(lines[i]!, bytes, off);
-    bytes[off++] = 0x0a;
-    ends[i] = off;
-  }
-  return { bytes, ends };
 }
