@@ -238,6 +238,18 @@ function argument(
   return out;
 }
 
+/**
+ * An argument's JSON as JSON.stringify writes it: the usual ints and strings
+ * straight from what they are, the rest from the argument's object.
+ */
+function argumentJson(a: TracingArg, arg: KprobeArgument, meta: TracingArgMeta | undefined): string {
+  const label = meta?.label ? `,"label":${jsonString(meta.label)}` : '';
+  if (a.type === 'string') return `{"string_arg":${jsonString(a.value)}${label}}`;
+  if ('int_arg' in arg) return `{"int_arg":${arg.int_arg}${label}}`;
+  if ('uint_arg' in arg) return `{"uint_arg":${arg.uint_arg}${label}}`;
+  return stringify(arg);
+}
+
 /** The process of the record, with the record's thread, and its parent. */
 function processes(rec: TracingRecord, lookup: ProcessLookup): { process: EventProcess; parent?: Process } {
   const entry = lookup.get(rec.pid);
@@ -268,16 +280,20 @@ export function buildTracingEvent(
     );
   }
   const args: KprobeArgument[] = [];
-  rec.args.forEach((a, i) => {
+  let argsJson = '';
+  for (let i = 0; i < rec.args.length; i++) {
+    const a = rec.args[i]!;
     const m = hook.args[i];
-    if (m?.hidden) return;
-    args.push(argument(a, m, rec.args));
-  });
+    if (m?.hidden) continue;
+    const arg = argument(a, m, rec.args);
+    argsJson += `${args.length ? ',' : ''}${argumentJson(a, arg, m)}`;
+    args.push(arg);
+  }
   const { process, parent } = processes(rec, lookup);
   const time = ktimeToTime(rec.ktime);
   const action = kprobeAction(rec);
   const text = hookText(hook, meta.policyName, nodeName);
-  const argsText = args.length ? `,"args":${stringify(args)}` : '';
+  const argsText = args.length ? `,"args":[${argsJson}]` : '';
   let built: KprobeEvent | TracepointEvent;
   let own: string;
   if (hook.shape === 'kprobe') {
