@@ -214,7 +214,9 @@ export function openStream(socketPath: string, path: string): Promise<Stream> {
             fail(notHttp(err));
             return;
           }
-          if (decoder!.done || ended) end();
+          // the connection may have ended before the sink was given: all there is has been fed
+          if (ended) res();
+          else if (decoder!.done) end();
           else if (!go) sock.pause();
         });
       },

@@ -150,6 +150,33 @@ describe('openStream', () => {
     }
   });
 
+  it('gives the whole body when the connection ended before the body was asked for', async () => {
+    const s = await listen(
+      http.createServer((req, res) => {
+        if (req.url === '/refused') {
+          res.writeHead(400, { 'content-type': 'application/json', connection: 'close' });
+          res.end(JSON.stringify({ error: 'no' }));
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/x-ndjson', connection: 'close' });
+        res.write('{"a":1}\n');
+        res.end('{"b":2}\n');
+      }),
+    );
+    try {
+      const refused = await openStream(s.sock, '/refused');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal((await streamError(refused)).message, 'the agent answered 400: no');
+      const short = await openStream(s.sock, '/short');
+      await new Promise((r) => setTimeout(r, 100));
+      const lines: string[] = [];
+      await short.pipe(lineSink((l) => lines.push(l)));
+      assert.deepEqual(lines, ['{"a":1}', '{"b":2}']);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('says what to do when no agent listens, and when the answer is not HTTP', async () => {
     await assert.rejects(
       openStream(path.join(dir, 'none.sock'), '/v1/events'),
