@@ -42,7 +42,16 @@ export interface FileExporterOptions {
   compress?: boolean;
   /** a write or rotation failed; the exporter keeps going */
   onError?: (err: Error) => void;
+  /**
+   * How long lines handed over to an idle exporter wait for more before they
+   * are written (default WRITE_DELAY_MS; 0 writes at once): each write is a
+   * hand-off to a libuv worker thread and back.
+   */
+  writeDelayMs?: number;
 }
+
+/** Lines that find the exporter idle wait this long for the ones after them. */
+export const WRITE_DELAY_MS = 5;
 
 export interface FileExporterStats {
   path: string;
@@ -173,10 +182,13 @@ export class FileExporter {
     this.heldEvents += lines.length;
     this.heldBytes += off - this.fillLen;
     this.fillLen = off;
-    // lines handed over while a write is under way go out together after it
+    // lines handed over while a write is under way, or within the write delay, go out together
     if (!this.drainQueued) {
       this.drainQueued = true;
-      this.writing = this.writing.then(() => this.drain());
+      const delay = this.opts.writeDelayMs ?? WRITE_DELAY_MS;
+      this.writing = this.writing
+        .then(() => (delay > 0 ? new Promise<void>((r) => setTimeout(r, delay)) : undefined))
+        .then(() => this.drain());
     }
     return this.writing;
   }

@@ -60,6 +60,20 @@ describe('FileExporter', () => {
     assert.equal(ex.stats().events_written, 180);
   });
 
+  it('lets lines that find it idle wait the write delay for the ones after them, and writes them together', async () => {
+    const file = fresh();
+    const ex = FileExporter.open({ path: file, maxBytes: 1 << 20, maxBackups: 2, writeDelayMs: 50 });
+    const t0 = performance.now();
+    const first = ex.write(lines(0, 2));
+    await new Promise((r) => setTimeout(r, 10));
+    const second = ex.write(lines(2, 4));
+    assert.equal(second, first, 'one write for both');
+    await second;
+    assert.ok(performance.now() - t0 >= 49, 'not before the delay');
+    await ex.close();
+    assert.deepEqual(read(file), lines(0, 4));
+  });
+
   it('rotates file -> file.1 -> file.2, keeps max-backups, and never exceeds the size', async () => {
     const file = fresh();
     const size = Buffer.byteLength(line(0)) + 1;
