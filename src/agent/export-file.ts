@@ -106,6 +106,8 @@ export class FileExporter {
   private fillEnds: number[] = [];
   private spare: Buffer | undefined = Buffer.allocUnsafeSlow(FILL_INITIAL);
   private drainQueued = false;
+  /** a write is under way */
+  private draining = false;
   /** handed over, not yet written */
   private heldEvents = 0;
   private heldBytes = 0;
@@ -185,7 +187,8 @@ export class FileExporter {
     // lines handed over while a write is under way, or within the write delay, go out together
     if (!this.drainQueued) {
       this.drainQueued = true;
-      const delay = this.opts.writeDelayMs ?? WRITE_DELAY_MS;
+      // behind a write under way they wait for it anyway
+      const delay = this.draining ? 0 : (this.opts.writeDelayMs ?? WRITE_DELAY_MS);
       this.writing = this.writing
         .then(() => (delay > 0 ? new Promise<void>((r) => setTimeout(r, delay)) : undefined))
         .then(() => this.drain());
@@ -196,6 +199,7 @@ export class FileExporter {
   /** Writes every line handed over so far: one write(2) when they all fit in the current file. */
   private async drain(): Promise<void> {
     this.drainQueued = false;
+    this.draining = true;
     const full = this.fill;
     const batch: Batch = { bytes: full.subarray(0, this.fillLen), ends: this.fillEnds };
     // lines handed over from now on go to the other buffer
@@ -209,6 +213,7 @@ export class FileExporter {
       this.heldEvents -= batch.ends.length;
       this.heldBytes -= batch.bytes.length;
       if (full.length <= FILL_KEEP) this.spare = full;
+      this.draining = false;
     }
   }
 
