@@ -14,7 +14,15 @@
 import { writeSync } from 'node:fs';
 import net from 'node:net';
 import { UserError } from '../agent/fs-util.js';
-import { answerError, connectError, readHead } from './client.js';
+import {
+  answerError,
+  type BodyDecoder,
+  bodyDecoder,
+  connectError,
+  FramingError,
+  readHead,
+  statusOf,
+} from './client.js';
 
 /** Bytes of the buffer every read of a stream goes into. */
 const READ_BUFFER_BYTES = 256 * 1024;
@@ -39,88 +47,6 @@ export interface Stream {
   text(): Promise<string>;
   /** Stop reading and close the connection. */
   close(): void;
-}
-
-/** Bytes that are not the HTTP framing an answer should have. */
-class FramingError extends Error {}
-
-/** Takes the HTTP framing off an answer's body, as its bytes come. */
-export class BodyDecoder {
-  /** chunked: the state of the chunk being read */
-  private state: 'size' | 'data' | 'data-end' | 'trailer' | 'done' = 'size';
-  /** the chunk size line being read, or the trailer line */
-  private line = '';
-  /** bytes of the current chunk (or, with a length, of the body) still to come */
-  private left: number;
-
-  constructor(
-    private readonly framing: 'chunked' | 'length' | 'close',
-    length = 0,
-  ) {
-    this.left = length;
-    if (framing === 'length') this.state = length > 0 ? 'data' : 'done';
-    if (framing === 'close') this.state = 'data';
-  }
-
-  /** The whole body has come. */
-  get done(): boolean {
-    return this.state === 'done';
-  }
-
-  /**
-   * Feeds buf[start, end); body bytes go to emit, in order. Returns whether
-   * every emit returned true. Throws on framing that is not HTTP's.
-   */
-  feed(buf: Buffer, start: number, end: number, emit: BodySink): boolean {
-    let ok = true;
-    let at = start;
-    while (at < end && this.state !== 'done') {
-      switch (this.state) {
-        case 'data': {
-          const n = this.framing === 'close' ? end - at : Math.min(this.left, end - at);
-          if (!emit(buf, at, at + n)) ok = false;
-          at += n;
-          if (this.framing === 'close') break;
-          this.left -= n;
-          if (this.left === 0) this.state = this.framing === 'length' ? 'done' : 'data-end';
-          break;
-        }
-        case 'data-end': {
-          // the CRLF after a chunk's bytes
-          const c = buf[at++];
-          if (c === 0x0a) this.state = 'size';
-          else if (c !== 0x0d) throw new FramingError('a chunk not followed by CRLF');
-          break;
-        }
-        case 'size':
-        case 'trailer': {
-          const eol = buf.indexOf(0x0a, at);
-          const stop = eol < 0 || eol >= end ? end : eol;
-          this.line += buf.toString('latin1', at, stop);
-          if (this.line.length > 1024) throw new FramingError('a chunk size line of more than 1 KB');
-          at = stop;
-          if (stop === end) break;
-          at++;
-          const line = this.line.endsWith('\r') ? this.line.slice(0, -1) : this.line;
-          this.line = '';
-          if (this.state === 'trailer') {
-            if (line === '') this.state = 'done';
-            break;
-          }
-          const size = Number.parseInt(line.split(';')[0]!.trim(), 16);
-          if (!Number.isSafeInteger(size) || size < 0 || !/^[0-9a-fA-F]/.test(line))
-            throw new FramingError(`a bad chunk size "${line.slice(0, 40)}"`);
-          if (size === 0) this.state = 'trailer';
-          else {
-            this.left = size;
-            this.state = 'data';
-          }
-          break;
-        }
-      }
-    }
-    return ok;
-  }
 }
 
 /**
@@ -185,17 +111,11 @@ export function openStream(socketPath: string, path: string): Promise<Stream> {
         return true;
       }
       head = undefined;
-      const m = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(h.statusLine);
-      if (!m) throw new FramingError(`"${h.statusLine.slice(0, 80)}" is not an HTTP status line`);
-      const length = Number(h.headers.get('content-length'));
-      decoder = /\bchunked\b/i.test(h.headers.get('transfer-encoding') ?? '')
-        ? new BodyDecoder('chunked')
-        : h.headers.has('content-length') && Number.isSafeInteger(length) && length >= 0
-          ? new BodyDecoder('length', length)
-          : new BodyDecoder('close');
+      const status = statusOf(h.statusLine);
+      decoder = bodyDecoder(h.headers);
       if (all.length > h.end + 4) early.push(all.subarray(h.end + 4));
       opened = true;
-      resolve(stream(Number(m[1])));
+      resolve(stream(status));
       return true;
     };
     const stream = (status: number): Stream => ({

@@ -11,14 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { UserError } from '../../src/agent/fs-util.js';
-import {
-  BodyDecoder,
-  lineSink,
-  openStream,
-  type Stream,
-  stdoutSink,
-  streamError,
-} from '../../src/cli/stream-client.js';
+import { BodyDecoder } from '../../src/cli/client.js';
+import { lineSink, openStream, type Stream, stdoutSink, streamError } from '../../src/cli/stream-client.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'osprey-stream-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
