@@ -113,7 +113,7 @@ async function renderStream(stream: Stream, output: 'json' | 'compact'): Promise
     await stream.pipe(
       stdoutSink(
         process.stdout,
-        () => stream,
+        () => stream.resume(),
         () => process.exit(0),
       ),
     );

@@ -89,7 +89,7 @@ export async function flowsCommand(argv: string[]): Promise<number> {
       ? // the agent sends JSON lines already: its bytes go to stdout as they are
         stdoutSink(
           process.stdout,
-          () => stream,
+          () => stream.resume(),
           () => process.exit(0),
         )
       : lineSink((line) => {

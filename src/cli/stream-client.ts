@@ -177,11 +177,12 @@ export async function streamError(s: Stream): Promise<UserError> {
  * the descriptor while it takes the bytes at once (a file, a terminal, a
  * pipe with room), otherwise through `out` (process.stdout, which waits for
  * the descriptor), in order, the stream paused until it has written them.
- * onGone: the reader went away (EPIPE: `osprey events | head`).
+ * resume: the stream's, called once `out` has written them all. onGone:
+ * the reader went away (EPIPE: `osprey events | head`).
  */
 export function stdoutSink(
   out: NodeJS.WritableStream,
-  stream: () => Stream,
+  resume: () => void,
   onGone: () => void,
   fd = 1,
 ): BodySink {
@@ -192,7 +193,7 @@ export function stdoutSink(
       if ((err as NodeJS.ErrnoException).code === 'EPIPE') onGone();
       return;
     }
-    if (--queued === 0) stream().resume();
+    if (--queued === 0) resume();
   };
   const later = (buf: Buffer, start: number, end: number): boolean => {
     queued++;

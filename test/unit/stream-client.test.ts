@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { UserError } from '../../src/agent/fs-util.js';
 import { BodyDecoder } from '../../src/cli/client.js';
-import { lineSink, openStream, type Stream, stdoutSink, streamError } from '../../src/cli/stream-client.js';
+import { lineSink, openStream, stdoutSink, streamError } from '../../src/cli/stream-client.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'osprey-stream-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -225,10 +225,9 @@ describe('stdoutSink', () => {
     reader.on('data', (d: Buffer) => got.push(d));
     let resumed = 0;
     let paused = 0;
-    const stream = { resume: () => resumed++ } as unknown as Stream;
     const sink = stdoutSink(
       out,
-      () => stream,
+      () => resumed++,
       () => assert.fail('not gone'),
       w,
     );
