@@ -99,7 +99,6 @@ export class FileExporter {
   private compressing: Promise<void> = Promise.resolve();
   private openedAt = Date.now();
   private intervalTimer: NodeJS.Timeout | undefined;
-  /** handed over, waiting for the write before them */
   /** where lines handed over go until the write before them is done: two buffers take turns */
   private fill: Buffer = Buffer.allocUnsafeSlow(FILL_INITIAL);
   private fillLen = 0;
