@@ -2,32 +2,13 @@
 // servers on unix sockets: node:http's own, answering as the agent does
 // (Content-Length, chunked), and sockets that answer wrongly or not at all.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
-import os from 'node:os';
+import type net from 'node:net';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { answerError, apiCall, parseAnswer } from '../../src/cli/client.js';
+import { socketServers } from '../lib/socket-servers.js';
 
-const dir = mkdtempSync(path.join(os.tmpdir(), 'osprey-client-test-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-let n = 0;
-
-async function listen(server: net.Server) {
-  const sock = path.join(dir, `s${++n}.sock`);
-  await new Promise<void>((r) => server.listen(sock, r));
-  return { sock, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
-const serve = (handler: http.RequestListener) => listen(http.createServer(handler));
-// the raw servers read what they are sent, so that their side of each connection ends too
-const serveRaw = (handler: (c: net.Socket) => void) =>
-  listen(
-    net.createServer((c) => {
-      c.resume();
-      handler(c);
-    }),
-  );
+const { dir, serve, serveRaw } = socketServers('osprey-client-test-');
 
 describe('apiCall', () => {
   it('sends the method, path and body, and reads an answer of known length', async () => {

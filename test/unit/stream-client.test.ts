@@ -4,32 +4,16 @@
 // while a full pipe makes the stream wait).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
-import http from 'node:http';
+import { closeSync, constants, openSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { UserError } from '../../src/agent/fs-util.js';
 import { BodyDecoder } from '../../src/cli/client.js';
 import { lineSink, openStream, stdoutSink, streamError } from '../../src/cli/stream-client.js';
+import { socketServers } from '../lib/socket-servers.js';
 
-const dir = mkdtempSync(path.join(os.tmpdir(), 'osprey-stream-test-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-let n = 0;
-
-async function listen(server: net.Server) {
-  const sock = path.join(dir, `s${++n}.sock`);
-  await new Promise<void>((r) => server.listen(sock, r));
-  return {
-    sock,
-    close: () =>
-      new Promise<void>((r) => {
-        (server as http.Server).closeAllConnections?.();
-        server.close(() => r());
-      }),
-  };
-}
+const { dir, serve, serveRaw } = socketServers('osprey-stream-test-');
 
 /** Everything a decoder gives for these pieces, as text. */
 function decode(d: BodyDecoder, pieces: Buffer[]): string {
@@ -95,22 +79,20 @@ describe('BodyDecoder', () => {
 
 describe('openStream', () => {
   it('streams a chunked answer written over time, to its end', async () => {
-    const s = await listen(
-      http.createServer((req, res) => {
-        assert.equal(req.url, '/v1/events?types=a');
-        res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-        let i = 0;
-        const t = setInterval(() => {
-          res.write(`{"n":${i}}\n`);
-          // a large one: it spans reads
-          if (i === 1) res.write(`{"big":"${'x'.repeat(600_000)}"}\n`);
-          if (++i === 4) {
-            clearInterval(t);
-            res.end();
-          }
-        }, 5);
-      }),
-    );
+    const s = await serve((req, res) => {
+      assert.equal(req.url, '/v1/events?types=a');
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      let i = 0;
+      const t = setInterval(() => {
+        res.write(`{"n":${i}}\n`);
+        // a large one: it spans reads
+        if (i === 1) res.write(`{"big":"${'x'.repeat(600_000)}"}\n`);
+        if (++i === 4) {
+          clearInterval(t);
+          res.end();
+        }
+      }, 5);
+    });
     try {
       const stream = await openStream(s.sock, '/v1/events?types=a');
       assert.equal(stream.status, 200);
@@ -127,12 +109,10 @@ describe('openStream', () => {
   });
 
   it("gives a refused stream's error from its body", async () => {
-    const s = await listen(
-      http.createServer((_req, res) => {
-        res.writeHead(400, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: 'unknown event type "nope"' }));
-      }),
-    );
+    const s = await serve((_req, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'unknown event type "nope"' }));
+    });
     try {
       const stream = await openStream(s.sock, '/v1/events?types=nope');
       assert.equal(stream.status, 400);
@@ -145,18 +125,16 @@ describe('openStream', () => {
   });
 
   it('gives the whole body when the connection ended before the body was asked for', async () => {
-    const s = await listen(
-      http.createServer((req, res) => {
-        if (req.url === '/refused') {
-          res.writeHead(400, { 'content-type': 'application/json', connection: 'close' });
-          res.end(JSON.stringify({ error: 'no' }));
-          return;
-        }
-        res.writeHead(200, { 'content-type': 'application/x-ndjson', connection: 'close' });
-        res.write('{"a":1}\n');
-        res.end('{"b":2}\n');
-      }),
-    );
+    const s = await serve((req, res) => {
+      if (req.url === '/refused') {
+        res.writeHead(400, { 'content-type': 'application/json', connection: 'close' });
+        res.end(JSON.stringify({ error: 'no' }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/x-ndjson', connection: 'close' });
+      res.write('{"a":1}\n');
+      res.end('{"b":2}\n');
+    });
     try {
       const refused = await openStream(s.sock, '/refused');
       await new Promise((r) => setTimeout(r, 100));
@@ -176,12 +154,7 @@ describe('openStream', () => {
       openStream(path.join(dir, 'none.sock'), '/v1/events'),
       /no agent is listening on .*none\.sock; start one with `osprey agent`/,
     );
-    const s = await listen(
-      net.createServer((c) => {
-        c.resume();
-        c.end('SSH-2.0-OpenSSH_9.2\r\n\r\n');
-      }),
-    );
+    const s = await serveRaw((c) => c.end('SSH-2.0-OpenSSH_9.2\r\n\r\n'));
     try {
       await assert.rejects(
         openStream(s.sock, '/v1/events'),
