@@ -6,6 +6,7 @@ import { createReadStream, existsSync, readdirSync, readFileSync, rmSync, statSy
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
+import { ALL_BLOCKS_SQL, storedEvents } from '../../dist/src/store/blocks.js';
 import { buildFingerprint } from '../lib/build.mjs';
 import { CLK_TCK, cpuSeconds, MemorySampler, sleep } from '../lib/proc.mjs';
 import {
@@ -431,12 +432,17 @@ function countStoreRows(file, policy, needle) {
   if (!file || !existsSync(file)) return null;
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
-    return db
-      .prepare(
-        "SELECT count(*) FROM events WHERE type = 'process_kprobe' AND policy_name = ? AND instr(json, ?) > 0",
+    // the store keeps events in blocks (src/store/blocks.ts); its reader picks them out
+    let n = 0;
+    for (const { json, entry, dict } of storedEvents(db.prepare(ALL_BLOCKS_SQL).iterate())) {
+      if (
+        dict.types[entry.type] === 'process_kprobe' &&
+        dict.policies[entry.policy] === policy &&
+        json.includes(needle)
       )
-      .pluck()
-      .get(policy, needle);
+        n++;
+    }
+    return n;
   } finally {
     db.close();
   }

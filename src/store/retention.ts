@@ -4,6 +4,7 @@
  * every write of the file, so that retention never waits for its lock).
  */
 import type Database from 'better-sqlite3';
+import { type BlockDict, blockKeys } from './blocks.js';
 import { nowNs } from './time.js';
 
 export interface RetentionResult {
@@ -18,7 +19,7 @@ export interface RetentionOptions {
   maxAgeMs: number;
   /** 0: no size limit */
   maxBytes: number;
-  /** rows per transaction */
+  /** events per transaction (whole blocks: at least one block) */
   batch: number;
   /** the events in the store, as the caller counts them */
   rows: number;
@@ -29,17 +30,17 @@ const MAX_BATCHES_PER_RUN = 50;
 /** when over maxBytes, delete down to this fraction, so that not every run deletes */
 const SIZE_TARGET = 0.9;
 
-export const DELETE_OLDER_SQL = `DELETE FROM events WHERE id IN
-  (SELECT id FROM events WHERE time_ns < ? ORDER BY time_ns LIMIT ?)`;
-export const DELETE_OLDEST_SQL =
-  'DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time_ns, id LIMIT ?)';
+/** the oldest blocks, up to a time (retention by age) or all (by size) */
+const OLDER_BLOCKS_SQL =
+  'SELECT id, count, dict FROM event_blocks WHERE max_ns < ? ORDER BY max_ns, id LIMIT ?';
+const OLDEST_BLOCKS_SQL = 'SELECT id, count, dict FROM event_blocks ORDER BY max_ns, id LIMIT ?';
 // a process goes only once it is retired, none of its events is left and no
 // process names it as parent: trees are pruned leaf first, so the ancestry
 // of every process still in the store stays whole
 export const PRUNE_PROCESSES_SQL = `DELETE FROM processes WHERE exec_id IN (
   SELECT p.exec_id FROM processes p
   WHERE coalesce(p.exit_time_ns, p.last_seen_ns) < ?
-    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.exec_id = p.exec_id)
+    AND NOT EXISTS (SELECT 1 FROM event_block_keys k WHERE k.key = 'e:' || p.exec_id)
     AND NOT EXISTS (SELECT 1 FROM processes c
                     WHERE c.parent_exec_id = p.exec_id AND c.exec_id != p.exec_id)
   LIMIT ?)`;
@@ -52,20 +53,40 @@ export const PAGE_BYTES_SQL = 'SELECT page_count * page_size FROM pragma_page_co
 
 type Statement = Database.Statement<unknown[], unknown>;
 
+interface DoomedBlock {
+  id: number;
+  count: number;
+  dict: string;
+}
+
 export class Retention {
-  private readonly deleteOlder: Statement;
-  private readonly deleteOldest: Statement;
+  private readonly olderBlocks: Statement;
+  private readonly oldestBlocks: Statement;
+  private readonly deleteBlock: Statement;
+  private readonly deleteKey: Statement;
+  private readonly deleteBlocks: (blocks: readonly DoomedBlock[]) => number;
   private readonly prune: Statement;
   private readonly pruneParts: Statement;
   private readonly oldestTime: Statement;
   private readonly pageBytes: Statement;
 
   constructor(private readonly db: Database.Database) {
-    this.deleteOlder = db.prepare(DELETE_OLDER_SQL);
-    this.deleteOldest = db.prepare(DELETE_OLDEST_SQL);
+    this.olderBlocks = db.prepare(OLDER_BLOCKS_SQL);
+    this.oldestBlocks = db.prepare(OLDEST_BLOCKS_SQL);
+    this.deleteBlock = db.prepare('DELETE FROM event_blocks WHERE id = ?');
+    this.deleteKey = db.prepare('DELETE FROM event_block_keys WHERE key = ? AND block = ?');
+    this.deleteBlocks = db.transaction((blocks: readonly DoomedBlock[]) => {
+      let n = 0;
+      for (const b of blocks) {
+        // a block's keys come from its dictionary: no index from block to key needed
+        for (const k of blockKeys(JSON.parse(b.dict) as BlockDict)) this.deleteKey.run(k, b.id);
+        n += this.deleteBlock.run(b.id).changes === 1 ? b.count : 0;
+      }
+      return n;
+    });
     this.prune = db.prepare(PRUNE_PROCESSES_SQL);
     this.pruneParts = db.prepare(PRUNE_PARTS_SQL);
-    this.oldestTime = db.prepare('SELECT min(time_ns) FROM events').pluck().safeIntegers(true);
+    this.oldestTime = db.prepare('SELECT min(min_ns) FROM event_blocks').pluck().safeIntegers(true);
     this.pageBytes = db.prepare(PAGE_BYTES_SQL).pluck();
   }
 
@@ -90,10 +111,12 @@ export class Retention {
     if (ageCutoff !== undefined) {
       for (;;) {
         if (!hooks.alive()) return rows;
-        const n = this.deleteOlder.run(ageCutoff, o.batch).changes;
+        const n = this.deleteBlocks(
+          this.upTo(this.olderBlocks.all(ageCutoff, o.batch) as DoomedBlock[], o.batch),
+        );
         result.by_age += n;
         rows = Math.max(0, rows - n);
-        if (n < o.batch || ++batches >= MAX_BATCHES_PER_RUN) break;
+        if (n === 0 || ++batches >= MAX_BATCHES_PER_RUN) break;
         await hooks.between();
       }
       hooks.step('deleting old processes');
@@ -117,7 +140,9 @@ export class Retention {
         if (bytes <= target || batches >= MAX_BATCHES_PER_RUN) break;
         // delete about the share of rows the file is over by; pages free up as they empty
         const want = Math.ceil((rows * (bytes - target)) / bytes);
-        const n = rows > 0 ? this.deleteOldest.run(Math.max(1, Math.min(want, o.batch))).changes : 0;
+        const limit = Math.max(1, Math.min(want, o.batch));
+        const n =
+          rows > 0 ? this.deleteBlocks(this.upTo(this.oldestBlocks.all(limit) as DoomedBlock[], limit)) : 0;
         result.by_size += n;
         rows = n === 0 ? 0 : Math.max(0, rows - n);
         // the processes of the deleted events go with them, unless still referred to
@@ -132,6 +157,16 @@ export class Retention {
       }
     }
     return rows;
+  }
+
+  /** The first of the blocks (oldest first) whose events add up to `events`, at least one. */
+  private upTo(blocks: DoomedBlock[], events: number): DoomedBlock[] {
+    let sum = 0;
+    for (let i = 0; i < blocks.length; i++) {
+      sum += blocks[i]!.count;
+      if (sum >= events) return blocks.slice(0, i + 1);
+    }
+    return blocks;
   }
 
   sizeBytes(): number {

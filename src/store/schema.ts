@@ -56,6 +56,25 @@ export const MIGRATIONS: readonly string[] = [
     seen_ns INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 3: events kept in blocks (see blocks.ts); prepareFile moves the rows of
+  // the events table into blocks and drops it in the same transaction
+  `
+  CREATE TABLE event_blocks (
+    id     INTEGER PRIMARY KEY,
+    min_ns INTEGER NOT NULL,
+    max_ns INTEGER NOT NULL,
+    count  INTEGER NOT NULL,
+    meta   BLOB NOT NULL,
+    dict   TEXT NOT NULL,
+    text   BLOB NOT NULL
+  );
+  CREATE INDEX event_blocks_time ON event_blocks (max_ns);
+  CREATE TABLE event_block_keys (
+    key   TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    PRIMARY KEY (key, block)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

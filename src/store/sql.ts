@@ -1,11 +1,12 @@
 /** The store's write statements, shared by the agent thread's connection and the writer thread's. */
 import type Database from 'better-sqlite3';
+import type { BlockRow } from './blocks.js';
 
 export type Sql = string | number | bigint | null;
 
-/** Rows of one transaction, in the order of INSERT_EVENT_SQL's and UPSERT_PROCESS_SQL's parameters. */
+/** Rows of one transaction: event blocks, and the rest in the order of UPSERT_PROCESS_SQL's and INSERT_PART_SQL's parameters. */
 export interface BatchRows {
-  events: Sql[][];
+  blocks: BlockRow[];
   /** with their exits folded in (an exit always comes with its process's row) */
   processes: Sql[][];
   /** process parts not written before, in the order of INSERT_PART_SQL's parameters */
@@ -13,20 +14,32 @@ export interface BatchRows {
 }
 
 export interface WriteStatements {
-  insertEvent: Database.Statement;
+  insertBlock: Database.Statement;
+  insertBlockKey: Database.Statement;
   upsertProcess: Database.Statement;
   insertPart: Database.Statement;
+}
+
+/** The events of a batch's blocks. */
+export function batchEvents(rows: BatchRows): number {
+  let n = 0;
+  for (const b of rows.blocks) n += b.count;
+  return n;
 }
 
 /** Runs a batch's statements (inside the caller's transaction). */
 export function writeRows(s: WriteStatements, rows: BatchRows): void {
   for (const r of rows.parts) s.insertPart.run(...r);
-  for (const r of rows.events) s.insertEvent.run(...r);
+  for (const b of rows.blocks) {
+    const id = s.insertBlock.run(b.minNs, b.maxNs, b.count, b.meta, b.dict, b.text).lastInsertRowid;
+    for (const k of b.keys) s.insertBlockKey.run(k, id);
+  }
   for (const r of rows.processes) s.upsertProcess.run(...r);
 }
 
-export const INSERT_EVENT_SQL = `INSERT INTO events (time_ns, type, exec_id, parent_exec_id, pid, binary, policy_name, node_name, json)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+export const INSERT_BLOCK_SQL =
+  'INSERT INTO event_blocks (min_ns, max_ns, count, meta, dict, text) VALUES (?, ?, ?, ?, ?, ?)';
+export const INSERT_BLOCK_KEY_SQL = 'INSERT OR IGNORE INTO event_block_keys (key, block) VALUES (?, ?)';
 
 /**
  * A process's row, with its exit when the same batch has it (a short-lived

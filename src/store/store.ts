@@ -1,6 +1,7 @@
 /**
- * The embedded event store: every event as a row in a SQLite file (WAL
- * mode), a table of the processes events named, and queries over both.
+ * The embedded event store: events in blocks in a SQLite file (WAL mode;
+ * see blocks.ts), a table of the processes events named, and queries over
+ * both.
  *
  * better-sqlite3 is synchronous, so the event path never writes directly:
  * enqueue() puts an event on a bounded queue (and counts what does not fit)
@@ -17,13 +18,15 @@ import Database from 'better-sqlite3';
 import { describeFsError, mkdirp } from '../agent/fs-util.js';
 import { type EncodedLine, eventLine, PART_REF, PROCESS_REF, storedProcessJson } from '../events/encode.js';
 import type { ExportEvent, Process } from '../events/types.js';
+import { BlockBuilder, MAX_BLOCK_EVENTS, StoredBlock } from './blocks.js';
 import { eventColumns } from './columns.js';
 import { STORE_PATH_FLAG, StoreError, storeError } from './errors.js';
 import { Retention, type RetentionResult } from './retention.js';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 import {
   type BatchRows,
-  INSERT_EVENT_SQL,
+  INSERT_BLOCK_KEY_SQL,
+  INSERT_BLOCK_SQL,
   INSERT_PART_SQL,
   type Sql,
   UPSERT_PROCESS_SQL,
@@ -259,7 +262,8 @@ export class EventStore {
   private lastError: string | undefined;
 
   private readonly stmt: {
-    insertEvent: Statement;
+    insertBlock: Statement;
+    insertBlockKey: Statement;
     upsertProcess: Statement;
     insertPart: Statement;
     countProcesses: Statement;
@@ -289,7 +293,8 @@ export class EventStore {
     });
 
     this.stmt = {
-      insertEvent: db.prepare(INSERT_EVENT_SQL),
+      insertBlock: db.prepare(INSERT_BLOCK_SQL),
+      insertBlockKey: db.prepare(INSERT_BLOCK_KEY_SQL),
       upsertProcess: db.prepare(UPSERT_PROCESS_SQL),
       insertPart: db.prepare(INSERT_PART_SQL),
       countProcesses: db.prepare('SELECT count(*) FROM processes').pluck(),
@@ -299,7 +304,7 @@ export class EventStore {
     this.writer = set.writeInThread
       ? new StoreWriter({ file, busyTimeoutMs: set.busyTimeoutMs }, (r) => this.onWritten(r))
       : undefined;
-    this.rows = db.prepare('SELECT count(*) FROM events').pluck().get() as number;
+    this.rows = countEvents(db);
     this.lastBytes = this.retention.sizeBytes();
 
     this.flushTimer = setInterval(() => this.scheduleFlush(), set.flushIntervalMs);
@@ -479,59 +484,34 @@ export class EventStore {
   /** Events matching every given condition, the newest `limit` of them, newest last. */
   query(q: StoreQuery = {}): ExportEvent[] {
     const db = this.open_();
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (q.since !== undefined) {
-      where.push('time_ns >= ?');
-      params.push(boundToNs(q.since, 'since'));
-    }
-    if (q.until !== undefined) {
-      where.push('time_ns < ?');
-      params.push(boundToNs(q.until, 'until'));
-    }
+    const f: EventFilter = {};
+    if (q.since !== undefined) f.since = boundToNs(q.since, 'since');
+    if (q.until !== undefined) f.until = boundToNs(q.until, 'until');
     if (q.types && q.types.length > 0) {
       for (const t of q.types) {
         if (!EVENT_TYPE_NAME.test(t)) {
           throw new Error(`event type "${t}" is not a valid name (lower case letters and "_")`);
         }
       }
-      where.push(`type IN (${q.types.map(() => '?').join(', ')})`);
-      params.push(...q.types);
+      f.types = q.types;
     }
-    if (q.binary !== undefined && q.binary !== '') {
-      this.regex(q.binary); // a bad pattern is reported before any row is read
-      where.push('binary REGEXP ?');
-      params.push(q.binary);
-    }
+    // a bad pattern is reported before any block is read
+    if (q.binary !== undefined && q.binary !== '') f.binary = this.regex(q.binary);
     if (q.policy !== undefined) {
       const names = typeof q.policy === 'string' ? [q.policy] : q.policy;
-      if (names.length > 0) {
-        where.push(`policy_name IN (${names.map(() => '?').join(', ')})`);
-        params.push(...names);
-      }
+      if (names.length > 0) f.policies = names;
     }
-    if (q.execId !== undefined) {
-      where.push('exec_id = ?');
-      params.push(q.execId);
-    }
+    if (q.execId !== undefined) f.execId = q.execId;
     const limit = q.limit ?? DEFAULT_QUERY_LIMIT;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_QUERY_LIMIT) {
       throw new Error(`query limit ${limit} must be an integer from 1 to ${MAX_QUERY_LIMIT}`);
     }
-    const sql =
-      `SELECT json FROM events ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
-      'ORDER BY time_ns DESC, id DESC LIMIT ?';
-    let rows: string[];
+    let out: ExportEvent[];
     try {
-      rows = db
-        .prepare(sql)
-        .pluck()
-        .all(...params, limit) as string[];
+      out = newestEvents(db, f, limit);
     } catch (err) {
       throw storeError(this.path, 'querying events', err);
     }
-    const out: ExportEvent[] = new Array(rows.length);
-    for (let i = 0; i < rows.length; i++) out[rows.length - 1 - i] = JSON.parse(rows[i]!) as ExportEvent;
     try {
       this.withProcesses(db, out);
     } catch (err) {
@@ -575,14 +555,7 @@ export class EventStore {
            WHERE p.exec_id != ? GROUP BY p.exec_id ORDER BY depth, p.start_time, p.exec_id LIMIT ?`,
         )
         .all(execId, maxDepth, execId, maxDescendants) as (ProcessRow & { depth: number })[];
-      const events = (
-        db
-          .prepare('SELECT json FROM events WHERE exec_id = ? ORDER BY time_ns DESC, id DESC LIMIT ?')
-          .pluck()
-          .all(execId, maxEvents) as string[]
-      )
-        .reverse()
-        .map((j) => JSON.parse(j) as ExportEvent);
+      const events = newestEvents(db, { execId }, maxEvents);
       this.withProcesses(db, events);
       // a chain that loops back (it should not) is cut where it repeats
       const seenAnc = new Set<string>([execId]);
@@ -670,7 +643,9 @@ export class EventStore {
     // the table emptier than the count said: count again
     this.rows =
       rowsLeft === 0 && deleted < rowsBefore
-        ? ((this.db?.prepare('SELECT count(*) FROM events').pluck().get() as number | undefined) ?? 0)
+        ? this.db
+          ? countEvents(this.db)
+          : 0
         : Math.max(0, this.rows - deleted);
     // a process marked as written may be gone now
     if (r.processes > 0) this.seen.clear();
@@ -781,23 +756,14 @@ export class EventStore {
   /** The rows a batch of events writes: one per event, the processes they name (with their exits), their parts. */
   private rowsOf(events: readonly ExportEvent[]): BatchRows {
     const now = Date.now();
-    const rows: BatchRows = { events: [], processes: [], parts: [] };
+    const rows: BatchRows = { blocks: [], processes: [], parts: [] };
+    const blocks = new BlockBuilder();
     /** this batch's process rows, by exec_id */
     const inBatch = new Map<string, Sql[]>();
     for (const ev of events) {
       const c = eventColumns(ev);
-      rows.events.push([
-        c.timeNs,
-        c.type,
-        c.execId,
-        c.parentExecId,
-        c.pid,
-        c.binary,
-        c.policyName,
-        c.nodeName,
-        // its processes as references: their JSON is in the processes table once
-        this.encode(ev).storedText(),
-      ]);
+      // its processes as references: their JSON is in the processes table once
+      blocks.add(c.timeNs, c.type, c.execId, c.policyName, c.binary, this.encode(ev).storedText());
       const lifecycle = c.type === 'process_exec' || c.type === 'process_exit';
       const row = c.process ? this.upsert(rows, inBatch, c.process, c.timeNs, now, lifecycle) : undefined;
       if (c.parent) this.upsert(rows, inBatch, c.parent, c.timeNs, now, false);
@@ -816,6 +782,8 @@ export class EventStore {
         );
       }
     }
+    blocks.finish();
+    rows.blocks = blocks.done;
     return rows;
   }
 
@@ -975,6 +943,7 @@ function prepareFile(db: Database.Database, file: string): string {
     const record = db.prepare('INSERT INTO schema_version (version) VALUES (?)');
     for (let v = version; v < SCHEMA_VERSION; v++) {
       db.exec(MIGRATIONS[v]!);
+      if (v + 1 === BLOCKS_VERSION) moveRowsIntoBlocks(db);
       record.run(v + 1);
     }
     if (fresh) db.pragma(`application_id = ${APPLICATION_ID}`);
@@ -984,6 +953,49 @@ function prepareFile(db: Database.Database, file: string): string {
     throw err;
   }
   return mode;
+}
+
+/** The schema version that keeps events in blocks (schema.ts). */
+const BLOCKS_VERSION = 3;
+
+/**
+ * Migration 3's data step: the rows of the events table of earlier
+ * versions into blocks, in the order they were written, then the table
+ * dropped. Runs inside prepareFile's transaction: all or nothing.
+ */
+function moveRowsIntoBlocks(db: Database.Database): void {
+  const had = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'events'").get();
+  if (!had) return;
+  const page = db
+    .prepare(
+      'SELECT id, time_ns, type, exec_id, policy_name, binary, json FROM events WHERE id > ? ORDER BY id LIMIT ?',
+    )
+    .safeIntegers(true);
+  const statements = {
+    insertBlock: db.prepare(INSERT_BLOCK_SQL),
+    insertBlockKey: db.prepare(INSERT_BLOCK_KEY_SQL),
+    upsertProcess: db.prepare(UPSERT_PROCESS_SQL),
+    insertPart: db.prepare(INSERT_PART_SQL),
+  };
+  let after = 0n;
+  for (;;) {
+    const rows = page.all(after, MAX_BLOCK_EVENTS) as {
+      id: bigint;
+      time_ns: bigint;
+      type: string;
+      exec_id: string | null;
+      policy_name: string | null;
+      binary: string | null;
+      json: string;
+    }[];
+    if (rows.length === 0) break;
+    const b = new BlockBuilder();
+    for (const r of rows) b.add(r.time_ns, r.type, r.exec_id, r.policy_name, r.binary, r.json);
+    b.finish();
+    writeRows(statements, { blocks: b.done, processes: [], parts: [] });
+    after = rows[rows.length - 1]!.id;
+  }
+  db.exec('DROP TABLE events');
 }
 
 /** The parsed json column of the rows of `table` whose `key` is one of the refs' ids, by id. */
@@ -1020,4 +1032,114 @@ function storedProcess(r: ProcessRow): StoredProcess {
   if (r.exit_status !== null) p.exit_status = r.exit_status;
   if (r.exit_signal !== null) p.exit_signal = r.exit_signal;
   return p;
+}
+
+/** The events in the store. */
+function countEvents(db: Database.Database): number {
+  return db.prepare('SELECT coalesce(sum(count), 0) FROM event_blocks').pluck().get() as number;
+}
+
+/** What newestEvents picks: every condition given must hold. */
+interface EventFilter {
+  since?: bigint;
+  until?: bigint;
+  types?: readonly string[];
+  binary?: RegExp;
+  policies?: readonly string[];
+  execId?: string;
+}
+
+interface Found {
+  timeNs: bigint;
+  block: number;
+  index: number;
+  json: string;
+}
+
+/** newer first: by time, then by the order they were stored in */
+function newerFirst(a: Found, b: Found): number {
+  if (a.timeNs !== b.timeNs) return a.timeNs > b.timeNs ? -1 : 1;
+  if (a.block !== b.block) return b.block - a.block;
+  return b.index - a.index;
+}
+
+/**
+ * The newest `limit` events that pass the filter, oldest first, their
+ * processes still as references. Reads the candidate blocks newest first
+ * (by their latest event) and stops once no block left can hold an event
+ * newer than the limit-th found.
+ */
+function newestEvents(db: Database.Database, f: EventFilter, limit: number): ExportEvent[] {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (f.since !== undefined) {
+    where.push('max_ns >= ?');
+    params.push(f.since);
+  }
+  if (f.until !== undefined) {
+    where.push('min_ns < ?');
+    params.push(f.until);
+  }
+  const keyed = (prefix: string, values: readonly string[]) => {
+    where.push(
+      `id IN (SELECT block FROM event_block_keys WHERE key IN (${values.map(() => '?').join(', ')}))`,
+    );
+    for (const v of values) params.push(prefix + v);
+  };
+  if (f.execId !== undefined) keyed('e:', [f.execId]);
+  if (f.policies) keyed('p:', f.policies);
+  if (f.types) keyed('t:', f.types);
+  const sql =
+    `SELECT id, max_ns, meta, dict, text FROM event_blocks ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
+    'ORDER BY max_ns DESC, id DESC';
+  const rows = db
+    .prepare(sql)
+    .safeIntegers(true)
+    .iterate(...params) as IterableIterator<{
+    id: bigint;
+    max_ns: bigint;
+    meta: Buffer;
+    dict: string;
+    text: Buffer;
+  }>;
+  let found: Found[] = [];
+  /** the limit-th newest time found so far, once there are `limit` */
+  let floor: bigint | undefined;
+  for (const row of rows) {
+    if (floor !== undefined && row.max_ns < floor) break;
+    const block = new StoredBlock(Number(row.id), row.meta, row.dict, row.text);
+    const d = block.dict;
+    const want = (values: readonly string[], of: readonly string[] | undefined) =>
+      of === undefined ? undefined : new Set(values.flatMap((v, i) => (of.includes(v) ? [i] : [])));
+    const types = want(d.types, f.types);
+    const policies = want(d.policies, f.policies);
+    const execs = want(d.execs, f.execId === undefined ? undefined : [f.execId]);
+    const binaries =
+      f.binary === undefined
+        ? undefined
+        : new Set(d.binaries.flatMap((b, i) => ((f.binary as RegExp).test(b) ? [i] : [])));
+    if (binaries?.size === 0) continue;
+    for (let i = 0; i < block.count; i++) {
+      const e = block.event(i);
+      if (f.since !== undefined && e.timeNs < f.since) continue;
+      if (f.until !== undefined && e.timeNs >= f.until) continue;
+      if (floor !== undefined && e.timeNs < floor) continue;
+      if (types && !types.has(e.type)) continue;
+      if (policies && !policies.has(e.policy)) continue;
+      if (execs && !execs.has(e.exec)) continue;
+      if (binaries && !binaries.has(e.binary)) continue;
+      found.push({ timeNs: e.timeNs, block: block.id, index: i, json: block.json(e) });
+    }
+    if (found.length >= limit) {
+      found.sort(newerFirst);
+      found = found.slice(0, limit);
+      floor = found[limit - 1]!.timeNs;
+    }
+  }
+  found.sort(newerFirst);
+  if (found.length > limit) found = found.slice(0, limit);
+  const out: ExportEvent[] = new Array(found.length);
+  for (let i = 0; i < found.length; i++)
+    out[found.length - 1 - i] = JSON.parse(found[i]!.json) as ExportEvent;
+  return out;
 }

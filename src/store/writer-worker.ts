@@ -13,7 +13,14 @@ import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { Retention, type RetentionResult } from './retention.js';
-import { INSERT_EVENT_SQL, INSERT_PART_SQL, UPSERT_PROCESS_SQL, writeRows } from './sql.js';
+import {
+  batchEvents,
+  INSERT_BLOCK_KEY_SQL,
+  INSERT_BLOCK_SQL,
+  INSERT_PART_SQL,
+  UPSERT_PROCESS_SQL,
+  writeRows,
+} from './sql.js';
 import type {
   RetainReply,
   WriterBatch,
@@ -50,7 +57,8 @@ try {
   db.pragma('temp_store = MEMORY');
   db.pragma('cache_size = -4096');
   const statements = {
-    insertEvent: db.prepare(INSERT_EVENT_SQL),
+    insertBlock: db.prepare(INSERT_BLOCK_SQL),
+    insertBlockKey: db.prepare(INSERT_BLOCK_KEY_SQL),
     upsertProcess: db.prepare(UPSERT_PROCESS_SQL),
     insertPart: db.prepare(INSERT_PART_SQL),
   };
@@ -95,13 +103,13 @@ port.on('message', (m: WriterBatch | WriterRetain | WriterClose) => {
   }
   let reply: WriterReply;
   if (!write) {
-    reply = { id: m.id, ok: false, events: m.events.length, error: `opening it for writing: ${openError}` };
+    reply = { id: m.id, ok: false, events: batchEvents(m), error: `opening it for writing: ${openError}` };
   } else {
     try {
       write(m);
-      reply = { id: m.id, ok: true, events: m.events.length };
+      reply = { id: m.id, ok: true, events: batchEvents(m) };
     } catch (err) {
-      reply = { id: m.id, ok: false, events: m.events.length, error: (err as Error).message };
+      reply = { id: m.id, ok: false, events: batchEvents(m), error: (err as Error).message };
     }
   }
   port.postMessage(reply);

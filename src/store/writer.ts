@@ -5,7 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { RetentionOptions, RetentionResult } from './retention.js';
-import type { BatchRows } from './sql.js';
+import { type BatchRows, batchEvents } from './sql.js';
 
 export interface WriterInit {
   file: string;
@@ -103,7 +103,7 @@ export class StoreWriter {
   send(b: Omit<WriterBatch, 'kind' | 'id'>): boolean {
     if (this.exited) return false;
     const msg: WriterBatch = { kind: 'write', id: this.nextId++, ...b };
-    this.writes.set(msg.id, b.events.length);
+    this.writes.set(msg.id, batchEvents(b));
     this.worker.postMessage(msg);
     return true;
   }

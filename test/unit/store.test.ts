@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import type { ExportEvent, Process } from '../../src/events/types.js';
+import { ALL_BLOCKS_SQL, type BlockRowRead, storedEvents } from '../../src/store/blocks.js';
 import { EventStore, StoreError } from '../../src/store/index.js';
 import { MIGRATIONS } from '../../src/store/schema.js';
 import { timeToNs } from '../../src/store/time.js';
@@ -60,6 +61,10 @@ const kprobe = (p: Process, time: string, policy: string): ExportEvent => ({
   time,
 });
 const times = (evs: ExportEvent[]) => evs.map((e) => e.time);
+
+/** Every stored event's JSON as the file holds it, in the order written. */
+const storedJson = (db: Database.Database) =>
+  [...storedEvents(db.prepare(ALL_BLOCKS_SQL).iterate() as Iterable<BlockRowRead>)].map((e) => e.json);
 
 describe('EventStore', () => {
   const init = proc('aW5pdA', 1, '/sbin/init');
@@ -127,6 +132,75 @@ describe('EventStore', () => {
       assert.equal(s.processes, 5);
       assert.ok(s.bytes > 0);
       assert.equal(s.journal_mode, 'wal');
+    } finally {
+      store.close();
+    }
+  });
+
+  it('finds the newest events across blocks whose times overlap', () => {
+    const file = fresh();
+    const store = EventStore.open(file, { retentionIntervalMs: 0 });
+    try {
+      // three batches: 2,500 events (three blocks), then two whose times reach back into the first
+      const mk = (i: number) => kprobe(i % 2 === 0 ? curl : grep, at(i), i % 3 === 0 ? 'p3' : 'other');
+      const first = Array.from({ length: 2500 }, (_, i) => mk(i * 2));
+      const second = Array.from({ length: 300 }, (_, i) => mk(i * 2 + 1));
+      const third = [mk(6001), mk(4999)];
+      store.append(first);
+      store.append(second);
+      store.append(third);
+      const all = [...first, ...second, ...third].sort(
+        (a, b) => Date.parse(a.time as string) - Date.parse(b.time as string),
+      );
+      assert.equal(store.stats().rows, all.length);
+      const db = new Database(file, { readonly: true });
+      try {
+        // a block spans at most a second: five for the first batch, one, then two (4.999 s and 6.001 s)
+        assert.equal(db.prepare('SELECT count(*) FROM event_blocks').pluck().get(), 8);
+      } finally {
+        db.close();
+      }
+      assert.deepEqual(times(store.query({ limit: 3 })), [at(4998), at(4999), at(6001)]);
+      assert.deepEqual(store.query({ limit: 100_000 }).length, all.length);
+      assert.deepEqual(times(store.query({ until: at(4), limit: 10 })), [at(0), at(1), at(2), at(3)]);
+      const p3 = all.filter(
+        (e) =>
+          (e as unknown as { process_kprobe: { policy_name: string } }).process_kprobe.policy_name === 'p3',
+      );
+      assert.deepEqual(times(store.query({ policy: 'p3', limit: 5 })), times(p3.slice(-5)));
+      const grepEvents = all.filter(
+        (e) =>
+          (e as unknown as { process_kprobe: { process: Process } }).process_kprobe.process.exec_id ===
+          grep.exec_id,
+      );
+      assert.deepEqual(
+        times(store.query({ execId: grep.exec_id, since: at(500), limit: 4 })),
+        times(grepEvents.slice(-4)),
+      );
+      assert.deepEqual(store.query({ binary: 'curl$', since: at(1000), until: at(1010) }).length, 5);
+      assert.deepEqual(store.query({ types: ['process_exec'] }), []);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('writes a burst as blocks of at most 1,024 events, and reads it back in order', () => {
+    const file = fresh();
+    const store = EventStore.open(file, { retentionIntervalMs: 0 });
+    try {
+      const burst = Array.from({ length: 2100 }, (_, i) => kprobe(curl, at(7000, i), 'burst'));
+      store.append(burst);
+      const db = new Database(file, { readonly: true });
+      try {
+        assert.deepEqual(
+          db.prepare('SELECT count FROM event_blocks ORDER BY id').pluck().all(),
+          [1024, 1024, 52],
+        );
+      } finally {
+        db.close();
+      }
+      assert.deepEqual(store.query({ limit: 100_000 }), burst);
+      assert.deepEqual(times(store.query({ limit: 2 })), [at(7000, 2098), at(7000, 2099)]);
     } finally {
       store.close();
     }
@@ -277,6 +351,53 @@ describe('EventStore', () => {
       );
     } finally {
       store.close();
+    }
+  });
+
+  it('moves the events of a store of schema 2 (a row each) into blocks, and finds them as before', () => {
+    const file = fresh();
+    mkdirSync(path.dirname(file), { recursive: true });
+    const db = new Database(file);
+    db.pragma('application_id = 0x4f535052');
+    db.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (2);');
+    db.exec(MIGRATIONS[0]!);
+    db.exec(MIGRATIONS[1]!);
+    const insert = db.prepare(
+      'INSERT INTO events (time_ns, type, exec_id, policy_name, binary, json) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    for (const ev of history) {
+      const [type, body] = Object.entries(ev).find(([k]) => k.startsWith('process_')) as [
+        string,
+        { process: Process; policy_name?: string },
+      ];
+      // schema 2 kept processes whole in some rows: they come back as they were
+      insert.run(
+        timeToNs(ev.time as string),
+        type,
+        body.process.exec_id,
+        body.policy_name ?? null,
+        body.process.binary,
+        JSON.stringify(ev),
+      );
+    }
+    db.close();
+    const store = EventStore.open(file, { retentionIntervalMs: 0 });
+    try {
+      assert.deepEqual(store.query(), history);
+      assert.equal(store.stats().rows, history.length);
+      assert.deepEqual(store.query({ policy: 'file-monitor' }), [history[2]]);
+      assert.deepEqual(store.query({ execId: curl.exec_id }), [history[1], history[2], history[7]]);
+      assert.deepEqual(store.query({ binary: '^/usr/bin/curl$', types: ['process_exit'] }), [history[7]]);
+    } finally {
+      store.close();
+    }
+    const after = new Database(file, { readonly: true });
+    try {
+      const tables = after.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all();
+      assert.ok(!tables.includes('events'), `the old table is gone: ${tables.join(', ')}`);
+      assert.equal(after.prepare('SELECT max(version) FROM schema_version').pluck().get(), MIGRATIONS.length);
+    } finally {
+      after.close();
     }
   });
 
@@ -491,7 +612,7 @@ describe('EventStore', () => {
     // nothing was left for the thread to write after close: a new connection sees every row
     const db = new Database(file, { readonly: true });
     try {
-      assert.equal(db.prepare('SELECT count(*) FROM events').pluck().get(), history.length);
+      assert.equal(storedJson(db).length, history.length);
     } finally {
       db.close();
     }
@@ -528,7 +649,7 @@ describe('EventStore', () => {
       store.append(history);
       const db = new Database(file, { readonly: true });
       try {
-        const rows = db.prepare('SELECT json FROM events ORDER BY id').pluck().all() as string[];
+        const rows = storedJson(db);
         const first = JSON.parse(rows[0]!) as { process_exec: { process: unknown; parent: unknown } };
         assert.deepEqual(first.process_exec.process, { $ref: bash.exec_id });
         assert.deepEqual(first.process_exec.parent, { $ref: init.exec_id });
