@@ -377,11 +377,22 @@ export class EncodedLine implements CopyableLine {
    * 2 KB or more are stored once, not once per event that names it.
    */
   storedText(): string {
-    // a line its maker wrote as text names no process: its text is its bytes, not written again
-    if (!Array.isArray(this.parts)) return this.toBuffer().toString();
-    let out = '';
-    for (const p of this.pieces()) out += typeof p === 'string' ? p : processRef(p as object);
-    return out;
+    const b = Buffer.allocUnsafe(this.length);
+    return b.toString('utf8', 0, this.writeStored(b, 0));
+  }
+
+  /**
+   * Writes storedText() as UTF-8 to dst at off, which has room for the
+   * line's length (the stored form is never longer: a reference is shorter
+   * than the process it stands for); returns the bytes written. Piece by
+   * piece: no string of the whole line is made.
+   */
+  writeStored(dst: Buffer, off: number): number {
+    // a line its maker wrote as text names no process: its text is its bytes
+    if (!Array.isArray(this.parts)) return this.copyTo(dst, off);
+    let at = off;
+    for (const p of this.parts) at += dst.write(typeof p === 'string' ? p : processRef(p as object), at);
+    return at - off;
   }
 
   private pieces(): readonly Piece[] {

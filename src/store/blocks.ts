@@ -41,6 +41,14 @@ export interface BlockRow {
   keys: string[];
 }
 
+/** An event's stored JSON written straight into a block (EncodedLine does it). */
+export interface StoredLine {
+  /** an upper bound of the bytes writeStored writes */
+  readonly length: number;
+  /** writes the stored JSON as UTF-8 at off; returns the bytes written */
+  writeStored(dst: Buffer, off: number): number;
+}
+
 /** Each block's values, named by index from its events' entries. */
 export interface BlockDict {
   types: string[];
@@ -107,7 +115,7 @@ export class BlockBuilder {
     execId: string | null,
     policy: string | null,
     binary: string | null,
-    text: string,
+    text: string | StoredLine,
   ): void {
     if (
       this.count === MAX_BLOCK_EVENTS ||
@@ -115,9 +123,10 @@ export class BlockBuilder {
     ) {
       this.finish();
     }
-    const room = this.textLen + text.length * 3;
+    const str = typeof text === 'string';
+    const room = this.textLen + (str ? text.length * 3 : text.length);
     if (room > this.text.length) this.text = grow(this.text, this.textLen, room);
-    this.textLen += this.text.write(text, this.textLen);
+    this.textLen += str ? this.text.write(text, this.textLen) : text.writeStored(this.text, this.textLen);
     const at = this.count * META_BYTES;
     if (at + META_BYTES > this.meta.length) this.meta = grow(this.meta, at, at + META_BYTES);
     const m = this.meta;

@@ -1,6 +1,7 @@
 /**
- * What the store indexes of an event: the columns its queries filter on,
- * read from the one payload every export event carries.
+ * What the store indexes of an event: the fields its queries filter on
+ * (kept in the event's block entry), and the processes it names, read from
+ * the one payload every export event carries.
  */
 import { type ExportEvent, eventType, type Process } from '../events/types.js';
 import { nowNs, timeToNs } from './time.js';
@@ -12,11 +13,8 @@ export interface EventColumns {
   process: Process | undefined;
   parent: Process | undefined;
   execId: string | null;
-  parentExecId: string | null;
-  pid: number | null;
   binary: string | null;
   policyName: string | null;
-  nodeName: string | null;
 }
 
 function asProcess(v: unknown): Process | undefined {
@@ -32,11 +30,6 @@ export function eventColumns(ev: ExportEvent): EventColumns {
   const raw = body['process'];
   const process = asProcess(raw);
   const parent = asProcess(body['parent']);
-  // a process the cache did not know still has a pid worth indexing
-  const pid =
-    raw !== null && typeof raw === 'object' && typeof (raw as { pid?: unknown }).pid === 'number'
-      ? (raw as { pid: number }).pid
-      : null;
   const policy = body['policy_name'];
   return {
     timeNs: (typeof ev.time === 'string' ? timeToNs(ev.time) : undefined) ?? nowNs(),
@@ -44,10 +37,7 @@ export function eventColumns(ev: ExportEvent): EventColumns {
     process,
     parent,
     execId: process?.exec_id ?? null,
-    parentExecId: process?.parent_exec_id ?? parent?.exec_id ?? null,
-    pid,
     binary: process && typeof process.binary === 'string' ? process.binary : null,
     policyName: typeof policy === 'string' && policy !== '' ? policy : null,
-    nodeName: typeof ev.node_name === 'string' ? ev.node_name : null,
   };
 }

@@ -763,7 +763,7 @@ export class EventStore {
     for (const ev of events) {
       const c = eventColumns(ev);
       // its processes as references: their JSON is in the processes table once
-      blocks.add(c.timeNs, c.type, c.execId, c.policyName, c.binary, this.encode(ev).storedText());
+      blocks.add(c.timeNs, c.type, c.execId, c.policyName, c.binary, this.encode(ev));
       const lifecycle = c.type === 'process_exec' || c.type === 'process_exit';
       const row = c.process ? this.upsert(rows, inBatch, c.process, c.timeNs, now, lifecycle) : undefined;
       if (c.parent) this.upsert(rows, inBatch, c.parent, c.timeNs, now, false);
