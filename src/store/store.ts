@@ -47,12 +47,11 @@ export interface EventStoreOptions {
    * 16 MiB after each checkpoint).
    */
   maxBytes?: number;
-  /** events enqueue() holds before it starts skipping them (default 10,000) */
+  /** events enqueue() holds (as rows) before it starts skipping them (default 10,000) */
   maxQueue?: number;
   /**
-   * a queue this long is written without waiting for the timer, and a longer
-   * one this many at a time, with the event loop free in between (default
-   * 256): making rows (and, inline, writing them) holds the loop per event
+   * a queue this long is written (or sent to the writer thread) without
+   * waiting for the timer (default 256): inline, a write holds the event loop
    */
   flushEvents?: number;
   /** how often the queue is written (default 200 ms) */
@@ -167,6 +166,18 @@ const MAX_SEEN_PROCESSES = 20_000;
 const PART_REFRESH_NS = 3_600_000_000_000n;
 const EVENT_TYPE_NAME = /^[a-z_]+$/;
 
+/** The rows of events on their way to a transaction. */
+interface PendingRows {
+  rows: BatchRows;
+  blocks: BlockBuilder;
+  /** the batch's process rows, by exec_id */
+  inBatch: Map<string, Sql[]>;
+  /** events added */
+  count: number;
+  /** Date.now() when the batch began: processes named again within PROCESS_REFRESH_MS are not written again */
+  now: number;
+}
+
 interface ProcessRow {
   exec_id: string;
   parent_exec_id: string | null;
@@ -239,7 +250,13 @@ export class EventStore {
   private readonly encode: (ev: ExportEvent) => EncodedLine;
   private readonly journalMode: string;
 
-  private queue: ExportEvent[] = [];
+  /**
+   * Rows of the events queued, made as each is enqueued: the store keeps
+   * their bytes, not the events, so that an event dies young whatever the
+   * store's pace (events kept for the next write outlived young-generation
+   * collections and were copied by them).
+   */
+  private pending: PendingRows;
   private flushScheduled = false;
   private flushTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
@@ -286,6 +303,7 @@ export class EventStore {
     this.retentionBatch = set.retentionBatch;
     this.onError = set.onError;
     this.encode = set.encode;
+    this.pending = this.newRows();
 
     db.function('regexp', { deterministic: true }, (pattern: unknown, value: unknown) => {
       if (typeof value !== 'string' || typeof pattern !== 'string') return 0;
@@ -367,17 +385,24 @@ export class EventStore {
     const db = this.db;
     if (!db) throw new StoreError(`event store ${this.path} is closed`);
     if (events.length === 0) return 0;
+    const p = this.newRows();
+    for (const ev of events) this.addRows(p, ev);
+    return this.writeRows(this.takeRows(p), events.length);
+  }
+
+  /** Writes a batch's rows in one transaction on this thread; returns its events (n). */
+  private writeRows(rows: BatchRows, n: number): number {
     try {
-      this.appendTx(this.rowsOf(events));
+      this.appendTx(rows);
     } catch (err) {
       // the transaction rolled back: processes and parts marked as written may not be
       this.seen.clear();
       this.partsWritten.clear();
       throw storeError(this.path, 'writing events', err);
     }
-    this.written += events.length;
-    this.rows += events.length;
-    return events.length;
+    this.written += n;
+    this.rows += n;
+    return n;
   }
 
   /**
@@ -386,12 +411,20 @@ export class EventStore {
    * event is skipped and counted.
    */
   enqueue(ev: ExportEvent): void {
-    if (this.db === undefined || this.queue.length >= this.maxQueue) {
+    if (this.db === undefined || this.pending.count >= this.maxQueue) {
       this.skipped++;
       return;
     }
-    this.queue.push(ev);
-    if (this.queue.length >= this.flushEvents) this.scheduleFlush();
+    try {
+      this.addRows(this.pending, ev);
+    } catch (err) {
+      // an event that cannot be written (its JSON cannot be made) is lost alone
+      this.writeErrors++;
+      this.failed++;
+      this.fail(storeError(this.path, 'storing an event', err));
+      return;
+    }
+    if (this.pending.count >= this.flushEvents) this.scheduleFlush();
   }
 
   /** enqueue() each event of a batch: the shape of an event bus sink. */
@@ -405,7 +438,7 @@ export class EventStore {
    * Returns the events written.
    */
   flush(): number {
-    return this.writeQueued(Number.POSITIVE_INFINITY);
+    return this.writeQueued();
   }
 
   private scheduleFlush(): void {
@@ -413,43 +446,33 @@ export class EventStore {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      this.writeQueued(this.flushEvents);
-      // a long queue is written flushEvents at a time, with the event loop free in between
-      if (this.queue.length > 0) this.scheduleFlush();
+      this.writeQueued();
     });
   }
 
-  private writeQueued(max: number): number {
-    if (this.queue.length === 0 || this.db === undefined) return 0;
-    // at most `max` at a time to the writer thread too: making a batch's rows
-    // and posting them is the event loop's work, and a queue of thousands
-    // taken in one turn held the loop (and its copy of the rows) at once
-    let batch: ExportEvent[];
-    if (this.queue.length <= max) {
-      batch = this.queue;
-      this.queue = [];
-    } else {
-      batch = this.queue.splice(0, max);
-    }
+  private writeQueued(): number {
+    if (this.pending.count === 0 || this.db === undefined) return 0;
+    const n = this.pending.count;
+    const rows = this.takeRows(this.pending);
+    this.pending = this.newRows();
     if (this.writer) {
-      // the rows are made here (cheap: the JSON is the agent's cached encoding);
-      // SQLite's work happens on the writer thread
-      if (this.writer.send(this.rowsOf(batch))) {
-        this.sentEvents += batch.length;
-        return batch.length;
+      // the rows were made as the events came; SQLite's work happens on the writer thread
+      if (this.writer.send(rows)) {
+        this.sentEvents += n;
+        return n;
       }
       this.writeErrors++;
-      this.failed += batch.length;
+      this.failed += n;
       this.fail(
         new StoreError(`event store ${this.path}: the writer thread has ended; events are not stored`),
       );
       return 0;
     }
     try {
-      return this.append(batch);
+      return this.writeRows(rows, n);
     } catch (err) {
       this.writeErrors++;
-      this.failed += batch.length;
+      this.failed += n;
       this.fail(err as StoreError);
       return 0;
     }
@@ -669,7 +692,7 @@ export class EventStore {
       bytes: this.lastBytes,
       max_bytes: this.maxBytes,
       max_age_ms: this.maxAgeMs,
-      queued: this.queue.length + this.sentEvents,
+      queued: this.pending.count + this.sentEvents,
       writer: this.writer ? 'thread' : 'inline',
       written: this.written,
       skipped: this.skipped,
@@ -753,38 +776,49 @@ export class EventStore {
     }
   }
 
-  /** The rows a batch of events writes: one per event, the processes they name (with their exits), their parts. */
-  private rowsOf(events: readonly ExportEvent[]): BatchRows {
-    const now = Date.now();
-    const rows: BatchRows = { blocks: [], processes: [], parts: [] };
-    const blocks = new BlockBuilder();
-    /** this batch's process rows, by exec_id */
-    const inBatch = new Map<string, Sql[]>();
-    for (const ev of events) {
-      const c = eventColumns(ev);
-      // its processes as references: their JSON is in the processes table once
-      blocks.add(c.timeNs, c.type, c.execId, c.policyName, c.binary, this.encode(ev));
-      const lifecycle = c.type === 'process_exec' || c.type === 'process_exit';
-      const row = c.process ? this.upsert(rows, inBatch, c.process, c.timeNs, now, lifecycle) : undefined;
-      if (c.parent) this.upsert(rows, inBatch, c.parent, c.timeNs, now, false);
-      // a process_exit's process always has its row in the batch (lifecycle events always write it)
-      if (c.type === 'process_exit' && row) {
-        const exit = (ev as { process_exit: { time?: unknown; status?: unknown; signal?: unknown } })
-          .process_exit;
-        const time = typeof exit.time === 'string' ? exit.time : ev.time;
-        row.splice(
-          PROCESS_EXIT_AT,
-          4,
-          time,
-          timeToNs(time) ?? c.timeNs,
-          typeof exit.status === 'number' ? exit.status : null,
-          typeof exit.signal === 'string' && exit.signal !== '' ? exit.signal : null,
-        );
-      }
+  private newRows(): PendingRows {
+    return {
+      rows: { blocks: [], processes: [], parts: [] },
+      blocks: new BlockBuilder(),
+      inBatch: new Map(),
+      count: 0,
+      now: Date.now(),
+    };
+  }
+
+  /** Adds the rows an event writes: its entry in a block, the processes it names (with their exits), their parts. */
+  private addRows(p: PendingRows, ev: ExportEvent): void {
+    const c = eventColumns(ev);
+    const { rows, inBatch, now } = p;
+    // what can throw first (the JSON of the event and its processes): an
+    // event that fails leaves no entry behind
+    const line = this.encode(ev);
+    const lifecycle = c.type === 'process_exec' || c.type === 'process_exit';
+    const row = c.process ? this.upsert(rows, inBatch, c.process, c.timeNs, now, lifecycle) : undefined;
+    if (c.parent) this.upsert(rows, inBatch, c.parent, c.timeNs, now, false);
+    // a process_exit's process always has its row in the batch (lifecycle events always write it)
+    if (c.type === 'process_exit' && row) {
+      const exit = (ev as { process_exit: { time?: unknown; status?: unknown; signal?: unknown } })
+        .process_exit;
+      const time = typeof exit.time === 'string' ? exit.time : ev.time;
+      row.splice(
+        PROCESS_EXIT_AT,
+        4,
+        time,
+        timeToNs(time) ?? c.timeNs,
+        typeof exit.status === 'number' ? exit.status : null,
+        typeof exit.signal === 'string' && exit.signal !== '' ? exit.signal : null,
+      );
     }
-    blocks.finish();
-    rows.blocks = blocks.done;
-    return rows;
+    // its processes as references: their JSON is in the processes table once
+    p.blocks.add(c.timeNs, c.type, c.execId, c.policyName, c.binary, line);
+    p.count++;
+  }
+
+  private takeRows(p: PendingRows): BatchRows {
+    p.blocks.finish();
+    p.rows.blocks = p.blocks.done;
+    return p.rows;
   }
 
   /**
