@@ -27,8 +27,9 @@ import {
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { copyLine, type Line, linesBytes } from '../events/encode.js';
+import type { Line } from '../events/encode.js';
 import { describeFsError, mkdirp, UserError } from './fs-util.js';
+import { TurnBuffers } from './turn-buffers.js';
 
 export interface FileExporterOptions {
   path: string;
@@ -76,14 +77,6 @@ interface Batch {
   ends: number[];
 }
 
-/**
- * The buffer lines are copied into while the one before is written, and
- * the largest kept for the next turn (one that grew past it in a burst is
- * let go).
- */
-const FILL_INITIAL = 256 * 1024;
-const FILL_KEEP = 4 * 1024 * 1024;
-
 export class FileExporter {
   readonly path: string;
   private fd: number | undefined;
@@ -100,10 +93,9 @@ export class FileExporter {
   private openedAt = Date.now();
   private intervalTimer: NodeJS.Timeout | undefined;
   /** where lines handed over go until the write before them is done: two buffers take turns */
-  private fill: Buffer = Buffer.allocUnsafeSlow(FILL_INITIAL);
-  private fillLen = 0;
+  private readonly held = new TurnBuffers();
+  /** where each line held ends */
   private fillEnds: number[] = [];
-  private spare: Buffer | undefined = Buffer.allocUnsafeSlow(FILL_INITIAL);
   private drainQueued = false;
   /** a write is under way */
   private draining = false;
@@ -168,21 +160,8 @@ export class FileExporter {
    * are counted and reported through onError, never thrown.
    */
   write(lines: readonly Line[]): Promise<void> {
-    const need = linesBytes(lines);
-    if (this.fillLen + need > this.fill.length) {
-      const bigger = Buffer.allocUnsafeSlow(Math.max(this.fill.length * 2, this.fillLen + need));
-      this.fill.copy(bigger, 0, 0, this.fillLen);
-      this.fill = bigger;
-    }
-    let off = this.fillLen;
-    for (const l of lines) {
-      off += copyLine(l, this.fill, off);
-      this.fill[off++] = 0x0a;
-      this.fillEnds.push(off);
-    }
+    this.heldBytes += this.held.append(lines, this.fillEnds);
     this.heldEvents += lines.length;
-    this.heldBytes += off - this.fillLen;
-    this.fillLen = off;
     // lines handed over while a write is under way, or within the write delay, go out together
     if (!this.drainQueued) {
       this.drainQueued = true;
@@ -199,19 +178,16 @@ export class FileExporter {
   private async drain(): Promise<void> {
     this.drainQueued = false;
     this.draining = true;
-    const full = this.fill;
-    const batch: Batch = { bytes: full.subarray(0, this.fillLen), ends: this.fillEnds };
     // lines handed over from now on go to the other buffer
-    this.fill = this.spare ?? Buffer.allocUnsafeSlow(FILL_INITIAL);
-    this.spare = undefined;
-    this.fillLen = 0;
+    const { bytes, written } = this.held.take();
+    const batch: Batch = { bytes, ends: this.fillEnds };
     this.fillEnds = [];
     try {
       await this.writeNow(batch);
     } finally {
       this.heldEvents -= batch.ends.length;
       this.heldBytes -= batch.bytes.length;
-      if (full.length <= FILL_KEEP) this.spare = full;
+      written();
       this.draining = false;
     }
   }

@@ -74,9 +74,20 @@ export class RingReader {
 }
 
 /**
- * A ring reader that decodes each record and hands every batch over whole:
- * one call per wake-up (or drain), with the records in ring order. Records
- * the decoder refuses (returns undefined or throws) are counted, not passed.
+ * Records handed over at most at once. A wake-up can bring thousands; all
+ * of them decoded and built into events before any is published kept that
+ * many events alive together, so every young-generation collection met
+ * megabytes of live events, copied them and promoted them to the old
+ * generation (whose collections then ran all the time). In pieces this
+ * size, a piece's events are garbage before the next is decoded.
+ */
+export const MAX_HANDOFF = 128;
+
+/**
+ * A ring reader that decodes each record and hands the records over in
+ * ring order, one call per wake-up (or drain), or per MAX_HANDOFF records
+ * when a wake-up brings more. Records the decoder refuses (returns undefined
+ * or throws) are counted, not passed.
  */
 export class RecordReader<T> {
   private readonly ring: RingReader;
@@ -95,13 +106,15 @@ export class RecordReader<T> {
     this.ring = new RingReader(
       mapFd,
       (buf, off, len) => {
+        let item: T | undefined;
         try {
-          const item = decode(buf, off, len);
-          if (item === undefined) this.decodeErrors++;
-          else this.pending.push(item);
+          item = decode(buf, off, len);
         } catch {
-          this.decodeErrors++;
+          item = undefined;
         }
+        if (item === undefined) this.decodeErrors++;
+        // what the consumer throws is the consumer's, not a decode error
+        else if (this.pending.push(item) >= MAX_HANDOFF) this.flush();
       },
       () => this.flush(),
       holdoffMs,

@@ -83,6 +83,37 @@ test('tracepoint program counts into a hash map and a per-CPU map, and the ring 
   }
 });
 
+test('a record reader hands a big wake-up over in pieces of at most MAX_HANDOFF, in ring order', async () => {
+  const c = load();
+  const { RecordReader, MAX_HANDOFF } = await import('../../src/kernel/ring.js');
+  const pieces: number[][] = [];
+  let seq = 0;
+  const reader = new RecordReader(
+    c.mapInfo('ring').fd,
+    // ours numbered in the order the ring gives them; others' records refused
+    (buf, off) =>
+      buf.readUInt32LE(off) === 1 && buf.readUInt32LE(off + 4) === process.pid ? seq++ : undefined,
+    (items) => pieces.push(items),
+  );
+  const link = c.attachTracepoint('tp_getppid', 'syscalls', 'sys_enter_getppid');
+  try {
+    // all in the ring before the reader runs: one wake-up's worth
+    for (let i = 0; i < 1000; i++) void process.ppid;
+    reader.drain();
+    const all = pieces.flat();
+    assert.equal(all.length, 1000);
+    assert.deepEqual(all, [...all.keys()], 'in ring order, none twice');
+    assert.ok(
+      pieces.every((p) => p.length >= 1 && p.length <= MAX_HANDOFF),
+      `pieces of ${pieces.map((p) => p.length).join(', ')}`,
+    );
+    assert.ok(pieces.length >= Math.ceil(1000 / MAX_HANDOFF));
+  } finally {
+    link.destroy();
+    reader.close();
+  }
+});
+
 test('ring hold-off: a lone record comes at once, a burst after it in one more batch', async () => {
   const c = load();
   const { RingReader } = await import('../../src/kernel/ring.js');
