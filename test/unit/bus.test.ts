@@ -12,12 +12,36 @@ describe('EventBus', () => {
     bus.subscribe((batch) => void a.push(...batch), { name: 'a' });
     bus.subscribe((batch) => void b.push(batch), { name: 'b' });
     bus.publish([1, 2, 3]);
+    // a sink that takes its batch synchronously has it when publish returns
+    assert.deepEqual(a, [1, 2, 3]);
     bus.publish([4]);
-    await tick();
     assert.deepEqual(a, [1, 2, 3, 4]);
-    // both publishes happened before the pump ran: one batch
-    assert.deepEqual(b, [[1, 2, 3, 4]]);
+    assert.deepEqual(b, [[1, 2, 3], [4]]);
     assert.equal(bus.published, 4);
+    await tick();
+    assert.deepEqual(b, [[1, 2, 3], [4]], 'nothing left to deliver later');
+  });
+
+  it('queues behind a sink still busy with its batch, and hands over what waited as one batch', async () => {
+    const bus = new EventBus<number>();
+    const got: number[][] = [];
+    let release: () => void = () => {};
+    bus.subscribe(
+      (batch) => {
+        got.push(batch);
+        return new Promise<void>((r) => {
+          release = r;
+        });
+      },
+      { name: 'busy' },
+    );
+    bus.publish([1]);
+    bus.publish([2]);
+    bus.publish([3, 4]);
+    assert.deepEqual(got, [[1]]);
+    release();
+    await tick();
+    assert.deepEqual(got, [[1], [2, 3, 4]]);
   });
 
   it('keeps a stalled subscriber from holding up the others, and counts its drops', async () => {
