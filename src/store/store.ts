@@ -386,7 +386,14 @@ export class EventStore {
     if (!db) throw new StoreError(`event store ${this.path} is closed`);
     if (events.length === 0) return 0;
     const p = this.newRows();
-    for (const ev of events) this.addRows(p, ev);
+    try {
+      for (const ev of events) this.addRows(p, ev);
+    } catch (err) {
+      // processes and parts marked as written may not be
+      this.seen.clear();
+      this.partsWritten.clear();
+      throw storeError(this.path, 'writing events', err);
+    }
     return this.writeRows(this.takeRows(p), events.length);
   }
 
@@ -418,7 +425,10 @@ export class EventStore {
     try {
       this.addRows(this.pending, ev);
     } catch (err) {
-      // an event that cannot be written (its JSON cannot be made) is lost alone
+      // an event that cannot be written (its JSON cannot be made) is lost alone;
+      // a process it named may have been marked as written without its row
+      this.seen.clear();
+      this.partsWritten.clear();
       this.writeErrors++;
       this.failed++;
       this.fail(storeError(this.path, 'storing an event', err));
