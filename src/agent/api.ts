@@ -30,12 +30,11 @@ import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import http, { type ServerResponse } from 'node:http';
 import path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { type Line, linesBytes } from '../events/encode.js';
+import { joinLines, type Line, linesBytes } from '../events/encode.js';
 import type { PolicyMode } from '../sensors/tracing/index.js';
 import type { EventBus, Subscription } from './bus.js';
 import { describeFsError, mkdirp, UserError } from './fs-util.js';
 import { type PolicyInfo, PolicyOpError } from './policies.js';
-import { TurnBuffers } from './turn-buffers.js';
 
 /** What the API needs of the policy manager. */
 export interface PolicyApi {
@@ -330,6 +329,27 @@ export class ApiServer<T> {
     );
   }
 
+  /**
+   * The last batch joined for a client, and its bytes: the bus hands every
+   * client the same events in the same batches unless their filters (or a
+   * full queue) differ, so the bytes are made once and shared. Never written
+   * to once made.
+   */
+  private lastJoined: { batch: readonly T[]; bytes: Buffer } | undefined;
+
+  /** The bytes of this batch if the last batch joined was the same events. */
+  private sharedJoin(batch: readonly T[]): Buffer | undefined {
+    const last = this.lastJoined;
+    if (!last || last.batch.length !== batch.length) return undefined;
+    for (let i = 0; i < batch.length; i++) if (last.batch[i] !== batch[i]) return undefined;
+    return last.bytes;
+  }
+
+  private keepJoined(batch: readonly T[], bytes: Buffer): Buffer {
+    this.lastJoined = { batch, bytes };
+    return bytes;
+  }
+
   private stream(res: ServerResponse, filter: (ev: T) => boolean): void {
     if (this.closing) {
       res.writeHead(503, { 'content-type': 'application/json' });
@@ -341,16 +361,14 @@ export class ApiServer<T> {
     const coalesce = this.opts.streamCoalesceMs ?? 10;
     const maxEvents = this.opts.clientMaxEvents ?? 40_000;
     const maxBytes = this.opts.clientMaxBytes ?? 32 * 1024 * 1024;
-    // The client's own buffers: each batch's lines are copied out of the
+    // The client's own buffer: each batch's lines are copied out of the
     // shared ring of encoded lines as it is published (the copy its write
-    // makes anyway) into one of two buffers that take turns, so a client
-    // that lags holds bytes, never lines that the ring has gone round and
-    // that would have to be encoded again (which made a lagging client lag
-    // further). Nothing is allocated per batch: a buffer per batch (~100 MB/s
-    // at 40,000 events/s) made V8 run a full collection every few hundred
-    // ms for the memory outside its heap. Bounded; what does not fit is
+    // makes anyway), so a client that lags holds bytes, never lines that the
+    // ring has gone round and that would have to be encoded again (which
+    // made a lagging client lag further). Bounded; what does not fit is
     // dropped and counted.
-    const held = new TurnBuffers();
+    let held: Buffer[] = [];
+    let heldBytes = 0;
     let heldEvents = 0;
     let writing = false;
     // armed by the first drop, disarmed when the client takes what is held: a
@@ -360,20 +378,17 @@ export class ApiServer<T> {
       writing = true;
       try {
         while (held.length > 0 && !res.destroyed) {
-          const { bytes, written } = held.take();
+          const chunks = held;
+          held = [];
+          heldBytes = 0;
           heldEvents = 0;
           clearTimeout(overflowTimer);
           overflowTimer = undefined;
-          // the buffer is the socket's until its write is done (or the response is gone)
-          await new Promise<void>((resolve) => {
-            const done = () => {
-              res.off('close', done);
-              resolve();
-            };
-            res.on('close', done);
-            res.write(bytes, done);
-          });
-          written();
+          res.cork();
+          let ok = true;
+          for (const c of chunks) ok = res.write(c);
+          res.uncork();
+          if (!ok) await writable(res);
           if (coalesce > 0) await new Promise((r) => setTimeout(r, coalesce));
         }
       } catch {
@@ -385,10 +400,12 @@ export class ApiServer<T> {
     const sub = this.opts.bus.subscribe(
       (batch) => {
         if (res.destroyed) return;
-        const lines = batch.map(encode);
+        // clients that take the same events (most follow everything) share the batch's bytes
+        const shared = this.sharedJoin(batch);
+        const lines = shared ? undefined : batch.map(encode);
         // sized before it is copied: a batch that does not fit is not copied at all
-        const size = linesBytes(lines);
-        if (held.length > 0 && (held.length + size > maxBytes || heldEvents + batch.length > maxEvents)) {
+        const size = shared ? shared.length : linesBytes(lines!);
+        if (held.length > 0 && (heldBytes + size > maxBytes || heldEvents + batch.length > maxEvents)) {
           sub.countDropped(batch.length);
           overflowTimer ??= setTimeout(() => {
             this.clientsDisconnected++;
@@ -397,7 +414,8 @@ export class ApiServer<T> {
           }, grace).unref();
           return;
         }
-        held.append(lines);
+        held.push(shared ?? this.keepJoined(batch, joinLines(lines!)));
+        heldBytes += size;
         heldEvents += batch.length;
         if (!writing) void send();
       },
@@ -405,7 +423,7 @@ export class ApiServer<T> {
         name: `api-client-${++this.clientSeq}`,
         group: API_GROUP,
         filter,
-        backlog: () => ({ events: heldEvents, bytes: held.length }),
+        backlog: () => ({ events: heldEvents, bytes: heldBytes }),
         onError: () => {
           drop();
           res.destroy();
@@ -423,6 +441,19 @@ export class ApiServer<T> {
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     res.flushHeaders();
   }
+}
+
+/** Resolves when the response can take more data, or is gone. */
+function writable(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 function one(v: string | string[] | undefined): string | undefined {

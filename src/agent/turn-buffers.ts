@@ -1,12 +1,9 @@
 /**
  * Two buffers that take turns holding lines on their way out (the export
- * file's, each API stream's): lines are copied into one as they are handed
- * over while the other is being written, then the two swap. The sink then
- * holds bytes, not events (which die young), and allocates nothing per
- * batch once its buffers are big enough: memory outside V8's heap
- * allocated per batch (a joined buffer per batch for the API streams, ~100
- * MB/s at 40,000 events/s) made V8 run a full collection every few hundred
- * milliseconds, however small its heap.
+ * file's): lines are copied into one as they are handed over while the
+ * other is being written, then the two swap. The sink then holds bytes, not
+ * events (which die young), and allocates nothing per batch once its
+ * buffers are big enough.
  */
 import { copyLine, type Line, linesBytes } from '../events/encode.js';
 
