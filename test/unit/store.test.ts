@@ -62,9 +62,21 @@ const kprobe = (p: Process, time: string, policy: string): ExportEvent => ({
 });
 const times = (evs: ExportEvent[]) => evs.map((e) => e.time);
 
+/** What `read` makes of the store's file, opened read-only beside the store and closed again. */
+function readStore<T>(file: string, read: (db: Database.Database) => T): T {
+  const db = new Database(file, { readonly: true });
+  try {
+    return read(db);
+  } finally {
+    db.close();
+  }
+}
+
 /** Every stored event's JSON as the file holds it, in the order written. */
-const storedJson = (db: Database.Database) =>
-  [...storedEvents(db.prepare(ALL_BLOCKS_SQL).iterate() as Iterable<BlockRowRead>)].map((e) => e.json);
+const storedJson = (file: string) =>
+  readStore(file, (db) =>
+    [...storedEvents(db.prepare(ALL_BLOCKS_SQL).iterate() as Iterable<BlockRowRead>)].map((e) => e.json),
+  );
 
 describe('EventStore', () => {
   const init = proc('aW5pdA', 1, '/sbin/init');
@@ -153,13 +165,11 @@ describe('EventStore', () => {
         (a, b) => Date.parse(a.time as string) - Date.parse(b.time as string),
       );
       assert.equal(store.stats().rows, all.length);
-      const db = new Database(file, { readonly: true });
-      try {
-        // a block spans at most a second: five for the first batch, one, then two (4.999 s and 6.001 s)
-        assert.equal(db.prepare('SELECT count(*) FROM event_blocks').pluck().get(), 8);
-      } finally {
-        db.close();
-      }
+      // a block spans at most a second: five for the first batch, one, then two (4.999 s and 6.001 s)
+      assert.equal(
+        readStore(file, (db) => db.prepare('SELECT count(*) FROM event_blocks').pluck().get()),
+        8,
+      );
       assert.deepEqual(times(store.query({ limit: 3 })), [at(4998), at(4999), at(6001)]);
       assert.deepEqual(store.query({ limit: 100_000 }).length, all.length);
       assert.deepEqual(times(store.query({ until: at(4), limit: 10 })), [at(0), at(1), at(2), at(3)]);
@@ -190,15 +200,10 @@ describe('EventStore', () => {
     try {
       const burst = Array.from({ length: 2100 }, (_, i) => kprobe(curl, at(7000, i), 'burst'));
       store.append(burst);
-      const db = new Database(file, { readonly: true });
-      try {
-        assert.deepEqual(
-          db.prepare('SELECT count FROM event_blocks ORDER BY id').pluck().all(),
-          [1024, 1024, 52],
-        );
-      } finally {
-        db.close();
-      }
+      assert.deepEqual(
+        readStore(file, (db) => db.prepare('SELECT count FROM event_blocks ORDER BY id').pluck().all()),
+        [1024, 1024, 52],
+      );
       assert.deepEqual(store.query({ limit: 100_000 }), burst);
       assert.deepEqual(times(store.query({ limit: 2 })), [at(7000, 2098), at(7000, 2099)]);
     } finally {
@@ -269,12 +274,10 @@ describe('EventStore', () => {
     } finally {
       store.close();
     }
-    const db = new Database(file, { readonly: true });
-    try {
-      assert.equal((db.prepare('SELECT count(*) AS n FROM processes').get() as { n: number }).n, 3);
-    } finally {
-      db.close();
-    }
+    assert.equal(
+      readStore(file, (db) => db.prepare('SELECT count(*) FROM processes').pluck().get()),
+      3,
+    );
   });
 
   it('keeps the parts processes share (capabilities, namespaces) once, and puts them back on reading', () => {
@@ -311,8 +314,7 @@ describe('EventStore', () => {
     } finally {
       store.close();
     }
-    const db = new Database(file, { readonly: true });
-    try {
+    readStore(file, (db) => {
       // caps, other, ns: each once
       assert.equal((db.prepare('SELECT count(*) AS n FROM process_parts').get() as { n: number }).n, 3);
       const json = db
@@ -321,9 +323,7 @@ describe('EventStore', () => {
         .get(a.exec_id) as string;
       assert.match(json, /"cap":\{"\$part":"[\w-]+"\},/);
       assert.doesNotMatch(json, /CAP_CHOWN/);
-    } finally {
-      db.close();
-    }
+    });
   });
 
   it('reads a store of schema 1 (processes whole in their rows) and brings it forward', () => {
@@ -391,14 +391,11 @@ describe('EventStore', () => {
     } finally {
       store.close();
     }
-    const after = new Database(file, { readonly: true });
-    try {
+    readStore(file, (after) => {
       const tables = after.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all();
       assert.ok(!tables.includes('events'), `the old table is gone: ${tables.join(', ')}`);
       assert.equal(after.prepare('SELECT max(version) FROM schema_version').pluck().get(), MIGRATIONS.length);
-    } finally {
-      after.close();
-    }
+    });
   });
 
   it('returns earlier events after close and reopen', () => {
@@ -453,16 +450,12 @@ describe('EventStore', () => {
     const capsYoung = { permitted: ['CAP_NET_RAW'], effective: [], inheritable: [] };
     const old = { ...proc('b2xk', 200, '/usr/bin/old'), cap: capsOld, ns } as Process;
     const young = { ...proc('eW91bmc', 201, '/usr/bin/young'), cap: capsYoung, ns } as Process;
-    const parts = () => {
-      const db = new Database(file, { readonly: true });
-      try {
-        return (db.prepare('SELECT json FROM process_parts ORDER BY json').pluck().all() as string[]).map(
-          (j) => JSON.parse(j),
-        );
-      } finally {
-        db.close();
-      }
-    };
+    const parts = () =>
+      readStore(file, (db) =>
+        (db.prepare('SELECT json FROM process_parts ORDER BY json').pluck().all() as string[]).map((j) =>
+          JSON.parse(j),
+        ),
+      );
     try {
       store.append([exec(old, at(0)), exit(old, at(1000))]);
       // four hours later: the namespaces part is named again (and its seen_ns moves on)
@@ -610,12 +603,7 @@ describe('EventStore', () => {
     }
     assert.ok(store.closed);
     // nothing was left for the thread to write after close: a new connection sees every row
-    const db = new Database(file, { readonly: true });
-    try {
-      assert.equal(storedJson(db).length, history.length);
-    } finally {
-      db.close();
-    }
+    assert.equal(storedJson(file).length, history.length);
   });
 
   it('a batch the writer thread cannot write is counted as failed, and the store goes on', async () => {
@@ -647,16 +635,11 @@ describe('EventStore', () => {
     const store = EventStore.open(file, { retentionIntervalMs: 0 });
     try {
       store.append(history);
-      const db = new Database(file, { readonly: true });
-      try {
-        const rows = storedJson(db);
-        const first = JSON.parse(rows[0]!) as { process_exec: { process: unknown; parent: unknown } };
-        assert.deepEqual(first.process_exec.process, { $ref: bash.exec_id });
-        assert.deepEqual(first.process_exec.parent, { $ref: init.exec_id });
-        assert.ok(!rows.some((r) => r.includes('"binary"')), 'no process JSON inside an event row');
-      } finally {
-        db.close();
-      }
+      const rows = storedJson(file);
+      const first = JSON.parse(rows[0]!) as { process_exec: { process: unknown; parent: unknown } };
+      assert.deepEqual(first.process_exec.process, { $ref: bash.exec_id });
+      assert.deepEqual(first.process_exec.parent, { $ref: init.exec_id });
+      assert.ok(!rows.some((r) => r.includes('"binary"')), 'no process JSON inside an event row');
       assert.deepEqual(store.query({ execId: curl.exec_id }), [history[1], history[2], history[7]]);
       assert.deepEqual(store.process(curl.exec_id)?.events, [history[1], history[2], history[7]]);
     } finally {
