@@ -95,7 +95,7 @@ class Dict {
   }
 }
 
-/** Builds blocks of at most MAX_BLOCK_EVENTS events. */
+/** Builds blocks of at most MAX_BLOCK_EVENTS events; its own buffers are reused from batch to batch. */
 export class BlockBuilder {
   private meta: Buffer = Buffer.allocUnsafe(64 * META_BYTES);
   private text: Buffer = Buffer.allocUnsafe(64 * 1024);
@@ -107,7 +107,7 @@ export class BlockBuilder {
   private execs = new Dict();
   private policies = new Dict();
   private binaries = new Dict();
-  readonly done: BlockRow[] = [];
+  private done: BlockRow[] = [];
 
   add(
     timeNs: bigint,
@@ -141,8 +141,16 @@ export class BlockBuilder {
     this.count++;
   }
 
+  /** The blocks made since the last take, the one under way ended. */
+  take(): BlockRow[] {
+    this.finish();
+    const out = this.done;
+    this.done = [];
+    return out;
+  }
+
   /** Ends the block under way (if it has events): it joins `done`. */
-  finish(): void {
+  private finish(): void {
     if (this.count === 0) return;
     const d: BlockDict = {
       types: this.types.values,

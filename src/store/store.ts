@@ -464,7 +464,8 @@ export class EventStore {
     if (this.pending.count === 0 || this.db === undefined) return 0;
     const n = this.pending.count;
     const rows = this.takeRows(this.pending);
-    this.pending = this.newRows();
+    // the next batch's rows go into the same block builder, whose buffers are kept
+    this.pending = this.newRows(this.pending.blocks);
     if (this.writer) {
       // the rows were made as the events came; SQLite's work happens on the writer thread
       if (this.writer.send(rows)) {
@@ -757,7 +758,7 @@ export class EventStore {
 
   /**
    * Puts back the processes that stored events name by reference (see
-   * EncodedLine.storedText), from the processes table. A process whose row
+   * EncodedLine.writeStored), from the processes table. A process whose row
    * is gone stays as {exec_id}.
    */
   private withProcesses(db: Database.Database, events: ExportEvent[]): void {
@@ -786,10 +787,10 @@ export class EventStore {
     }
   }
 
-  private newRows(): PendingRows {
+  private newRows(blocks = new BlockBuilder()): PendingRows {
     return {
       rows: { blocks: [], processes: [], parts: [] },
-      blocks: new BlockBuilder(),
+      blocks,
       inBatch: new Map(),
       count: 0,
       now: Date.now(),
@@ -826,8 +827,7 @@ export class EventStore {
   }
 
   private takeRows(p: PendingRows): BatchRows {
-    p.blocks.finish();
-    p.rows.blocks = p.blocks.done;
+    p.rows.blocks = p.blocks.take();
     return p.rows;
   }
 
@@ -1035,8 +1035,7 @@ function moveRowsIntoBlocks(db: Database.Database): void {
     if (rows.length === 0) break;
     const b = new BlockBuilder();
     for (const r of rows) b.add(r.time_ns, r.type, r.exec_id, r.policy_name, r.binary, r.json);
-    b.finish();
-    writeRows(statements, { blocks: b.done, processes: [], parts: [] });
+    writeRows(statements, { blocks: b.take(), processes: [], parts: [] });
     after = rows[rows.length - 1]!.id;
   }
   db.exec('DROP TABLE events');
