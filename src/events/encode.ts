@@ -372,20 +372,13 @@ export class EncodedLine implements CopyableLine {
   }
 
   /**
-   * The line as the event store keeps it: its processes as references to
-   * the store's processes table instead of their JSON, so that a process's
-   * 2 KB or more are stored once, not once per event that names it.
-   */
-  storedText(): string {
-    const b = Buffer.allocUnsafe(this.length);
-    return b.toString('utf8', 0, this.writeStored(b, 0));
-  }
-
-  /**
-   * Writes storedText() as UTF-8 to dst at off, which has room for the
-   * line's length (the stored form is never longer: a reference is shorter
-   * than the process it stands for); returns the bytes written. Piece by
-   * piece: no string of the whole line is made.
+   * Writes the line as the event store keeps it — its processes as
+   * references to the store's processes table instead of their JSON, so
+   * that a process's 2 KB or more are stored once, not once per event that
+   * names it — as UTF-8 to dst at off, which has room for the line's length
+   * (the stored form is never longer: a reference is shorter than the
+   * process it stands for); returns the bytes written. Piece by piece: no
+   * string of the whole line is made.
    */
   writeStored(dst: Buffer, off: number): number {
     // a line its maker wrote as text names no process: its text is its bytes

@@ -27,8 +27,7 @@ export function eventColumns(ev: ExportEvent): EventColumns {
   const type = eventType(ev);
   const payload = (ev as Record<string, unknown>)[type];
   const body = payload !== null && typeof payload === 'object' ? (payload as Record<string, unknown>) : {};
-  const raw = body['process'];
-  const process = asProcess(raw);
+  const process = asProcess(body['process']);
   const parent = asProcess(body['parent']);
   const policy = body['policy_name'];
   return {
