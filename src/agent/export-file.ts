@@ -95,7 +95,7 @@ export class FileExporter {
   /** where lines handed over go until the write before them is done: two buffers take turns */
   private readonly held = new TurnBuffers();
   /** where each line held ends */
-  private fillEnds: number[] = [];
+  private heldEnds: number[] = [];
   private drainQueued = false;
   /** a write is under way */
   private draining = false;
@@ -160,7 +160,7 @@ export class FileExporter {
    * are counted and reported through onError, never thrown.
    */
   write(lines: readonly Line[]): Promise<void> {
-    this.heldBytes += this.held.append(lines, this.fillEnds);
+    this.heldBytes += this.held.append(lines, this.heldEnds);
     this.heldEvents += lines.length;
     // lines handed over while a write is under way, or within the write delay, go out together
     if (!this.drainQueued) {
@@ -180,8 +180,8 @@ export class FileExporter {
     this.draining = true;
     // lines handed over from now on go to the other buffer
     const { bytes, written } = this.held.take();
-    const batch: Batch = { bytes, ends: this.fillEnds };
-    this.fillEnds = [];
+    const batch: Batch = { bytes, ends: this.heldEnds };
+    this.heldEnds = [];
     try {
       await this.writeNow(batch);
     } finally {
