@@ -11,6 +11,7 @@
 #include <net/if.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdarg>
@@ -676,6 +677,24 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Raise a socket's send buffer past net.core.wmem_max (SO_SNDBUFFORCE needs
+// CAP_NET_ADMIN; without it, SO_SNDBUF up to the limit). Returns the size the
+// kernel set (it doubles the request for its own bookkeeping).
+Napi::Value SetSendBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int want = info[1].As<Napi::Number>().Int32Value();
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) != 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want) != 0) {
+    Napi::Error::New(env, std::string("setsockopt(SO_SNDBUF): ") + strerror(errno)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int got = 0;
+  socklen_t len = sizeof got;
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &len) != 0) got = 0;
+  return Napi::Number::New(env, got);
+}
+
 // ---------------------------------------------------------------- probes
 
 Napi::Value ProbeProgType(const Napi::CallbackInfo& info) {
@@ -929,6 +948,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("progInfo", Napi::Function::New(env, ProgInfo));
   exports.Set("enableStats", Napi::Function::New(env, EnableStats));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("setSendBuffer", Napi::Function::New(env, SetSendBuffer));
   exports.Set("probeProgType", Napi::Function::New(env, ProbeProgType));
   exports.Set("probeMapType", Napi::Function::New(env, ProbeMapType));
   exports.Set("probeHelper", Napi::Function::New(env, ProbeHelper));

@@ -31,6 +31,7 @@ import http, { type ServerResponse } from 'node:http';
 import path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { joinLines, type Line, linesBytes } from '../events/encode.js';
+import { native } from '../kernel/native.js';
 import type { PolicyMode } from '../sensors/tracing/index.js';
 import type { EventBus, Subscription } from './bus.js';
 import { describeFsError, mkdirp, UserError } from './fs-util.js';
@@ -97,6 +98,14 @@ export interface ApiOptions<T> {
    * first event after a quiet spell is written at once.
    */
   streamCoalesceMs?: number;
+  /**
+   * send buffer asked of the kernel for an event stream on the unix socket
+   * (default 4 MiB; the kernel keeps twice that): a client that reads in
+   * bursts finds the bytes waiting in the socket, and the agent hands each
+   * batch over in one write instead of a write per 200 KB and a wake-up for
+   * the rest. 0 keeps the system's default.
+   */
+  streamSendBuffer?: number;
   /** more routes (network: /v1/flows, /v1/workloads), given the event stream of this server */
   extraRoutes?: (
     app: FastifyInstance,
@@ -438,8 +447,26 @@ export class ApiServer<T> {
     };
     this.clients.add(client);
     res.on('close', drop);
+    raiseSendBuffer(res, this.opts.streamSendBuffer ?? 4 * 1024 * 1024);
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     res.flushHeaders();
+  }
+}
+
+/**
+ * A larger kernel send buffer for a stream over the unix socket (a TCP
+ * socket keeps the kernel's autotuning, which a fixed size would turn off).
+ * Best effort: the system's default stays if it cannot be raised.
+ */
+function raiseSendBuffer(res: ServerResponse, bytes: number): void {
+  const sock = res.socket;
+  if (bytes <= 0 || !sock || sock.remoteAddress !== undefined) return;
+  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return;
+  try {
+    native().setSendBuffer(fd, bytes);
+  } catch {
+    // the default buffer works, only with more wake-ups
   }
 }
 

@@ -93,6 +93,8 @@ export interface Native {
   };
   enableStats(): number;
   closeFd(fd: number): void;
+  /** SO_SNDBUF(FORCE) on a socket; returns the size the kernel set */
+  setSendBuffer(fd: number, bytes: number): number;
   probeProgType(type: number): boolean;
   probeMapType(type: number): boolean;
   probeHelper(progType: number, helper: number): boolean;

@@ -413,9 +413,19 @@ describe('API event streams with a client that stops reading', () => {
     await waitFor('two clients', () => api.clientCount === 2 || undefined);
     slow.socket.pause(); // stops reading: the kernel buffers fill, then res.write says no
 
-    const pad = 'x'.repeat(8 * 1024);
+    // each stream's socket got the large send buffer (the kernel keeps twice what was asked)
+    const sndbufs = [
+      ...execFileSync('ss', ['-x', '-m', 'src', sock], { encoding: 'utf8' }).matchAll(/tb(\d+)/g),
+    ].map((m) => Number(m[1]));
+    assert.equal(sndbufs.length, 2, 'the two streams');
+    assert.ok(
+      sndbufs.every((b) => b >= 2 * 4 * 1024 * 1024),
+      `send buffers ${sndbufs.join(', ')}`,
+    );
+
+    const pad = 'x'.repeat(48 * 1024);
     let seq = 0;
-    const total = 400; // 3.2 MB: far more than the socket buffers hold
+    const total = 400; // 19 MB: far more than the socket buffers hold (8 MiB each)
     while (seq < total) {
       bus.publish(Array.from({ length: 20 }, () => ({ seq: seq++, pad })));
       await new Promise((r) => setTimeout(r, 15));
