@@ -14,6 +14,24 @@ export function ringBufferBytes(bytes: number): number {
 export type RecordHandler = (buf: Buffer, off: number, len: number) => void;
 
 /**
+ * A wake-up's records are handled in slices of about this long: what is
+ * left waits for the next turn of the event loop, so that a burst (or code
+ * not yet optimized, at start) never keeps the loop from the completions
+ * of the sinks' writes for longer. A sink that learnt of its finished write
+ * only after a 100-ms batch had counted that batch's events against its
+ * backlog bound all along, and dropped what did not fit.
+ */
+export const SLICE_MS = 8;
+
+/**
+ * Records read and not yet handled, in bytes, beyond which they are all
+ * handled at once instead of in slices: an agent slower than its rings for
+ * good holds them there (where the kernel counts what does not fit), not
+ * in memory of its own.
+ */
+export const MAX_WAITING_BYTES = 8 << 20;
+
+/**
  * Reads a BPF ring buffer on the libuv loop: the native side wakes on the
  * ring's epoll fd, drains every ready record into one Buffer and crosses
  * into JS once per wake-up, never per record. With a hold-off (ms), a
@@ -23,21 +41,33 @@ export type RecordHandler = (buf: Buffer, off: number, len: number) => void;
  * idle ring costs nothing and a lone record is delivered at once. Given the
  * fd of the ring's wake-up word (the object's ring_waits map, see
  * bpf/include/ringwake.bpf.h), the ring's programs wake the reader only
- * while it waits on the fd, not after every read.
+ * while it waits on the fd, not after every read. Records are handled in
+ * slices of SLICE_MS (see there); drain() handles everything at once.
  */
 export class RingReader {
   private reader: NativeRingReader | undefined;
   /** records delivered so far */
   records = 0;
   batches = 0;
+  /** slices that left records for the next turn of the loop */
+  yields = 0;
+  /** batches read, the first from `at` on */
+  private waiting: Buffer[] = [];
+  private at = 0;
+  private waitingBytes = 0;
+  private resumeQueued = false;
+  private handling = false;
+  private all = false;
 
   constructor(
     readonly mapFd: number,
     private readonly onRecord: RecordHandler,
-    /** called after the last record of each batch */
+    /** called after the last record of each slice (and batch) handled */
     private readonly onBatchEnd?: () => void,
     holdoffMs = 0,
     wakeMapFd = -1,
+    /** the length of a slice, ms (0: a batch at once) */
+    private readonly sliceMs = SLICE_MS,
   ) {
     if (!Number.isInteger(holdoffMs) || holdoffMs < 0 || holdoffMs > 1000) {
       throw new Error(`ring hold-off ${holdoffMs} ms must be an integer from 0 to 1000`);
@@ -49,27 +79,84 @@ export class RingReader {
     }
   }
 
-  /** Deliver what is ready now, synchronously. Returns the count. */
+  /** Deliver what is ready now (and what was read before), synchronously. Returns the count read now. */
   drain(): number {
-    return this.reader?.drain() ?? 0;
+    const all = this.all;
+    this.all = true;
+    try {
+      const n = this.reader?.drain() ?? 0;
+      this.handle();
+      return n;
+    } finally {
+      this.all = all;
+    }
   }
 
-  /** Stop reading. Records still in the ring stay there. */
+  /** Stop reading. Records still in the ring stay there; those read and not handled are dropped. */
   close(): void {
     this.reader?.close();
     this.reader = undefined;
+    this.waiting = [];
+    this.waitingBytes = 0;
+  }
+
+  /** Records read and not handled yet, in bytes (with their 8-byte headers). */
+  get backlogBytes(): number {
+    return this.waitingBytes - this.at;
   }
 
   private deliver(batch: Buffer): void {
     this.batches++;
-    let off = 0;
-    while (off + 8 <= batch.length) {
-      const len = batch.readUInt32LE(off);
-      this.onRecord(batch, off + 8, len);
-      this.records++;
-      off += 8 + ((len + 7) & ~7);
+    this.waiting.push(batch);
+    this.waitingBytes += batch.length;
+    // behind a slice under way (a consumer that drained us) or a resume to come, they wait their turn
+    if (!this.handling && !this.resumeQueued) this.handle();
+  }
+
+  /** Handle what was read, for one slice (or all of it: drain(), or too much waiting). */
+  private handle(): void {
+    if (this.handling) return;
+    this.handling = true;
+    const sliceMs = this.sliceMs;
+    const start = sliceMs > 0 ? performance.now() : 0;
+    let n = 0;
+    try {
+      while (this.waiting.length > 0 && this.reader !== undefined) {
+        const buf = this.waiting[0]!;
+        while (this.at + 8 <= buf.length) {
+          const len = buf.readUInt32LE(this.at);
+          const off = this.at + 8;
+          this.at += 8 + ((len + 7) & ~7);
+          this.records++;
+          this.onRecord(buf, off, len);
+          if (
+            (++n & 63) === 0 &&
+            sliceMs > 0 &&
+            !this.all &&
+            this.backlogBytes <= MAX_WAITING_BYTES &&
+            performance.now() - start > sliceMs
+          ) {
+            this.resumeLater();
+            return;
+          }
+        }
+        this.waiting.shift();
+        this.waitingBytes -= buf.length;
+        this.at = 0;
+      }
+    } finally {
+      this.handling = false;
+      this.onBatchEnd?.();
     }
-    this.onBatchEnd?.();
+  }
+
+  private resumeLater(): void {
+    this.yields++;
+    this.resumeQueued = true;
+    setImmediate(() => {
+      this.resumeQueued = false;
+      this.handle();
+    });
   }
 }
 

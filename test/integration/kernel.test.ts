@@ -114,6 +114,57 @@ test('a record reader hands a big wake-up over in pieces of at most MAX_HANDOFF,
   }
 });
 
+test('a wake-up that takes longer than a slice lets the loop turn between slices; drain() takes the rest at once', async () => {
+  const c = load();
+  const { RingReader, SLICE_MS } = await import('../../src/kernel/ring.js');
+  const seen: number[] = [];
+  // ours counted; others' records (the ring is the test object's) ignored
+  const spin = (ms: number) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+  const reader = new RingReader(c.mapInfo('ring').fd, (buf, off) => {
+    if (buf.readUInt32LE(off) !== 1 || buf.readUInt32LE(off + 4) !== process.pid) return;
+    seen.push(seen.length);
+    // a slow consumer: 64 records (the reader looks at the clock every 64) outlast a slice
+    spin((SLICE_MS * 1.5) / 64);
+  });
+  const link = c.attachTracepoint('tp_getppid', 'syscalls', 'sys_enter_getppid');
+  try {
+    let handledWhenImmediateRan = -1;
+    // 1,000 records in the ring before the reader's wake-up is handled: one read
+    for (let i = 0; i < 1000; i++) void process.ppid;
+    const t0 = Date.now();
+    while (seen.length === 0 && Date.now() - t0 < 5000) await sleep(1);
+    // handling has begun, and a timer set now runs while it goes on
+    const handledBefore = seen.length;
+    let handledWhenTimerRan = -1;
+    await new Promise<void>((resolve) =>
+      setTimeout(() => {
+        handledWhenTimerRan = seen.length;
+        resolve();
+      }, 0),
+    );
+    assert.ok(
+      handledBefore > 0 && handledWhenTimerRan < 1000,
+      `timers ran after ${handledBefore} and ${handledWhenTimerRan} of 1000 records`,
+    );
+    assert.ok(reader.yields > 0);
+    // what is left comes in one go with drain(), before anything else runs
+    setImmediate(() => {
+      handledWhenImmediateRan = seen.length;
+    });
+    reader.drain();
+    assert.equal(seen.length, 1000, 'every record, none twice');
+    await sleep(5);
+    assert.equal(handledWhenImmediateRan, 1000);
+    assert.equal(reader.backlogBytes, 0);
+  } finally {
+    link.destroy();
+    reader.close();
+  }
+});
+
 test('ring hold-off: a lone record comes at once, a burst after it in one more batch', async () => {
   const c = load();
   const { RingReader } = await import('../../src/kernel/ring.js');
