@@ -68,6 +68,8 @@ export class RingReader {
     wakeMapFd = -1,
     /** the length of a slice, ms (0: a batch at once) */
     private readonly sliceMs = SLICE_MS,
+    /** bytes read and not handled beyond which they are handled at once */
+    private readonly maxWaitingBytes = MAX_WAITING_BYTES,
   ) {
     if (!Number.isInteger(holdoffMs) || holdoffMs < 0 || holdoffMs > 1000) {
       throw new Error(`ring hold-off ${holdoffMs} ms must be an integer from 0 to 1000`);
@@ -133,7 +135,7 @@ export class RingReader {
             (++n & 63) === 0 &&
             sliceMs > 0 &&
             !this.all &&
-            this.backlogBytes <= MAX_WAITING_BYTES &&
+            this.backlogBytes <= this.maxWaitingBytes &&
             performance.now() - start > sliceMs
           ) {
             this.resumeLater();

@@ -165,6 +165,42 @@ test('a wake-up that takes longer than a slice lets the loop turn between slices
   }
 });
 
+test('past its bound of records read and not handled, a reader handles a wake-up whole', async () => {
+  const c = load();
+  const { RingReader, SLICE_MS } = await import('../../src/kernel/ring.js');
+  let ours = 0;
+  const spin = (ms: number) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+  // a bound of 1 byte: any backlog is past it
+  const reader = new RingReader(
+    c.mapInfo('ring').fd,
+    (buf, off) => {
+      if (buf.readUInt32LE(off) !== 1 || buf.readUInt32LE(off + 4) !== process.pid) return;
+      ours++;
+      spin((SLICE_MS * 1.5) / 64);
+    },
+    undefined,
+    0,
+    -1,
+    SLICE_MS,
+    1,
+  );
+  const link = c.attachTracepoint('tp_getppid', 'syscalls', 'sys_enter_getppid');
+  try {
+    for (let i = 0; i < 1000; i++) void process.ppid;
+    const t0 = Date.now();
+    while (ours === 0 && Date.now() - t0 < 5000) await sleep(1);
+    // the first turn of the loop after handling began finds it done
+    assert.equal(ours, 1000);
+    assert.equal(reader.yields, 0);
+  } finally {
+    link.destroy();
+    reader.close();
+  }
+});
+
 test('ring hold-off: a lone record comes at once, a burst after it in one more batch', async () => {
   const c = load();
   const { RingReader } = await import('../../src/kernel/ring.js');
