@@ -100,6 +100,7 @@ export class RingReader {
     this.reader = undefined;
     this.waiting = [];
     this.waitingBytes = 0;
+    this.at = 0;
   }
 
   /** Records read and not handled yet, in bytes (with their 8-byte headers). */
@@ -125,7 +126,8 @@ export class RingReader {
     try {
       while (this.waiting.length > 0 && this.reader !== undefined) {
         const buf = this.waiting[0]!;
-        while (this.at + 8 <= buf.length) {
+        // a consumer may close the reader: nothing more is handed over then
+        while (this.at + 8 <= buf.length && this.reader !== undefined) {
           const len = buf.readUInt32LE(this.at);
           const off = this.at + 8;
           this.at += 8 + ((len + 7) & ~7);
@@ -142,6 +144,7 @@ export class RingReader {
             return;
           }
         }
+        if (this.reader === undefined) break;
         this.waiting.shift();
         this.waitingBytes -= buf.length;
         this.at = 0;
@@ -149,6 +152,8 @@ export class RingReader {
     } finally {
       this.handling = false;
       this.onBatchEnd?.();
+      // a consumer threw: what is left is handled on the next turn, not at the next wake-up
+      if (!this.resumeQueued && this.reader !== undefined && this.waiting.length > 0) this.resumeLater();
     }
   }
 

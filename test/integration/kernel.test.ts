@@ -201,6 +201,50 @@ test('past its bound of records read and not handled, a reader handles a wake-up
   }
 });
 
+test('a consumer that closes its reader gets no record after that, and one that throws gets the rest on the next turn', async () => {
+  const c = load();
+  const { RingReader } = await import('../../src/kernel/ring.js');
+  const mine = (buf: Buffer, off: number) =>
+    buf.readUInt32LE(off) === 1 && buf.readUInt32LE(off + 4) === process.pid;
+  const link = c.attachTracepoint('tp_getppid', 'syscalls', 'sys_enter_getppid');
+  try {
+    let seen = 0;
+    const closing: { reader?: InstanceType<typeof RingReader> } = {};
+    closing.reader = new RingReader(c.mapInfo('ring').fd, (buf, off) => {
+      if (!mine(buf, off)) return;
+      if (++seen === 10) closing.reader!.close();
+    });
+    for (let i = 0; i < 100; i++) void process.ppid;
+    closing.reader.drain();
+    assert.equal(seen, 10, 'nothing after the close');
+    assert.equal(closing.reader.backlogBytes, 0);
+
+    let got = 0;
+    let thrown = false;
+    const throwing = new RingReader(c.mapInfo('ring').fd, (buf, off) => {
+      if (!mine(buf, off)) return;
+      got++;
+      if (got === 10 && !thrown) {
+        thrown = true;
+        throw new Error('consumer failed');
+      }
+    });
+    try {
+      for (let i = 0; i < 100; i++) void process.ppid;
+      assert.throws(() => throwing.drain(), /consumer failed/);
+      assert.equal(got, 10);
+      // no new record comes, yet the other 90 are handed over on the next turns of the loop
+      const t0 = Date.now();
+      while (got < 100 && Date.now() - t0 < 2000) await sleep(1);
+      assert.equal(got, 100);
+    } finally {
+      throwing.close();
+    }
+  } finally {
+    link.destroy();
+  }
+});
+
 test('ring hold-off: a lone record comes at once, a burst after it in one more batch', async () => {
   const c = load();
   const { RingReader } = await import('../../src/kernel/ring.js');
