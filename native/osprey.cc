@@ -734,7 +734,8 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
     auto fn = DefineClass(env, "RingReader",
-                          {InstanceMethod("close", &RingReader::Close), InstanceMethod("drain", &RingReader::Drain)});
+                          {InstanceMethod("close", &RingReader::Close), InstanceMethod("drain", &RingReader::Drain),
+                           InstanceMethod("pending", &RingReader::Pending)});
     exports.Set("RingReader", fn);
   }
   // new RingReader(mapFd, callback, holdoffMs = 0, wakeMapFd = -1)
@@ -769,6 +770,17 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
         // it starts waiting on the fd
         SetWaits(kReaderWaits);
       }
+    }
+    // the ring's positions, read-only, for its depth (pending()); a reader works without them
+    long page = sysconf(_SC_PAGESIZE);
+    void* cons = mmap(nullptr, page, PROT_READ, MAP_SHARED, fd, 0);
+    void* prod = mmap(nullptr, page, PROT_READ, MAP_SHARED, fd, page);
+    if (cons != MAP_FAILED && prod != MAP_FAILED) {
+      consumer_pos_ = static_cast<const uint64_t*>(cons);
+      producer_pos_ = static_cast<const uint64_t*>(prod);
+    } else {
+      if (cons != MAP_FAILED) munmap(cons, page);
+      if (prod != MAP_FAILED) munmap(prod, page);
     }
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
@@ -901,6 +913,12 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
       ring_buffer__free(rb_);
       rb_ = nullptr;
     }
+    if (consumer_pos_) {
+      long page = sysconf(_SC_PAGESIZE);
+      munmap(const_cast<uint64_t*>(consumer_pos_), page);
+      munmap(const_cast<uint64_t*>(producer_pos_), page);
+      consumer_pos_ = producer_pos_ = nullptr;
+    }
     if (waits_) {
       // no reader any more: the kernel's own wake-ups, should anyone read on
       __atomic_store_n(waits_, kKernelWakes, __ATOMIC_SEQ_CST);
@@ -914,6 +932,14 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     if (was) Unref();
     return info.Env().Undefined();
   }
+  // pending(): bytes the ring's programs have posted and we have not consumed
+  // (record headers included); -1 when closed or the positions are not mapped
+  Napi::Value Pending(const Napi::CallbackInfo& info) {
+    if (!rb_ || !consumer_pos_) return Napi::Number::New(info.Env(), -1);
+    uint64_t prod = __atomic_load_n(producer_pos_, __ATOMIC_ACQUIRE);
+    uint64_t cons = __atomic_load_n(consumer_pos_, __ATOMIC_ACQUIRE);
+    return Napi::Number::New(info.Env(), static_cast<double>(prod >= cons ? prod - cons : 0));
+  }
   // drain(): deliver what is ready now, synchronously (used on shutdown)
   Napi::Value Drain(const Napi::CallbackInfo& info) {
     uint32_t n = rb_ ? Deliver(false) : 0;
@@ -923,6 +949,8 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
   // the values of the wake-up word (bpf/include/ringwake.bpf.h)
   static constexpr uint64_t kKernelWakes = 0, kReaderBusy = 1, kReaderWaits = 2;
   uint64_t* waits_ = nullptr;
+  const uint64_t* consumer_pos_ = nullptr;
+  const uint64_t* producer_pos_ = nullptr;
   ring_buffer* rb_ = nullptr;
   uv_poll_t* poll_ = nullptr;
   uv_timer_t* timer_ = nullptr;

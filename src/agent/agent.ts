@@ -474,6 +474,11 @@ export class Agent {
     const policies = this.policyManager?.list() ?? [];
     const cache = this.pipeline?.cache.stats() ?? { size: 0, live: 0, exited: 0, evictions: 0 };
     const mem = process.memoryUsage();
+    const network = this.network?.status();
+    const pending: Record<string, number> = {};
+    if (counters) pending['process'] = counters.ringPendingBytes;
+    for (const p of policies) if (p.counters) pending[`policy:${p.name}`] = p.counters.ring_pending_bytes;
+    if (network?.datapath) pending['network_flows'] = network.datapath.ring_pending_bytes;
     return {
       node_name: cfg.nodeName,
       version: version(),
@@ -483,7 +488,11 @@ export class Agent {
       config_file: cfg.configFile ?? null,
       scope_cgroup: cfg.cgroup ?? null,
       args_max: cfg.argsMax,
-      ring: { buffer_bytes: cfg.ringBufferMb * 1024 * 1024, holdoff_ms: cfg.ringHoldoffMs },
+      ring: {
+        buffer_bytes: cfg.ringBufferMb * 1024 * 1024,
+        holdoff_ms: cfg.ringHoldoffMs,
+        pending_bytes: pending,
+      },
       kernel: featuresStatus(this.features),
       bpf_stats: runTimeStatsOn(),
       programs,
@@ -524,7 +533,7 @@ export class Agent {
         external_bytes: mem.external,
         array_buffers_bytes: mem.arrayBuffers,
       },
-      ...(this.network ? { network: this.network.status() } : {}),
+      ...(network ? { network } : {}),
       ...this.services?.status(),
     };
   }

@@ -97,6 +97,7 @@ export function agentMetricsSources(i: AgentMetricsInputs): MetricsSources {
       if (store.stats) out['store_writer'] = store.stats.queued;
       return out;
     },
+    ringBuffers: () => st().ring.pending_bytes,
     processCache: () => st().process_cache,
     policyActions: () => {
       const out: PolicyActionCount[] = [];

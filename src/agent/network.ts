@@ -76,6 +76,8 @@ export interface NetworkStatus {
     light: number;
     ringbuf_drops: number;
     decode_errors: number;
+    /** bytes of flow records in the ring or read and not handled yet */
+    ring_pending_bytes: number;
   } | null;
 }
 
@@ -167,6 +169,7 @@ export class NetworkFeature {
           light: k.light,
           ringbuf_drops: k.ringbufDrops,
           decode_errors: k.decodeErrors,
+          ring_pending_bytes: k.ringPendingBytes,
         };
       } catch {
         // closed meanwhile (stopping)

@@ -67,6 +67,8 @@ export interface PolicyCountersInfo {
   decode_errors: number;
   /** records no event could be built from */
   event_errors: number;
+  /** bytes of records in the policy's ring or read and not handled yet */
+  ring_pending_bytes: number;
 }
 
 /** One policy as `osprey policy list` and GET /v1/policies show it. */
@@ -770,6 +772,7 @@ function countersInfo(c: PolicyCounters, e: Entry): PolicyCountersInfo {
     pending_drops: c.pendingDrops,
     decode_errors: c.decodeErrors,
     event_errors: e.eventErrors,
+    ring_pending_bytes: c.ringPendingBytes,
   };
 }
 

@@ -55,7 +55,15 @@ export interface AgentStatus {
   config_file: string | null;
   scope_cgroup: string | null;
   args_max: number;
-  ring: { buffer_bytes: number; holdoff_ms: number };
+  ring: {
+    buffer_bytes: number;
+    holdoff_ms: number;
+    /**
+     * each ring's depth: bytes of records in it or read and not handled yet,
+     * by ring ("process", "policy:NAME", "network_flows")
+     */
+    pending_bytes: Record<string, number>;
+  };
   kernel: KernelFeaturesStatus;
   /** the kernel is counting programs' runs and run time (--bpf-stats, or the host's sysctl) */
   bpf_stats: boolean;
@@ -129,6 +137,8 @@ export function renderStatusText(s: AgentStatus): string {
   kv('total', s.events.total);
   for (const [t, n] of Object.entries(s.events.by_type).sort()) kv(t, n);
   kv('latency (exec)', latencyText(s.latency));
+  const depths = Object.entries(s.ring.pending_bytes ?? {});
+  if (depths.length) kv('waiting in rings', depths.map(([ring, n]) => `${ring} ${bytes(n)}`).join(', '));
   out.push('');
   out.push('Drops');
   for (const [k, v] of Object.entries(s.drops)) kv(k, v);

@@ -53,6 +53,8 @@ export interface NativeObject {
 export interface NativeRingReader {
   close(): void;
   drain(): number;
+  /** bytes posted to the ring and not consumed yet; -1 when unknown */
+  pending(): number;
 }
 
 export interface Native {

@@ -108,6 +108,15 @@ export class RingReader {
     return this.waitingBytes - this.at;
   }
 
+  /**
+   * The ring's depth: bytes of records still in the ring (with the kernel's
+   * 8-byte headers) plus those read and not handled yet. 0 once closed.
+   */
+  get pendingBytes(): number {
+    const inRing = this.reader?.pending() ?? 0;
+    return Math.max(0, inRing) + this.backlogBytes;
+  }
+
   private deliver(batch: Buffer): void {
     this.batches++;
     this.waiting.push(batch);
@@ -222,6 +231,11 @@ export class RecordReader<T> {
 
   get batches(): number {
     return this.ring.batches;
+  }
+
+  /** The ring's depth in bytes (RingReader.pendingBytes). */
+  get pendingBytes(): number {
+    return this.ring.pendingBytes;
   }
 
   /** Deliver what is ready now, synchronously. */

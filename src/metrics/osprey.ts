@@ -52,7 +52,7 @@ export type NumbersByName = object;
 export interface MetricsSources {
   /** dropped events so far by stage: kernel_ringbuf, bus_queue_overflow, api_slow_client... */
   drops?: () => NumbersByName;
-  /** bytes waiting in each BPF ring buffer, by ring name */
+  /** bytes of records waiting in each BPF ring buffer (or read and not handled), by ring name */
   ringBuffers?: () => NumbersByName;
   /** events waiting in each user-space queue, by queue name (bus subscriptions, the store) */
   queues?: () => NumbersByName;
@@ -137,9 +137,11 @@ export class OspreyMetrics {
       .counter('osprey_event_drops_total', 'Events dropped, by the stage that dropped them', ['stage'])
       .collect(() => records(src().drops?.(), (stage, v) => ({ labels: [stage], value: v })));
 
-    r.gauge('osprey_ringbuf_pending_bytes', 'Bytes waiting in a BPF ring buffer', ['ring']).collect(() =>
-      records(src().ringBuffers?.(), (ring, v) => ({ labels: [ring], value: v })),
-    );
+    r.gauge(
+      'osprey_ringbuf_pending_bytes',
+      'Bytes of records waiting in a BPF ring buffer, or read from it and not yet handled',
+      ['ring'],
+    ).collect(() => records(src().ringBuffers?.(), (ring, v) => ({ labels: [ring], value: v })));
     r.gauge('osprey_queue_depth', 'Events waiting in a user-space queue', ['queue']).collect(() =>
       records(src().queues?.(), (q, v) => ({ labels: [q], value: v })),
     );

@@ -270,6 +270,7 @@ describe('osprey agent, scoped to a cgroup', () => {
       api: { clients: number };
       memory: { rss_bytes: number; peak_rss_bytes: number };
       process_cache: { size: number };
+      ring: { pending_bytes: Record<string, number> };
     };
     assert.equal(s.node_name, 'agent-test-node');
     assert.equal(s.scope_cgroup, cg);
@@ -298,6 +299,8 @@ describe('osprey agent, scoped to a cgroup', () => {
     assert.ok(s.latency.max_ms > 0 && s.latency.max_ms < 5000, `latency ${s.latency.max_ms} ms`);
     assert.ok(s.latency.p50_ms <= s.latency.max_ms);
     assert.equal(s.api.clients, 2);
+    // the process ring's depth, in bytes (a quiet ring: little or nothing)
+    assert.ok(Number.isInteger(s.ring.pending_bytes.process) && s.ring.pending_bytes.process >= 0);
     assert.ok(s.memory.rss_bytes > 0 && s.memory.peak_rss_bytes >= s.memory.rss_bytes / 2);
     assert.ok(s.process_cache.size > 0, 'the cache was seeded from /proc');
     programIds = s.programs.map((p) => p.id);

@@ -245,6 +245,32 @@ test('a consumer that closes its reader gets no record after that, and one that 
   }
 });
 
+test("a reader's depth: the bytes of records in its ring, and none once they are handled", async () => {
+  const c = load();
+  const { RingReader } = await import('../../src/kernel/ring.js');
+  let ours = 0;
+  const reader = new RingReader(c.mapInfo('ring').fd, (buf, off) => {
+    if (buf.readUInt32LE(off) === 1 && buf.readUInt32LE(off + 4) === process.pid) ours++;
+  });
+  const link = c.attachTracepoint('tp_getppid', 'syscalls', 'sys_enter_getppid');
+  try {
+    reader.drain();
+    const before = reader.pendingBytes;
+    // posted by the kernel, not read yet: the reader runs on the event loop, which has not turned
+    for (let i = 0; i < 100; i++) void process.ppid;
+    const depth = reader.pendingBytes;
+    assert.ok(depth - before >= 100 * 16, `depth ${before} -> ${depth} bytes after 100 records`);
+    reader.drain();
+    assert.equal(ours, 100);
+    assert.equal(reader.backlogBytes, 0);
+    assert.ok(reader.pendingBytes < depth, `depth ${reader.pendingBytes} after the drain`);
+  } finally {
+    link.destroy();
+    reader.close();
+  }
+  assert.equal(reader.pendingBytes, 0, 'a closed reader has no depth');
+});
+
 test('ring hold-off: a lone record comes at once, a burst after it in one more batch', async () => {
   const c = load();
   const { RingReader } = await import('../../src/kernel/ring.js');

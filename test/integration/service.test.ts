@@ -362,6 +362,7 @@ describe('the agent as a service', () => {
       assert.match(text, /^osprey_process_cache_size [1-9]\d*$/m);
       assert.match(text, /^osprey_bpf_program_runs_total\{program="osprey_exec",hook="[^"]+"\} [1-9]\d*$/m);
       assert.match(text, /^osprey_queue_depth\{queue="store"\} \d+$/m);
+      assert.match(text, /^osprey_ringbuf_pending_bytes\{ring="process"\} \d+$/m);
     });
 
     it('refuses a policy change over TCP without the token and takes it with the token', async () => {

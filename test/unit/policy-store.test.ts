@@ -177,6 +177,7 @@ describe('osprey policy list (text)', () => {
       pending_drops: 0,
       decode_errors: 0,
       event_errors: 0,
+      ring_pending_bytes: 0,
     },
     ...extra,
   });

@@ -56,6 +56,8 @@ export interface NetworkCounters {
   light: number;
   /** records user space could not decode */
   decodeErrors: number;
+  /** bytes of flow records in the ring or read and not handled yet */
+  ringPendingBytes: number;
 }
 
 /**
@@ -361,6 +363,7 @@ export class NetworkDatapath {
       unchecked: sum(Counter.UNCHECKED),
       light: sum(Counter.LIGHT),
       decodeErrors: this.reader.decodeErrors,
+      ringPendingBytes: this.reader.pendingBytes,
     };
   }
 

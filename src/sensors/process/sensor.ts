@@ -39,6 +39,8 @@ export interface SensorCounters {
   decodeErrors: number;
   /** kernel-side drops, by reason */
   kernelDrops: { ringbuf: number; args: number };
+  /** bytes of records in the ring or read and not handled yet */
+  ringPendingBytes: number;
 }
 
 const PROGRAMS = ['osprey_exec', 'osprey_fork', 'osprey_exit'] as const;
@@ -105,6 +107,7 @@ export class ProcessSensor {
       batches: this.reader.batches,
       decodeErrors: this.reader.decodeErrors,
       kernelDrops: { ringbuf: Number(sum(DROP.RINGBUF)), args: Number(sum(DROP.ARGS)) },
+      ringPendingBytes: this.reader.pendingBytes,
     };
   }
 

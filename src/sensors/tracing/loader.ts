@@ -60,6 +60,8 @@ export interface PolicyCounters {
   pendingDrops: number;
   /** records user space could not decode */
   decodeErrors: number;
+  /** bytes of records in the ring or read and not handled yet */
+  ringPendingBytes: number;
 }
 
 /** Bits of osprey_proc.follow in use by loaded policies of this process. */
@@ -263,6 +265,7 @@ export class PolicyProgram {
       ringbufDrops: sum(Counter.RINGBUF_DROP),
       pendingDrops: sum(Counter.PENDING_DROP),
       decodeErrors: this.reader.decodeErrors,
+      ringPendingBytes: this.reader.pendingBytes,
     };
   }
 
