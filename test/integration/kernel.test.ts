@@ -34,6 +34,17 @@ after(() => {
   for (const c of opened) c.close();
 });
 
+/** A record of the test object's getppid program made by this process (others' calls post too). */
+function isOurs(buf: Buffer, off: number): boolean {
+  return buf.readUInt32LE(off) === 1 && buf.readUInt32LE(off + 4) === process.pid;
+}
+
+/** Keeps the thread busy for ms: a slow consumer. */
+function spin(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
 test('a verifier rejection names the program and carries the log tail', () => {
   assert.throws(
     () => Collection.load(BAD),
@@ -91,8 +102,7 @@ test('a record reader hands a big wake-up over in pieces of at most MAX_HANDOFF,
   const reader = new RecordReader(
     c.mapInfo('ring').fd,
     // ours numbered in the order the ring gives them; others' records refused
-    (buf, off) =>
-      buf.readUInt32LE(off) === 1 && buf.readUInt32LE(off + 4) === process.pid ? seq++ : undefined,
+    (buf, off) => (isOurs(buf, off) ? seq++ : undefined),
     (items) => pieces.push(items),
   );
   const link = c.attachTracepoint('tp_getppid', 'syscalls', 'sys_enter_getppid');
@@ -119,12 +129,8 @@ test('a wake-up that takes longer than a slice lets the loop turn between slices
   const { RingReader, SLICE_MS } = await import('../../src/kernel/ring.js');
   const seen: number[] = [];
   // ours counted; others' records (the ring is the test object's) ignored
-  const spin = (ms: number) => {
-    const end = performance.now() + ms;
-    while (performance.now() < end);
-  };
   const reader = new RingReader(c.mapInfo('ring').fd, (buf, off) => {
-    if (buf.readUInt32LE(off) !== 1 || buf.readUInt32LE(off + 4) !== process.pid) return;
+    if (!isOurs(buf, off)) return;
     seen.push(seen.length);
     // a slow consumer: 64 records (the reader looks at the clock every 64) outlast a slice
     spin((SLICE_MS * 1.5) / 64);
@@ -169,15 +175,11 @@ test('past its bound of records read and not handled, a reader handles a wake-up
   const c = load();
   const { RingReader, SLICE_MS } = await import('../../src/kernel/ring.js');
   let ours = 0;
-  const spin = (ms: number) => {
-    const end = performance.now() + ms;
-    while (performance.now() < end);
-  };
   // a bound of 1 byte: any backlog is past it
   const reader = new RingReader(
     c.mapInfo('ring').fd,
     (buf, off) => {
-      if (buf.readUInt32LE(off) !== 1 || buf.readUInt32LE(off + 4) !== process.pid) return;
+      if (!isOurs(buf, off)) return;
       ours++;
       spin((SLICE_MS * 1.5) / 64);
     },
@@ -204,14 +206,12 @@ test('past its bound of records read and not handled, a reader handles a wake-up
 test('a consumer that closes its reader gets no record after that, and one that throws gets the rest on the next turn', async () => {
   const c = load();
   const { RingReader } = await import('../../src/kernel/ring.js');
-  const mine = (buf: Buffer, off: number) =>
-    buf.readUInt32LE(off) === 1 && buf.readUInt32LE(off + 4) === process.pid;
   const link = c.attachTracepoint('tp_getppid', 'syscalls', 'sys_enter_getppid');
   try {
     let seen = 0;
     const closing: { reader?: InstanceType<typeof RingReader> } = {};
     closing.reader = new RingReader(c.mapInfo('ring').fd, (buf, off) => {
-      if (!mine(buf, off)) return;
+      if (!isOurs(buf, off)) return;
       if (++seen === 10) closing.reader!.close();
     });
     for (let i = 0; i < 100; i++) void process.ppid;
@@ -222,7 +222,7 @@ test('a consumer that closes its reader gets no record after that, and one that 
     let got = 0;
     let thrown = false;
     const throwing = new RingReader(c.mapInfo('ring').fd, (buf, off) => {
-      if (!mine(buf, off)) return;
+      if (!isOurs(buf, off)) return;
       got++;
       if (got === 10 && !thrown) {
         thrown = true;
@@ -250,7 +250,7 @@ test("a reader's depth: the bytes of records in its ring, and none once they are
   const { RingReader } = await import('../../src/kernel/ring.js');
   let ours = 0;
   const reader = new RingReader(c.mapInfo('ring').fd, (buf, off) => {
-    if (buf.readUInt32LE(off) === 1 && buf.readUInt32LE(off + 4) === process.pid) ours++;
+    if (isOurs(buf, off)) ours++;
   });
   const link = c.attachTracepoint('tp_getppid', 'syscalls', 'sys_enter_getppid');
   try {
@@ -280,7 +280,7 @@ test('ring hold-off: a lone record comes at once, a burst after it in one more b
   const reader = new RingReader(
     c.mapInfo('ring').fd,
     (buf, off) => {
-      if (buf.readUInt32LE(off) === 1 && buf.readUInt32LE(off + 4) === process.pid) {
+      if (isOurs(buf, off)) {
         ours++;
         batchesWithOurs.add(batch);
       }
@@ -332,7 +332,7 @@ test('ring wake-up word: the programs wake the reader only while it waits on the
   const reader = new RingReader(
     c.mapInfo('ring').fd,
     (buf, off) => {
-      if (buf.readUInt32LE(off) === 1 && buf.readUInt32LE(off + 4) === process.pid) {
+      if (isOurs(buf, off)) {
         ours++;
         wordAtDelivery.push(word.lookup(0));
       }
