@@ -148,10 +148,8 @@ export class RingReader {
             !this.all &&
             this.backlogBytes <= this.maxWaitingBytes &&
             performance.now() - start > sliceMs
-          ) {
-            this.resumeLater();
-            return;
-          }
+          )
+            return; // the rest on the next turn: see finally
         }
         if (this.reader === undefined) break;
         this.waiting.shift();
@@ -161,7 +159,8 @@ export class RingReader {
     } finally {
       this.handling = false;
       this.onBatchEnd?.();
-      // a consumer threw: what is left is handled on the next turn, not at the next wake-up
+      // the slice ended with records left (or a consumer threw): they are handled on the
+      // next turn of the loop, not at the next wake-up
       if (!this.resumeQueued && this.reader !== undefined && this.waiting.length > 0) this.resumeLater();
     }
   }
