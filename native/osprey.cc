@@ -621,6 +621,40 @@ Napi::Value MapLookupBatch(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// mapUpdateBatch(fd, keys, values, count, flags): count entries, keys and values each packed end
+// to end, written in one syscall; a failure throws with errno and `done`, the entries written
+// before it
+Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto keys = info[1].As<Napi::Buffer<uint8_t>>();
+  auto vals = info[2].As<Napi::Buffer<uint8_t>>();
+  uint32_t count = info[3].As<Napi::Number>().Uint32Value();
+  uint64_t flags = info[4].IsNumber() ? static_cast<uint64_t>(info[4].As<Napi::Number>().Int64Value()) : uint64_t(BPF_ANY);
+  LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = flags);
+  if (bpf_map_update_batch(fd, keys.Data(), vals.Data(), &count, &opts)) {
+    auto e = ErrnoError(env, "map update batch", errno);
+    e.Set("done", Napi::Number::New(env, count));
+    e.ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
+// mapDeleteBatch(fd, keys, count): as mapUpdateBatch, for deletes
+Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto keys = info[1].As<Napi::Buffer<uint8_t>>();
+  uint32_t count = info[2].As<Napi::Number>().Uint32Value();
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  if (bpf_map_delete_batch(fd, keys.Data(), &count, &opts)) {
+    auto e = ErrnoError(env, "map delete batch", errno);
+    e.Set("done", Napi::Number::New(env, count));
+    e.ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
 // mapInfo(fd) -> {id, name, type, keySize, valueSize, maxEntries}
 Napi::Value MapInfo(const Napi::CallbackInfo& info) {
   auto env = info.Env();
@@ -972,6 +1006,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mapDelete", Napi::Function::New(env, MapDelete));
   exports.Set("mapNextKey", Napi::Function::New(env, MapNextKey));
   exports.Set("mapLookupBatch", Napi::Function::New(env, MapLookupBatch));
+  exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch));
+  exports.Set("mapDeleteBatch", Napi::Function::New(env, MapDeleteBatch));
   exports.Set("mapInfo", Napi::Function::New(env, MapInfo));
   exports.Set("progInfo", Napi::Function::New(env, ProgInfo));
   exports.Set("enableStats", Napi::Function::New(env, EnableStats));

@@ -36,6 +36,10 @@ export const BPF_ANY = 0;
 export const BPF_NOEXIST = 1;
 export const BPF_EXIST = 2;
 
+/** errnos of a batch operation the kernel does not have for a map type (EINVAL, ENOTSUPP, EOPNOTSUPP) */
+const BATCH_UNSUPPORTED = new Set([22, 524, 95]);
+const ENOENT = 2;
+
 const PERCPU_TYPES = new Set([5, 6, 10, 21]); // PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
 
 /**
@@ -109,6 +113,94 @@ export class BpfMap<K, V> {
   delete(key: K): boolean {
     this.keyCodec.encode(key, this.keyBuf);
     return this.call('delete', () => native().mapDelete(this.fd, this.keyBuf));
+  }
+
+  /**
+   * Writes `count` entries given as bytes, keys packed end to end in `keys`
+   * and values in `values`, in one syscall (the kernel's batch update), or
+   * one by one where the kernel has no batch update for the map. Per-CPU
+   * values as update() writes them (one per possible CPU) are the caller's.
+   */
+  updateMany(keys: Buffer, values: Buffer, count: number, flags = BPF_ANY): void {
+    const ks = this.keyCodec.size;
+    const vs = this.valBuf.length;
+    this.checkMany(keys, count, values);
+    if (count === 0) return;
+    if (
+      this.batches &&
+      this.many('update batch', () => native().mapUpdateBatch(this.fd, keys, values, count, flags))
+    )
+      return;
+    for (let i = 0; i < count; i++) {
+      const k = keys.subarray(i * ks, (i + 1) * ks);
+      const v = values.subarray(i * vs, (i + 1) * vs);
+      this.call('update', () => native().mapUpdate(this.fd, k, v, flags));
+    }
+  }
+
+  /**
+   * Deletes `count` keys packed end to end in `keys`, as updateMany writes
+   * them, in batches where the kernel has them; a key that is not there is
+   * passed over. Returns how many were deleted.
+   */
+  deleteMany(keys: Buffer, count: number): number {
+    const ks = this.keyCodec.size;
+    this.checkMany(keys, count);
+    let at = 0;
+    let n = 0;
+    while (at < count && this.batches) {
+      const rest = keys.subarray(at * ks, count * ks);
+      try {
+        native().mapDeleteBatch(this.fd, rest, count - at);
+        return n + count - at;
+      } catch (err) {
+        const e = err as { errno?: number; done?: number };
+        const done = e.done ?? 0;
+        if (e.errno === ENOENT) {
+          // the batch stops at a key that is not there: pass over it, go on with the rest
+          n += done;
+          at += done + 1;
+        } else if (done === 0 && e.errno !== undefined && BATCH_UNSUPPORTED.has(e.errno)) {
+          this.batches = false;
+        } else {
+          throw new KernelError(`map ${this.name}: delete batch (${n + done} done before the failure)`, err);
+        }
+      }
+    }
+    for (; at < count; at++) {
+      const k = keys.subarray(at * ks, (at + 1) * ks);
+      if (this.call('delete', () => native().mapDelete(this.fd, k))) n++;
+    }
+    return n;
+  }
+
+  /** The kernel takes batches for this map (until one is refused as unsupported). */
+  private batches = true;
+
+  /** Runs a batch; false when the kernel has no batch operation for this map (nothing was done). */
+  private many(what: string, f: () => void): boolean {
+    try {
+      f();
+      return true;
+    } catch (err) {
+      const e = err as { errno?: number; done?: number };
+      if ((e.done ?? 0) === 0 && e.errno !== undefined && BATCH_UNSUPPORTED.has(e.errno)) {
+        this.batches = false;
+        return false;
+      }
+      throw new KernelError(`map ${this.name}: ${what} (${e.done ?? 0} done before the failure)`, err);
+    }
+  }
+
+  private checkMany(keys: Buffer, count: number, values?: Buffer): void {
+    if (!Number.isInteger(count) || count < 0 || keys.length < count * this.keyCodec.size)
+      throw new Error(
+        `map ${this.name}: ${count} keys of ${this.keyCodec.size} bytes do not fit ${keys.length}`,
+      );
+    if (values && values.length < count * this.valBuf.length)
+      throw new Error(
+        `map ${this.name}: ${count} values of ${this.valBuf.length} bytes do not fit ${values.length}`,
+      );
   }
 
   /** Every key, by get_next_key. Keys deleted during iteration may be skipped. */

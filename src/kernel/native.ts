@@ -69,6 +69,10 @@ export interface Native {
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
   mapDelete(fd: number, key: Buffer): boolean;
   mapNextKey(fd: number, key: Buffer | null, nextOut: Buffer): boolean;
+  /** throws with errno and `done` (entries written before the failure) */
+  mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, flags?: number): void;
+  /** throws with errno and `done` (entries deleted before the failure) */
+  mapDeleteBatch(fd: number, keys: Buffer, count: number): void;
   mapLookupBatch(
     fd: number,
     inBatch: Buffer | null,

@@ -402,6 +402,41 @@ test('typed map access: update, lookup, delete, iterate, batch lookup', () => {
   assert.throws(() => c.map('hits', u64, u64), /key codec is 8 bytes, map key is 4/);
 });
 
+test('typed map access: entries written and deleted as packed bytes, in batches and one by one', () => {
+  const c = load();
+  for (const batched of [true, false]) {
+    const hits = c.map('hits', u32, u64);
+    // the path the kernel takes when it has no batch operation for a map type
+    if (!batched) (hits as unknown as { batches: boolean }).batches = false;
+    const n = 300;
+    const keys = Buffer.alloc(n * 4);
+    const vals = Buffer.alloc(n * 8);
+    for (let i = 0; i < n; i++) {
+      keys.writeUInt32LE(1000 + i, i * 4);
+      vals.writeBigUInt64LE(BigInt(i * 3), i * 8);
+    }
+    hits.updateMany(keys, vals, n);
+    assert.equal(hits.lookup(1000), 0n);
+    assert.equal(hits.lookup(1299), 897n);
+    assert.equal(hits.lookup(1300), undefined);
+    // a key that is not there (1150, deleted first) is passed over, the rest still go
+    assert.equal(hits.delete(1150), true);
+    assert.equal(hits.deleteMany(keys, n), n - 1, `deleted (${batched ? 'batch' : 'one by one'})`);
+    for (let i = 0; i < n; i++) assert.equal(hits.lookup(1000 + i), undefined);
+    assert.throws(() => hits.updateMany(keys, vals, n + 1), /301 keys of 4 bytes do not fit 1200/);
+  }
+  const full = c.map('hits', u32, u64);
+  const many = 2000;
+  const k = Buffer.alloc(many * 4);
+  for (let i = 0; i < many; i++) k.writeUInt32LE(5000 + i, i * 4);
+  assert.throws(
+    () => full.updateMany(k, Buffer.alloc(many * 8), many),
+    /map hits: update batch \(\d+ done before the failure\): .*(too big|No space|Argument list)/i,
+    'a map that fills up half-way says how far it got',
+  );
+  full.deleteMany(k, many);
+});
+
 test('raw_tp and tp_btf attach and fire', async () => {
   const c = load();
   c.attach('raw_sys_enter');

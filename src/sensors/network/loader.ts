@@ -17,6 +17,7 @@ import type { Cidr, Direction } from '../../netpolicy/model.js';
 import { decodeFlowRecord, type FlowRecord } from './decode.js';
 import {
   CIDR_KEY,
+  CLASS,
   Counter,
   DEFAULT_KEY,
   Identity,
@@ -127,7 +128,7 @@ export class NetworkDatapath {
   };
   private gen = 0n;
   /** keys written per slot, so the slot can be emptied before it is refilled */
-  private written: [Array<[RawMap, Buffer]>, Array<[RawMap, Buffer]>] = [[], []];
+  private written: [SlotTable[], SlotTable[]] = [[], []];
   private hostKeys: Buffer[] = [];
   private attachments = new Map<string, Link[]>();
   private closed = false;
@@ -284,39 +285,53 @@ export class NetworkDatapath {
     const slot = Number(next & 1n);
     this.clearSlot(slot);
     const w = this.written[slot]!;
-    const put = (m: RawMap, k: Buffer, v: Buffer) => {
-      m.update(k, v);
-      w.push([m, k]);
+    // each table packed into one buffer of keys and one of values, written with one syscall
+    const put = (
+      m: RawMap,
+      n: number,
+      ks: number,
+      vs: number,
+      fill: (k: Buffer, v: Buffer, i: number) => void,
+    ) => {
+      if (n === 0) return;
+      const keys = Buffer.alloc(n * ks);
+      const vals = Buffer.alloc(n * vs);
+      for (let i = 0; i < n; i++)
+        fill(keys.subarray(i * ks, (i + 1) * ks), vals.subarray(i * vs, (i + 1) * vs), i);
+      // recorded first: a batch that fails half-way leaves entries the slot's clearing must find
+      w.push({ map: m, keys, count: n });
+      m.updateMany(keys, vals, n);
     };
     try {
-      for (const d of tables.defaults) {
-        const k = Buffer.alloc(DEFAULT_KEY.SIZE);
+      put(this.maps.defaults, tables.defaults.length, DEFAULT_KEY.SIZE, VERDICT.SIZE, (k, v, i) => {
+        const d = tables.defaults[i]!;
         k.writeUInt32LE(d.identity, DEFAULT_KEY.identity);
         k[DEFAULT_KEY.dir] = DIR[d.dir];
         k[DEFAULT_KEY.slot] = slot;
-        put(this.maps.defaults, k, verdictBytes(d.verdict));
-      }
-      for (const p of tables.peers) {
-        const k = Buffer.alloc(PEER_KEY.SIZE);
+        writeVerdict(d.verdict, v);
+      });
+      put(this.maps.peers, tables.peers.length, PEER_KEY.SIZE, CLASS.SIZE, (k, v, i) => {
+        const p = tables.peers[i]!;
         k.writeUInt32LE(p.identity, PEER_KEY.identity);
         k.writeUInt32LE(p.remote, PEER_KEY.remote);
         k[PEER_KEY.dir] = DIR[p.dir];
         k[PEER_KEY.slot] = slot;
-        put(this.maps.peers, k, u32Bytes(p.cls));
-      }
-      for (const c of tables.cidrs) {
-        const k = Buffer.alloc(CIDR_KEY.SIZE);
+        v.writeUInt32LE(p.cls, CLASS.cls);
+      });
+      put(this.maps.cidrs, tables.cidrs.length, CIDR_KEY.SIZE, CLASS.SIZE, (k, v, i) => {
+        const c = tables.cidrs[i]!;
         k.writeUInt32LE(NP.CIDR_KEY_BITS + c.cidr.bits, CIDR_KEY.prefixlen);
         k.writeUInt32LE(c.identity, CIDR_KEY.identity);
         k[CIDR_KEY.dir] = DIR[c.dir];
         k[CIDR_KEY.slot] = slot;
         k[CIDR_KEY.family] = c.cidr.family === 4 ? NP.FAMILY_INET : NP.FAMILY_INET6;
-        c.cidr.addr.copy(k, CIDR_KEY.addr);
-        put(this.maps.cidrs, k, u32Bytes(c.cls));
-      }
-      for (const p of tables.ports) {
+        k.set(c.cidr.addr.subarray(0, 16), CIDR_KEY.addr);
+        v.writeUInt32LE(c.cls, CLASS.cls);
+      });
+      for (const p of tables.ports)
         if (p.cls > 0xffff) throw new Error(`too many peer classes (${p.cls}) for identity ${p.identity}`);
-        const k = Buffer.alloc(PORT_KEY.SIZE);
+      put(this.maps.ports, tables.ports.length, PORT_KEY.SIZE, VERDICT.SIZE, (k, v, i) => {
+        const p = tables.ports[i]!;
         k.writeUInt32LE(NP.PORT_KEY_BITS + p.bits, PORT_KEY.prefixlen);
         k.writeUInt32LE(p.identity, PORT_KEY.identity);
         k[PORT_KEY.dir] = DIR[p.dir];
@@ -324,8 +339,8 @@ export class NetworkDatapath {
         k[PORT_KEY.proto] = p.proto;
         k.writeUInt16LE(p.cls, PORT_KEY.cls);
         k.writeUInt16BE(p.port, PORT_KEY.port);
-        put(this.maps.ports, k, verdictBytes(p.verdict));
-      }
+        writeVerdict(p.verdict, v);
+      });
     } catch (err) {
       this.clearSlot(slot);
       throw new Error(`install network policy tables: ${(err as Error).message}`, { cause: err });
@@ -448,24 +463,23 @@ export class NetworkDatapath {
   }
 
   private clearSlot(slot: number): void {
-    for (const [m, k] of this.written[slot]!) m.delete(k);
+    for (const { map, keys, count } of this.written[slot]!) map.deleteMany(keys, count);
     this.written[slot] = [];
   }
 }
 
-function verdictBytes(v: Verdict): Buffer {
-  const b = Buffer.alloc(VERDICT.SIZE);
+/** One table's keys as written into a slot, packed end to end. */
+interface SlotTable {
+  map: RawMap;
+  keys: Buffer;
+  count: number;
+}
+
+function writeVerdict(v: Verdict, b: Buffer): void {
   b[VERDICT.verdict] = v.verdict;
   b[VERDICT.flags] = v.flags;
   b.writeUInt16LE(v.rule, VERDICT.rule);
   b.writeUInt32LE(v.policy, VERDICT.policy);
-  return b;
-}
-
-function u32Bytes(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
 }
 
 function ipcacheKey(c: Cidr): Buffer {
