@@ -160,18 +160,19 @@ function compileDirection(
   out.defaults.push({ identity, dir, verdict: dflt });
   if (rules.length === 0) return;
 
-  // peer classes: the set of rules that select a peer, numbered; class 0 = the rules that select every peer
+  // peer classes: the set of rules that select a peer, numbered; class 0 = the rules that select every peer.
+  // A set is known by its rules' indices in `rules`, ascending, joined by commas.
   const classes = new Map<string, { cls: number; rules: RuleRef[] }>();
-  const index = new Map(rules.map((r, i) => [r, i]));
-  const classOf = (set: RuleRef[]): number => {
-    const key = set.map((r) => index.get(r)).join(',');
+  const classOfKey = (key: string): number => {
     let c = classes.get(key);
     if (!c) {
-      c = { cls: classes.size, rules: set };
+      c = { cls: classes.size, rules: key === '' ? [] : key.split(',').map((i) => rules[Number(i)]!) };
       classes.set(key, c);
     }
     return c.cls;
   };
+  const indexOf = new Map(rules.map((r, i) => [r, i]));
+  const classOf = (set: RuleRef[]): number => classOfKey(set.map((r) => indexOf.get(r)).join(','));
   const wildcard = rules.filter((r) => r.rule.peers === 'any');
   classOf(wildcard);
 
@@ -197,10 +198,8 @@ function compileDirection(
     }
   }
   const world = new WorldIndex(rules);
-  for (const cidr of prefixes.values()) {
-    const set = world.select(cidr);
-    out.cidrs.push({ identity, dir, cidr, cls: classOf(set) });
-  }
+  for (const cidr of prefixes.values())
+    out.cidrs.push({ identity, dir, cidr, cls: classOfKey(world.select(cidr)) });
 
   // ports, per class and protocol
   for (const { cls, rules: set } of classes.values()) {
@@ -260,7 +259,7 @@ class WorldIndex {
   /** CIDR entry id -> index of its rule */
   private readonly ruleOf: number[] = [];
 
-  constructor(private readonly rules: RuleRef[]) {
+  constructor(rules: RuleRef[]) {
     rules.forEach((r, i) => {
       const peers = r.rule.peers;
       if (peers === 'any') {
@@ -286,19 +285,30 @@ class WorldIndex {
     });
   }
 
-  select(p: Cidr): RuleRef[] {
-    const picked = new Set(this.always[p.family]);
-    const candidates: number[] = [];
-    const excluded = new Set<number>();
+  /** The rules that select p, as their indices ascending joined by commas (a class's key). */
+  select(p: Cidr): string {
+    const always = this.always[p.family];
+    // most prefixes are one rule's CIDR and nothing else: no sets, no sort
+    let picked: number[] = [];
+    let excluded: Set<number> | undefined;
+    let candidates: number[] | undefined;
     let n: TrieNode | undefined = this.roots[p.family];
     for (let depth = 0; n; depth++) {
-      if (n.cidrs) for (const id of n.cidrs) candidates.push(id);
-      if (n.excepts) for (const id of n.excepts) excluded.add(id);
+      if (n.cidrs) {
+        candidates ??= [];
+        for (const id of n.cidrs) candidates.push(id);
+      }
+      if (n.excepts) {
+        excluded ??= new Set();
+        for (const id of n.excepts) excluded.add(id);
+      }
       if (depth === p.bits) break;
       n = bitAt(p.addr, depth) ? n.one : n.zero;
     }
-    for (const id of candidates) if (!excluded.has(id)) picked.add(this.ruleOf[id]!);
-    return [...picked].sort((a, b) => a - b).map((i) => this.rules[i]!);
+    if (candidates) for (const id of candidates) if (!excluded?.has(id)) picked.push(this.ruleOf[id]!);
+    if (always.size > 0) picked = picked.concat([...always]);
+    if (picked.length > 1) picked = [...new Set(picked)].sort((a, b) => a - b);
+    return picked.join(',');
   }
 
   private node(c: Cidr): TrieNode {
