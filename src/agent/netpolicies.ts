@@ -11,7 +11,6 @@
  * A change the compiler or the kernel refuses leaves the tables in force as
  * they were, and one that cannot be stored is undone.
  */
-import { parseAllDocuments } from 'yaml';
 import { selectorMatches } from '../netpolicy/identity.js';
 import { type CompileWarning, NETPOLICY_KINDS, type NetworkPolicyController } from '../netpolicy/index.js';
 import type { NetworkPolicy } from '../netpolicy/model.js';
@@ -19,6 +18,7 @@ import { parseNetworkPolicyText } from '../netpolicy/parse.js';
 import type { PolicyMode } from '../sensors/tracing/index.js';
 import type { WorkloadRegistry } from '../workload/registry.js';
 import { type PolicyInfo, PolicyOpError, type PolicyOrigin, type PolicyState } from './policies.js';
+import { type NetworkParse, type PolicyDocument, policyDocuments } from './policy-documents.js';
 import { PolicyStore, type StoredPolicy } from './policy-store.js';
 
 export type NetworkPolicyKind = (typeof NETPOLICY_KINDS)[number];
@@ -167,10 +167,16 @@ export class NetworkPolicyManager {
   }
 
   /** Parse, validate, compile and install one policy; store it. */
-  add(text: string, source: string, opts: { mode?: PolicyMode } = {}): NetworkPolicyInfo {
+  add(
+    text: string,
+    source: string,
+    opts: { mode?: PolicyMode } = {},
+    /** the text's parse, when it was parsed already (off the event loop: policy-documents.ts) */
+    parsed?: NetworkParse,
+  ): NetworkPolicyInfo {
     this.checkReady();
     if (opts.mode !== undefined) checkMode(opts.mode);
-    const { policy, kind } = this.parseOne(text, source);
+    const { policy, kind } = this.parseOne(text, source, undefined, parsed);
     const existing = this.entries.get(policy.name);
     if (existing) {
       throw new PolicyOpError('exists', [
@@ -342,8 +348,9 @@ export class NetworkPolicyManager {
     text: string,
     source: string,
     name?: string,
+    parsed?: NetworkParse,
   ): { policy: NetworkPolicy; kind: NetworkPolicyKind } {
-    const r = parseNetworkPolicyText(text, source);
+    const r = parsed ?? parseNetworkPolicyText(text, source);
     if (r.errors.length) throw new PolicyOpError('invalid', r.errors.map(String));
     const kinds = documentKinds(text);
     if (name !== undefined) {
@@ -460,55 +467,14 @@ export function documentKinds(text: string): (NetworkPolicyKind | undefined)[] {
     );
 }
 
+/** Whether any of the documents is of a network policy kind. */
+export function hasNetworkKind(docs: readonly PolicyDocument[]): boolean {
+  return docs.some((d) => (NETPOLICY_KINDS as readonly string[]).includes(d.kind ?? ''));
+}
+
 /** Whether any document of the text is a network policy kind. */
 export function isNetworkPolicyText(text: string): boolean {
-  return policyDocuments(text).some((d) => (NETPOLICY_KINDS as readonly string[]).includes(d.kind ?? ''));
-}
-
-/** The text policyDocuments read last, and what it found: one add asks of the same text several times. */
-let lastDocsText: string | undefined;
-let lastDocs: readonly PolicyDocument[] = [];
-
-type PolicyDocument = Readonly<{ kind?: string; name?: string }>;
-
-/**
- * kind and metadata.name of each document, read loosely (the parsers
- * report the problems). Routing an add asks this of the same text three
- * times (the router, the kind check, the network manager): the text read
- * last is answered from memory, since a YAML parse of a policy of 100,000
- * CIDRs takes seconds.
- */
-export function policyDocuments(text: string): readonly PolicyDocument[] {
-  if (text === lastDocsText) return lastDocs;
-  const docs = readPolicyDocuments(text);
-  lastDocsText = text;
-  lastDocs = docs;
-  return docs;
-}
-
-function readPolicyDocuments(text: string): readonly PolicyDocument[] {
-  const out: PolicyDocument[] = [];
-  let docs: ReturnType<typeof parseAllDocuments>;
-  try {
-    docs = parseAllDocuments(text, { prettyErrors: false });
-  } catch {
-    return out;
-  }
-  for (const d of Array.isArray(docs) ? docs : [docs]) {
-    try {
-      const kind = d.get('kind');
-      const name = d.getIn(['metadata', 'name']);
-      out.push(
-        Object.freeze({
-          ...(typeof kind === 'string' ? { kind } : {}),
-          ...(typeof name === 'string' ? { name } : {}),
-        }),
-      );
-    } catch {
-      out.push(Object.freeze({}));
-    }
-  }
-  return Object.freeze(out);
+  return hasNetworkKind(policyDocuments(text));
 }
 
 function selects(p: NetworkPolicy, labels: Record<string, string>): boolean {

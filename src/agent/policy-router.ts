@@ -14,14 +14,15 @@ import type { PolicyApi } from './api.js';
 import { describeFsError, UserError } from './fs-util.js';
 import {
   documentKinds,
+  hasNetworkKind,
   isNetworkPolicyText,
   type NetworkPolicyInfo,
   type NetworkPolicyKind,
   type NetworkPolicyManager,
   type PreparedNetworkPolicy,
-  policyDocuments,
 } from './netpolicies.js';
 import { type PolicyInfo, type PolicyManager, PolicyOpError, type PreparedPolicy } from './policies.js';
+import { readPolicyText } from './policy-documents.js';
 
 /** A policy as the API lists it: the kind says which manager holds it. */
 export type AnyPolicyInfo = (PolicyInfo & { kind: 'TracingPolicy' }) | NetworkPolicyInfo;
@@ -66,7 +67,13 @@ export class PolicyRouter implements PolicyApi {
   }
 
   private async addNow(text: string, source: string, opts: { mode?: PolicyMode }): Promise<AnyPolicyInfo> {
-    const docs = policyDocuments(text);
+    // a large text is read off the event loop, and its network policy parse with it
+    const { docs, network: parsed } = await readPolicyText(
+      text,
+      source,
+      hasNetworkKind,
+      parseNetworkPolicyText,
+    );
     const names = docs.map((d) => d.name).filter((n): n is string => n !== undefined);
     if (isNetworkPolicyText(text)) {
       const other = docs.find(
@@ -81,7 +88,7 @@ export class PolicyRouter implements PolicyApi {
         throw new PolicyOpError('load-failed', [`${source}: ${this.networkUnavailable}`]);
       }
       for (const n of names) this.refuseTaken(n, 'network');
-      return this.network.add(text, source, opts);
+      return this.network.add(text, source, opts, parsed);
     }
     for (const n of names) this.refuseTaken(n, 'tracing');
     return { ...(await this.tracing.add(text, source, opts)), kind: 'TracingPolicy' };

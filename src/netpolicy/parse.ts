@@ -5,7 +5,7 @@
  * policy, and the other documents of the file are still read.
  */
 import { readFileSync } from 'node:fs';
-import { isMap, isScalar, LineCounter, type Node, parseAllDocuments } from 'yaml';
+import { type Document, isMap, isScalar, LineCounter, type Node, parseAllDocuments } from 'yaml';
 import { ErrorSink, PolicyError, type SourceRef } from '../policy/errors.js';
 import { describe, type Field, isNull, joinPath, type ObjectView, YamlReader } from '../policy/yaml-view.js';
 import { cidrContains, parseCidr } from './cidr.js';
@@ -60,6 +60,18 @@ const SECTION_FIELDS: Record<RuleSection, { known: string[]; unsupported: string
 
 /** Parse and validate every policy in `text`; `file` names it in errors. */
 export function parseNetworkPolicyText(text: string, file: string): NetworkPolicyParseResult {
+  const y = readNetworkPolicyYaml(text);
+  return parseNetworkPolicyDocuments(y.docs, y.lines, file);
+}
+
+/** A text's YAML documents as the network policy parser reads them, and where their lines start. */
+export interface NetworkPolicyYaml {
+  docs: Document.Parsed[];
+  lines: LineCounter;
+}
+
+/** The YAML half of parseNetworkPolicyText: the documents, to be looked at before they are validated. */
+export function readNetworkPolicyYaml(text: string): NetworkPolicyYaml {
   const lines = new LineCounter();
   const docs = parseAllDocuments(text, {
     lineCounter: lines,
@@ -68,6 +80,15 @@ export function parseNetworkPolicyText(text: string, file: string): NetworkPolic
     uniqueKeys: true,
     version: '1.2',
   });
+  return { docs: docs as Document.Parsed[], lines };
+}
+
+/** The validating half of parseNetworkPolicyText. */
+export function parseNetworkPolicyDocuments(
+  docs: readonly Document.Parsed[],
+  lines: LineCounter,
+  file: string,
+): NetworkPolicyParseResult {
   const policies: NetworkPolicy[] = [];
   const errors: PolicyError[] = [];
   let nonEmpty = 0;

@@ -1,0 +1,187 @@
+/**
+ * What the policy commands read of a policy text before they know which
+ * parser it is for: the `kind` and `metadata.name` of each YAML document.
+ * And, for a large text, that and the network policy parse together on a
+ * thread of their own (policy-parse-worker.ts), so that a policy of 100,000
+ * CIDRs (about 2 MB of YAML, seconds of parsing and some 200 MB of parser
+ * garbage) neither stops the event loop nor leaves that garbage in the
+ * agent's heap.
+ */
+import { Worker } from 'node:worker_threads';
+import { type Document, parseAllDocuments } from 'yaml';
+import type { Cidr, NetworkPolicy } from '../netpolicy/model.js';
+import type { NetworkPolicyParseResult } from '../netpolicy/parse.js';
+
+export type PolicyDocument = Readonly<{ kind?: string; name?: string }>;
+
+/** The text policyDocuments read last, and what it found: one add asks of the same text several times. */
+let lastDocsText: string | undefined;
+let lastDocs: readonly PolicyDocument[] = [];
+
+/**
+ * kind and metadata.name of each document, read loosely (the parsers
+ * report the problems). Routing an add asks this of the same text three
+ * times (the router, the kind check, the network manager): the text read
+ * last is answered from memory.
+ */
+export function policyDocuments(text: string): readonly PolicyDocument[] {
+  if (text === lastDocsText) return lastDocs;
+  remember(text, readPolicyDocuments(text));
+  return lastDocs;
+}
+
+function remember(text: string, docs: readonly PolicyDocument[]): void {
+  lastDocsText = text;
+  lastDocs = docs;
+}
+
+export function readPolicyDocuments(text: string): readonly PolicyDocument[] {
+  let docs: ReturnType<typeof parseAllDocuments>;
+  try {
+    docs = parseAllDocuments(text, { prettyErrors: false });
+  } catch {
+    return Object.freeze([]);
+  }
+  return documentsOf(docs as Document[]);
+}
+
+/** kind and metadata.name of each parsed document. */
+export function documentsOf(docs: readonly Document[]): readonly PolicyDocument[] {
+  const out: PolicyDocument[] = [];
+  for (const d of docs) {
+    try {
+      const kind = d.get('kind');
+      const name = d.getIn(['metadata', 'name']);
+      out.push(
+        Object.freeze({
+          ...(typeof kind === 'string' ? { kind } : {}),
+          ...(typeof name === 'string' ? { name } : {}),
+        }),
+      );
+    } catch {
+      out.push(Object.freeze({}));
+    }
+  }
+  return Object.freeze(out);
+}
+
+/** Texts from this size on are read on a thread of their own. */
+export const OFF_LOOP_BYTES = 128 * 1024;
+
+/** A network policy parse whose errors are already text (as they cross between threads). */
+export interface NetworkParse {
+  policies: NetworkPolicy[];
+  errors: string[];
+}
+
+/** What the worker answers. */
+export interface ParseReply {
+  docs: PolicyDocument[];
+  /** when a document is of a network policy kind */
+  network?: PackedNetworkParse;
+  /** the worker itself failed */
+  error?: string;
+}
+
+/** What the worker is given. */
+export interface ParseRequest {
+  text: string;
+  source: string;
+}
+
+/**
+ * Reads a text's documents, and parses it as network policies when one of
+ * them is of that kind: a text of OFF_LOOP_BYTES or more on a worker thread
+ * (started for it and ended after it), a smaller one right here (a thread
+ * costs ~30 ms to start; a small text parses in less). The documents are
+ * remembered for policyDocuments.
+ */
+export async function readPolicyText(
+  text: string,
+  source: string,
+  isNetwork: (docs: readonly PolicyDocument[]) => boolean,
+  parseNetwork: (text: string, source: string) => NetworkPolicyParseResult,
+): Promise<{ docs: readonly PolicyDocument[]; network?: NetworkParse }> {
+  if (Buffer.byteLength(text) < OFF_LOOP_BYTES) {
+    const docs = policyDocuments(text);
+    if (!isNetwork(docs)) return { docs };
+    const r = parseNetwork(text, source);
+    return { docs, network: { policies: r.policies, errors: r.errors.map(String) } };
+  }
+  const reply = await new Promise<ParseReply>((resolve, reject) => {
+    const w = new Worker(new URL('./policy-parse-worker.js', import.meta.url), {
+      workerData: { text, source } satisfies ParseRequest,
+    });
+    let answered = false;
+    w.once('message', (m: ParseReply) => {
+      answered = true;
+      resolve(m);
+      void w.terminate();
+    });
+    w.once('error', (err) => reject(new Error(`${source}: reading the policy failed: ${err.message}`)));
+    w.once('exit', (code) => {
+      if (!answered) reject(new Error(`${source}: the thread reading the policy ended (status ${code})`));
+    });
+  });
+  if (reply.error !== undefined) throw new Error(`${source}: reading the policy failed: ${reply.error}`);
+  const docs = Object.freeze(reply.docs.map((d) => Object.freeze(d)));
+  remember(text, docs);
+  if (reply.network === undefined) return { docs };
+  return { docs, network: unpackNetworkParse(reply.network) };
+}
+
+/**
+ * A network policy parse as it crosses between threads: the policies as
+ * JSON text and every CIDR's address bytes packed in one buffer, in the
+ * order eachCidr visits them. A structured clone of a policy of 100,000
+ * CIDRs (several objects and a typed array each) took ~0.4 s of the event
+ * loop to take in; JSON.parse of the same takes a fifth of that.
+ */
+export interface PackedNetworkParse {
+  json: string;
+  addrs: Uint8Array;
+  errors: string[];
+}
+
+/** Every CIDR and except of a policy, in one fixed order. */
+function eachCidr(p: NetworkPolicy, f: (c: Cidr) => void): void {
+  for (const rules of [p.egress, p.egressDeny, p.ingress, p.ingressDeny]) {
+    for (const r of rules) {
+      if (r.peers === 'any') continue;
+      for (const c of r.peers.cidrs) {
+        f(c.cidr);
+        for (const x of c.except) f(x);
+      }
+    }
+  }
+}
+
+/** Packs a parse to be sent (the policies' addresses are taken out of them). */
+export function packNetworkParse(policies: NetworkPolicy[], errors: string[]): PackedNetworkParse {
+  let n = 0;
+  for (const p of policies) eachCidr(p, () => n++);
+  const addrs = new Uint8Array(n * 16);
+  let at = 0;
+  for (const p of policies) {
+    eachCidr(p, (c) => {
+      addrs.set(c.addr.subarray(0, 16), at);
+      at += 16;
+      (c as { addr?: Buffer }).addr = undefined;
+    });
+  }
+  return { json: JSON.stringify(policies), addrs, errors };
+}
+
+/** The parse packNetworkParse packed. */
+export function unpackNetworkParse(packed: PackedNetworkParse): NetworkParse {
+  const policies = JSON.parse(packed.json) as NetworkPolicy[];
+  const bytes = Buffer.from(packed.addrs.buffer, packed.addrs.byteOffset, packed.addrs.byteLength);
+  let at = 0;
+  for (const p of policies) {
+    eachCidr(p, (c) => {
+      c.addr = bytes.subarray(at, at + 16);
+      at += 16;
+    });
+  }
+  return { policies, errors: packed.errors };
+}

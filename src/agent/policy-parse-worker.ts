@@ -1,0 +1,25 @@
+/**
+ * Reads one large policy text on a thread of its own (see
+ * policy-documents.ts): its documents' kinds and names, and the network
+ * policy parse when one of them is of that kind. Answers once, then the
+ * thread is ended, its heap with it.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { NETPOLICY_KINDS, parseNetworkPolicyDocuments, readNetworkPolicyYaml } from '../netpolicy/parse.js';
+import { documentsOf, type ParseReply, type ParseRequest, packNetworkParse } from './policy-documents.js';
+
+const { text, source } = workerData as ParseRequest;
+let reply: ParseReply;
+try {
+  // one YAML parse, read loosely for the kinds and names, then validated when it is a network policy
+  const yaml = readNetworkPolicyYaml(text);
+  const docs = [...documentsOf(yaml.docs)];
+  reply = { docs };
+  if (docs.some((d) => (NETPOLICY_KINDS as readonly string[]).includes(d.kind ?? ''))) {
+    const r = parseNetworkPolicyDocuments(yaml.docs, yaml.lines, source);
+    reply.network = packNetworkParse(r.policies, r.errors.map(String));
+  }
+} catch (err) {
+  reply = { docs: [], error: (err as Error).message };
+}
+parentPort?.postMessage(reply, reply.network ? [reply.network.addrs.buffer as ArrayBuffer] : []);
