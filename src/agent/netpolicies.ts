@@ -167,13 +167,13 @@ export class NetworkPolicyManager {
   }
 
   /** Parse, validate, compile and install one policy; store it. */
-  add(
+  async add(
     text: string,
     source: string,
     opts: { mode?: PolicyMode } = {},
     /** the text's parse, when it was parsed already (off the event loop: policy-documents.ts) */
     parsed?: NetworkParse,
-  ): NetworkPolicyInfo {
+  ): Promise<NetworkPolicyInfo> {
     this.checkReady();
     if (opts.mode !== undefined) checkMode(opts.mode);
     const { policy, kind } = this.parseOne(text, source, undefined, parsed);
@@ -195,7 +195,7 @@ export class NetworkPolicyManager {
       storeFile: this.store.fileFor(policy.name),
     });
     e.policy = policy;
-    this.load(e);
+    await this.load(e, true);
     try {
       this.store.writeText(e.storeFile!, text);
       this.store.save([...this.storedList(), stored(e)]);
@@ -366,8 +366,13 @@ export class NetworkPolicyManager {
     return { policy: r.policies[0]!, kind: kinds[0] ?? 'CiliumNetworkPolicy' };
   }
 
-  /** Install the entry's policy in its mode (add or replace): all or nothing. */
-  private load(e: Entry): void {
+  /**
+   * Install the entry's policy in its mode (add or replace): all or nothing.
+   * `sliced`: compile it in slices of the event loop (a live add).
+   */
+  private load(e: Entry): void;
+  private load(e: Entry, sliced: true): Promise<void>;
+  private load(e: Entry, sliced?: true): void | Promise<void> {
     const c = this.opts.controller;
     if (!c) {
       throw new PolicyOpError('load-failed', [
@@ -376,17 +381,27 @@ export class NetworkPolicyManager {
     }
     const t0 = process.hrtime.bigint();
     const policy = { ...e.policy!, audit: e.mode === 'monitor' };
+    const failed = (err: unknown) =>
+      new PolicyOpError('load-failed', [
+        `network policy "${e.name}": not installed, the tables in force are unchanged: ${(err as Error).message}`,
+      ]);
+    const loaded = () => {
+      e.loaded = true;
+      e.loadedAt = new Date().toISOString();
+      e.loadMs = Math.round((Number(process.hrtime.bigint() - t0) / 1e6) * 10) / 10;
+      e.flows = { forwarded: 0, dropped: 0, audit: 0 };
+    };
+    if (sliced) {
+      return c.applySliced(policy).then(loaded, (err) => {
+        throw failed(err);
+      });
+    }
     try {
       c.apply(policy);
     } catch (err) {
-      throw new PolicyOpError('load-failed', [
-        `network policy "${e.name}": not installed, the tables in force are unchanged: ${(err as Error).message}`,
-      ]);
+      throw failed(err);
     }
-    e.loaded = true;
-    e.loadedAt = new Date().toISOString();
-    e.loadMs = Math.round((Number(process.hrtime.bigint() - t0) / 1e6) * 10) / 10;
-    e.flows = { forwarded: 0, dropped: 0, audit: 0 };
+    loaded();
   }
 
   private unload(e: Entry): void {

@@ -115,6 +115,40 @@ const SECTIONS: Record<Direction, [RuleSection, RuleSection]> = {
 
 /** Compile every policy for every endpoint. */
 export function compileNetworkPolicies(policies: NumberedPolicy[], endpoints: Endpoint[]): CompiledTables {
+  const steps = compileSteps(policies, endpoints);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * compileNetworkPolicies in slices of about `sliceMs` of the event loop, so
+ * that a policy of 100,000 CIDRs (~0.3 s of compiling here) does not hold up
+ * what else the agent does. The result is the same.
+ */
+export async function compileNetworkPoliciesSliced(
+  policies: NumberedPolicy[],
+  endpoints: Endpoint[],
+  sliceMs = 8,
+): Promise<CompiledTables> {
+  const steps = compileSteps(policies, endpoints);
+  for (;;) {
+    const until = performance.now() + sliceMs;
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+      if (performance.now() >= until) break;
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Units of work between two places where compileSteps may pause (each a few µs to tens of µs). */
+const STEP = 256;
+
+/** The compile as a generator that pauses every STEP units of work. */
+function* compileSteps(policies: NumberedPolicy[], endpoints: Endpoint[]): Generator<void, CompiledTables> {
   const out: CompiledTables = { defaults: [], peers: [], cidrs: [], ports: [], warnings: [] };
   const ids = new Set<number>();
   for (const p of policies) {
@@ -131,18 +165,19 @@ export function compileNetworkPolicies(policies: NumberedPolicy[], endpoints: En
     seen.add(ep.identity);
     const selected = sorted.filter((p) => selectorMatches(p.policy.endpointSelector, ep.labels));
     for (const dir of ['egress', 'ingress'] as const)
-      compileDirection(ep.identity, dir, selected, endpoints, out);
+      yield* compileDirection(ep.identity, dir, selected, endpoints, out);
   }
   return out;
 }
 
-function compileDirection(
+function* compileDirection(
   identity: number,
   dir: Direction,
   selected: NumberedPolicy[],
   endpoints: Endpoint[],
   out: CompiledTables,
-): void {
+): Generator<void, void> {
+  let work = 0;
   const rules: RuleRef[] = [];
   for (const p of selected) {
     const [allow, deny] = SECTIONS[dir];
@@ -180,6 +215,7 @@ function compileDirection(
   const locals = new Map<number, Labels>([[HOST_IDENTITY, { 'reserved:host': '' }]]);
   for (const e of endpoints) locals.set(e.identity, e.labels);
   for (const [remote, labels] of locals) {
+    if (++work % STEP === 0) yield;
     const set = rules.filter((r) => selectsLocal(r.rule, remote, labels));
     const cls = classOf(set);
     if (cls !== 0) out.peers.push({ identity, dir, remote, cls });
@@ -191,18 +227,21 @@ function compileDirection(
     [ANY_V6.text, ANY_V6],
   ]);
   for (const r of rules) {
+    if (++work % STEP === 0) yield;
     if (r.rule.peers === 'any') continue;
     for (const c of r.rule.peers.cidrs) {
       prefixes.set(c.cidr.text, c.cidr);
       for (const e of c.except) prefixes.set(e.text, e);
     }
   }
-  const world = new WorldIndex(rules);
+  const world = new WorldIndex();
+  yield* world.build(rules);
   for (const cidr of prefixes.values())
     out.cidrs.push({ identity, dir, cidr, cls: classOfKey(world.select(cidr)) });
 
   // ports, per class and protocol
   for (const { cls, rules: set } of classes.values()) {
+    if (++work % STEP === 0) yield;
     for (const proto of [PROTO.TCP, PROTO.UDP]) {
       for (const atom of portAtoms(set, proto, dflt)) {
         if (sameVerdict(atom.verdict, dflt)) continue;
@@ -259,18 +298,21 @@ class WorldIndex {
   /** CIDR entry id -> index of its rule */
   private readonly ruleOf: number[] = [];
 
-  constructor(rules: RuleRef[]) {
-    rules.forEach((r, i) => {
+  /** Lists every rule's CIDRs and excepts; pauses every STEP of them. */
+  *build(rules: RuleRef[]): Generator<void, void> {
+    let work = 0;
+    for (const [i, r] of rules.entries()) {
       const peers = r.rule.peers;
       if (peers === 'any') {
         this.always[4].add(i);
         this.always[6].add(i);
-        return;
+        continue;
       }
       const e = peers.entities;
       if (e.includes('all') || e.includes('world') || e.includes('world-ipv4')) this.always[4].add(i);
       if (e.includes('all') || e.includes('world') || e.includes('world-ipv6')) this.always[6].add(i);
       for (const c of peers.cidrs) {
+        if (++work % STEP === 0) yield;
         const id = this.ruleOf.length;
         this.ruleOf.push(i);
         const node = this.node(c.cidr);
@@ -282,7 +324,7 @@ class WorldIndex {
           ex.excepts.push(id);
         }
       }
-    });
+    }
   }
 
   /** The rules that select p, as their indices ascending joined by commas (a class's key). */

@@ -13,7 +13,13 @@ import {
 } from '../sensors/network/decode.js';
 import { NetworkDatapath, type NetworkDatapathOptions } from '../sensors/network/loader.js';
 import type { Workload, WorkloadChange, WorkloadRegistry } from '../workload/registry.js';
-import { type CompiledTables, type CompileWarning, compileNetworkPolicies } from './compile.js';
+import {
+  type CompiledTables,
+  type CompileWarning,
+  compileNetworkPolicies,
+  compileNetworkPoliciesSliced,
+  type Endpoint,
+} from './compile.js';
 import type { NetworkPolicy } from './model.js';
 
 export interface HubbleFlowLine {
@@ -54,6 +60,8 @@ export class NetworkPolicyController {
   private readonly ctx: FlowContext;
   private readonly flows: FlowBuilder;
   private last: InstallResult | undefined;
+  /** moves on at every install: a sliced compile started before one is stale */
+  private version = 0;
 
   private constructor(
     private readonly opts: NetworkPolicyControllerOptions,
@@ -91,12 +99,7 @@ export class NetworkPolicyController {
 
   /** Add a policy, or replace the one of the same name. Returns what was installed. */
   apply(policy: NetworkPolicy): InstallResult {
-    let id = this.ids.get(policy.name);
-    if (id === undefined) {
-      id = this.nextId++;
-      this.ids.set(policy.name, id);
-      this.names.set(id, policy.name);
-    }
+    const id = this.idFor(policy.name);
     const before = this.policiesByName.get(policy.name);
     this.policiesByName.set(policy.name, { id, policy });
     try {
@@ -105,6 +108,34 @@ export class NetworkPolicyController {
       if (before) this.policiesByName.set(policy.name, before);
       else this.policiesByName.delete(policy.name);
       throw err;
+    }
+  }
+
+  /**
+   * apply() with the compile in slices of the event loop (a policy of
+   * 100,000 CIDRs takes ~0.3 s to compile here): the policy joins the
+   * others, and its tables are written and swapped in, in one step at the
+   * end, as apply() does; until then the tables in force are the old ones.
+   * Should the policies or the workloads change meanwhile, it compiles again
+   * with what is there then.
+   */
+  async applySliced(policy: NetworkPolicy): Promise<InstallResult> {
+    const id = this.idFor(policy.name);
+    for (;;) {
+      const version = this.version;
+      const policies = [...this.policiesByName.values()].filter((p) => p.policy.name !== policy.name);
+      policies.push({ id, policy });
+      const tables = await compileNetworkPoliciesSliced(policies, this.endpoints());
+      if (version !== this.version) continue;
+      const before = this.policiesByName.get(policy.name);
+      this.policiesByName.set(policy.name, { id, policy });
+      try {
+        return this.installTables(tables);
+      } catch (err) {
+        if (before) this.policiesByName.set(policy.name, before);
+        else this.policiesByName.delete(policy.name);
+        throw err;
+      }
     }
   }
 
@@ -153,12 +184,31 @@ export class NetworkPolicyController {
 
   /** Recompile all policies for all workloads and swap the kernel's tables. */
   install(): InstallResult {
-    const endpoints = this.opts.registry.list().map((w) => ({ identity: w.identity, labels: w.labels }));
-    const tables = compileNetworkPolicies([...this.policiesByName.values()], endpoints);
+    this.version++;
+    return this.installTables(compileNetworkPolicies([...this.policiesByName.values()], this.endpoints()));
+  }
+
+  private installTables(tables: CompiledTables): InstallResult {
+    this.version++;
     const generation = this.datapath.install(tables);
     this.last = { generation, warnings: tables.warnings, tables };
     if (tables.warnings.length > 0) this.opts.onWarnings?.(tables.warnings);
     return this.last;
+  }
+
+  private endpoints(): Endpoint[] {
+    return this.opts.registry.list().map((w) => ({ identity: w.identity, labels: w.labels }));
+  }
+
+  /** The id flows will carry for a policy of this name, given to it the first time. */
+  private idFor(name: string): number {
+    let id = this.ids.get(name);
+    if (id === undefined) {
+      id = this.nextId++;
+      this.ids.set(name, id);
+      this.names.set(id, name);
+    }
+    return id;
   }
 
   private onWorkload(c: WorkloadChange): void {

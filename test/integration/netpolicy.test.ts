@@ -190,6 +190,56 @@ spec:
       assert.equal(closed.line.flow.osprey.bytes_sent, '2');
     });
 
+    test('a sliced apply lets the event loop run, and compiles again for a workload created meanwhile', async () => {
+      const { net } = env;
+      await server(env, 'netns', 'tcp', net.nsV4, 8090);
+      const other = await server(env, 'netns', 'tcp', net.nsV4, 8091);
+      const a = env.registry.create('sliced-a', { app: 'sliced' });
+      // 20,000 CIDRs that match nothing (several slices of compiling), then the server on one port
+      let rules = '';
+      for (let g = 0; g < 200; g++) {
+        const cidrs = Array.from({ length: 100 }, (_, i) => `198.18.${g}.${i}/32`);
+        rules += `    - toCIDR: [${cidrs.join(', ')}]\n      toPorts: [{ ports: [{ port: "${2000 + g}", protocol: TCP }] }]\n`;
+      }
+      const p = policy(`apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: sliced }
+spec:
+  endpointSelector: { matchLabels: { app: sliced } }
+  egress:
+${rules}    - toCIDR: [${net.nsV4}/32]
+      toPorts: [{ ports: [{ port: "8090", protocol: TCP }] }]
+`);
+      let turns = 0;
+      const timer = setInterval(() => turns++, 1);
+      try {
+        const pending = env.controller.applySliced(p);
+        // a workload that joins while the policy compiles: its identity is in the tables swapped in
+        const b = env.registry.create('sliced-b', { app: 'sliced' });
+        const r = await pending;
+        assert.ok(turns > 0, 'timers ran while the policy compiled');
+        for (const w of [a, b]) {
+          assert.ok(
+            r.tables.defaults.some((d) => d.identity === w.identity && d.dir === 'egress'),
+            `${w.name} is in the tables`,
+          );
+          assert.equal(
+            r.tables.cidrs.filter((c) => c.identity === w.identity && c.dir === 'egress').length,
+            20003,
+          );
+          assertOk(await runClient({ cgroup: w.cgroupPath }, 'tcp', net.nsV4, 8090));
+          assert.deepEqual(await runClient({ cgroup: w.cgroupPath }, 'tcp', net.nsV4, other.port), {
+            ok: false,
+            code: 'EPERM',
+          });
+        }
+        assert.equal(env.controller.lastInstall, r);
+      } finally {
+        clearInterval(timer);
+        env.controller.remove('sliced');
+      }
+    });
+
     test('CIDR except and port ranges', async () => {
       const { net } = env;
       const w = env.registry.create('ranges', { app: 'ranges' });

@@ -7,6 +7,7 @@ import { addressBytes, cidrContains, maskTo, parseCidr } from '../../src/netpoli
 import {
   type CompiledTables,
   compileNetworkPolicies,
+  compileNetworkPoliciesSliced,
   type Endpoint,
   type NumberedPolicy,
   rangeToPrefixes,
@@ -415,4 +416,37 @@ test('CIDR parsing normalizes and contains', () => {
   assert.equal(v6.text, 'fd00:248:1::2/128');
   assert.equal((parseCidr('::ffff:1.2.3.4/128') as { text: string }).text, '::ffff:102:304/128');
   assert.match(parseCidr('1.2.3/8') as string, /not an IPv4 or IPv6 address/);
+});
+
+test('the compile in slices of the event loop gives the same tables, and lets timers run', async () => {
+  const want = compileNetworkPolicies(POLICIES, ENDPOINTS);
+  // slices of 0 ms: a pause at every step, the most the slicing can change
+  assert.deepEqual(await compileNetworkPoliciesSliced(POLICIES, ENDPOINTS, 0), want);
+  // 5,000 CIDRs: some twenty pauses
+  const cidrs = Array.from({ length: 5000 }, (_, i) => `198.18.${i >> 8}.${i & 255}/32`);
+  const big: NumberedPolicy[] = [
+    ...POLICIES,
+    {
+      id: POLICIES.length + 1,
+      policy: parse(`apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: big }
+spec:
+  endpointSelector: { matchLabels: { app: web } }
+  egress:
+    - toCIDR: [${cidrs.join(', ')}]
+      toPorts: [{ ports: [{ port: "443", protocol: TCP }] }]
+`)[0]!,
+    },
+  ];
+  let turns = 0;
+  const timer = setInterval(() => turns++, 0);
+  try {
+    const got = await compileNetworkPoliciesSliced(big, ENDPOINTS, 0);
+    assert.deepEqual(got, compileNetworkPolicies(big, ENDPOINTS));
+    assert.ok(got.cidrs.length > 5000);
+    assert.ok(turns > 0, 'timers ran between the slices');
+  } finally {
+    clearInterval(timer);
+  }
 });
