@@ -281,6 +281,8 @@ export class NetworkDatapath {
    * stay as they were and the half-written slot is emptied again.
    */
   install(tables: CompiledTables): bigint {
+    // a change that was still compiling when the agent stopped: its map fds are closed
+    if (this.closed) throw new Error('install network policy tables: the network datapath is closed');
     const next = this.gen + 1n;
     const slot = Number(next & 1n);
     this.clearSlot(slot);
