@@ -231,7 +231,7 @@ export class NetworkPolicyManager {
     }
   }
 
-  enable(name: string): NetworkPolicyInfo {
+  async enable(name: string): Promise<NetworkPolicyInfo> {
     this.checkReady();
     const e = this.find(name);
     if (e.loaded) return this.info(e);
@@ -240,7 +240,7 @@ export class NetworkPolicyManager {
       e.policy = policy;
       e.kind = kind;
     }
-    this.load(e);
+    await this.load(e, true);
     if (e.origin === 'api') {
       try {
         this.saveOrThrow(
@@ -273,7 +273,7 @@ export class NetworkPolicyManager {
   }
 
   /** monitor (audit: report, drop nothing) or enforce; live, and stored. */
-  setMode(name: string, mode: PolicyMode): NetworkPolicyInfo {
+  async setMode(name: string, mode: PolicyMode): Promise<NetworkPolicyInfo> {
     this.checkReady();
     checkMode(mode);
     const e = this.find(name);
@@ -281,7 +281,7 @@ export class NetworkPolicyManager {
     if (old === mode) return this.info(e);
     e.mode = mode;
     try {
-      if (e.loaded) this.load(e);
+      if (e.loaded) await this.load(e, true);
     } catch (err) {
       e.mode = old;
       throw err;

@@ -116,7 +116,7 @@ export class PolicyRouter implements PolicyApi {
   }
 
   setMode(name: string, mode: PolicyMode): Promise<AnyPolicyInfo> {
-    return this.serial(() => {
+    return this.serial(async (): Promise<AnyPolicyInfo> => {
       if (this.network?.has(name)) return this.network.setMode(name, mode);
       return { ...this.tracing.setMode(name, mode), kind: 'TracingPolicy' as const };
     });
