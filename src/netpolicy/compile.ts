@@ -227,17 +227,19 @@ function* compileDirection(
     [ANY_V6.text, ANY_V6],
   ]);
   for (const r of rules) {
-    if (++work % STEP === 0) yield;
     if (r.rule.peers === 'any') continue;
     for (const c of r.rule.peers.cidrs) {
+      if (++work % STEP === 0) yield;
       prefixes.set(c.cidr.text, c.cidr);
       for (const e of c.except) prefixes.set(e.text, e);
     }
   }
   const world = new WorldIndex();
   yield* world.build(rules);
-  for (const cidr of prefixes.values())
+  for (const cidr of prefixes.values()) {
+    if (++work % STEP === 0) yield;
     out.cidrs.push({ identity, dir, cidr, cls: classOfKey(world.select(cidr)) });
+  }
 
   // ports, per class and protocol
   for (const { cls, rules: set } of classes.values()) {
