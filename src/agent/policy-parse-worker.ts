@@ -5,8 +5,12 @@
  * thread is ended, its heap with it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { niceThisThread } from '../kernel/thread.js';
 import { NETPOLICY_KINDS, parseNetworkPolicyDocuments, readNetworkPolicyYaml } from '../netpolicy/parse.js';
 import { documentsOf, type ParseReply, type ParseRequest, packNetworkParse } from './policy-documents.js';
+
+// a policy is read while the agent goes on taking events: when the cores are short, the event loop comes first
+niceThisThread(10);
 
 const { text, source } = workerData as ParseRequest;
 let reply: ParseReply;

@@ -8,10 +8,9 @@
  * Messages in: WriterOpen once, then WriterBatch; WriterClose ends it.
  * Messages out: WriterReply for each batch, in order.
  */
-import { readlinkSync } from 'node:fs';
-import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { niceThisThread } from '../kernel/thread.js';
 import { Retention, type RetentionResult } from './retention.js';
 import {
   batchEvents,
@@ -37,15 +36,9 @@ if (!port) throw new Error('writer-worker.js runs as a worker thread of the even
 // The store must never hold up the event path: when the cores are short,
 // this thread yields them to the agent's event loop, the export file and the
 // API clients, falls behind, and skips (and counts) what its queue cannot
-// hold. Linux gives each thread its own nice value; /proc/thread-self names
-// this one's id. An unprivileged agent can lower its own priority.
+// hold (without /proc, it keeps the agent's priority).
 const WRITER_NICE = 10;
-try {
-  const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-  if (Number.isInteger(tid) && tid > 0) os.setPriority(tid, WRITER_NICE);
-} catch {
-  // no /proc: the writer keeps the agent's priority
-}
+niceThisThread(WRITER_NICE);
 
 let db: Database.Database | undefined;
 let write: ((b: WriterBatch) => void) | undefined;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -9,6 +9,7 @@ import { ALL_BLOCKS_SQL, type BlockRowRead, storedEvents } from '../../src/store
 import { EventStore, StoreError } from '../../src/store/index.js';
 import { MIGRATIONS } from '../../src/store/schema.js';
 import { timeToNs } from '../../src/store/time.js';
+import { threadNices } from '../lib/threads.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'osprey-store-test-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -505,14 +506,7 @@ describe('EventStore', () => {
   });
 
   it('runs its writer thread at a lower priority than the agent (nice 10), so that it yields the cores to the event path', async () => {
-    const niceOf = () =>
-      new Map(
-        readdirSync('/proc/self/task').map((tid) => {
-          const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-          // the fields after the command's closing parenthesis; nice is field 19
-          return [Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])] as const;
-        }),
-      );
+    const niceOf = threadNices;
     const niced = (m: Map<number, number>) => [...m.values()].filter((n) => n === 10).length;
     const before = niceOf();
     const store = EventStore.open(fresh(), { retentionIntervalMs: 0, writeInThread: true });
