@@ -11,7 +11,7 @@ import {
   type FlowRecord,
   type HubbleFlow,
 } from '../sensors/network/decode.js';
-import { NetworkDatapath, type NetworkDatapathOptions } from '../sensors/network/loader.js';
+import { NetworkDatapath, type NetworkDatapathOptions, PackedTables } from '../sensors/network/loader.js';
 import type { Workload, WorkloadChange, WorkloadRegistry } from '../workload/registry.js';
 import {
   type CompiledTables,
@@ -127,10 +127,13 @@ export class NetworkPolicyController {
       policies.push({ id, policy });
       const tables = await compileNetworkPoliciesSliced(policies, this.endpoints());
       if (version !== this.version) continue;
+      // the tables' bytes too: what is left for the swap is the kernel's batch writes
+      const packed = await PackedTables.sliced(tables);
+      if (version !== this.version) continue;
       const before = this.policiesByName.get(policy.name);
       this.policiesByName.set(policy.name, { id, policy });
       try {
-        return this.installTables(tables);
+        return this.installTables(tables, packed);
       } catch (err) {
         if (before) this.policiesByName.set(policy.name, before);
         else this.policiesByName.delete(policy.name);
@@ -188,9 +191,9 @@ export class NetworkPolicyController {
     return this.installTables(compileNetworkPolicies([...this.policiesByName.values()], this.endpoints()));
   }
 
-  private installTables(tables: CompiledTables): InstallResult {
+  private installTables(tables: CompiledTables, packed?: PackedTables): InstallResult {
     this.version++;
-    const generation = this.datapath.install(tables);
+    const generation = this.datapath.install(packed ?? tables);
     this.last = { generation, warnings: tables.warnings, tables };
     if (tables.warnings.length > 0) this.opts.onWarnings?.(tables.warnings);
     return this.last;

@@ -11,6 +11,7 @@ import {
   unpackNetworkParse,
 } from '../../src/agent/policy-documents.js';
 import { parseNetworkPolicyText } from '../../src/netpolicy/parse.js';
+import { threadNices } from '../lib/threads.js';
 
 /** A CiliumNetworkPolicy of n /32s (and v6 /128s) in rules of 100, each with an except-bearing CIDRSet. */
 function bigPolicy(name: string, n: number, broken = false): string {
@@ -70,11 +71,34 @@ describe('policy texts read off the event loop', () => {
     assert.deepStrictEqual(s.network?.policies, parseNetworkPolicyText(small, 'small.yaml').policies);
   });
 
-  it('packs and unpacks a parse without losing an address', () => {
+  it('reads on a thread at a lower priority than the event loop (nice 10)', async () => {
+    const before = new Set(threadNices().keys());
+    const mainNice = threadNices().get(process.pid);
+    const seen = new Map<number, number>();
+    const reading = readPolicyText(bigPolicy('nice', 20000), 'nice.yaml', netKind, parseNetworkPolicyText);
+    let done = false;
+    void reading.finally(() => {
+      done = true;
+    });
+    while (!done) {
+      for (const [tid, nice] of threadNices()) if (!before.has(tid)) seen.set(tid, nice);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    assert.equal((await reading).network?.policies.length, 1);
+    // the reading thread, and no other new thread of ours, at nice 10 (V8's helpers keep their own)
+    assert.ok([...seen.values()].includes(10), `a new thread at nice 10 (new threads: ${[...seen]})`);
+    assert.equal(threadNices().get(process.pid), mainNice, 'the event loop keeps its priority');
+  });
+
+  it('packs and unpacks a parse without losing an address', async () => {
     const text = bigPolicy('p', 300);
     const want = parseNetworkPolicyText(text, 'p.yaml').policies;
     const packed = packNetworkParse(parseNetworkPolicyText(text, 'p.yaml').policies, []);
     assert.equal(packed.addrs.length, (300 + 2 * 3) * 16, 'a CIDR, and each CIDRSet with its except');
-    assert.deepStrictEqual(plain(unpackNetworkParse(packed).policies), plain(want));
+    assert.equal(packed.rules.length, 3 * 2, 'a rule of CIDRs and a rule of a CIDRSet per 100');
+    assert.deepStrictEqual(plain((await unpackNetworkParse(packed)).policies), plain(want));
+    // slices of 0 ms: a pause after every rule
+    const again = packNetworkParse(parseNetworkPolicyText(text, 'p.yaml').policies, []);
+    assert.deepStrictEqual(plain((await unpackNetworkParse(again, 0)).policies), plain(want));
   });
 });

@@ -280,69 +280,22 @@ export class NetworkDatapath {
    * then flip. Returns the new generation. On a failure the active tables
    * stay as they were and the half-written slot is emptied again.
    */
-  install(tables: CompiledTables): bigint {
+  install(tables: CompiledTables | PackedTables): bigint {
     // a change that was still compiling when the agent stopped: its map fds are closed
     if (this.closed) throw new Error('install network policy tables: the network datapath is closed');
+    const packed = tables instanceof PackedTables ? tables : PackedTables.pack(tables);
     const next = this.gen + 1n;
     const slot = Number(next & 1n);
     this.clearSlot(slot);
     const w = this.written[slot]!;
-    // each table packed into one buffer of keys and one of values, written with one syscall
-    const put = (
-      m: RawMap,
-      n: number,
-      ks: number,
-      vs: number,
-      fill: (k: Buffer, v: Buffer, i: number) => void,
-    ) => {
-      if (n === 0) return;
-      const keys = Buffer.alloc(n * ks);
-      const vals = Buffer.alloc(n * vs);
-      for (let i = 0; i < n; i++)
-        fill(keys.subarray(i * ks, (i + 1) * ks), vals.subarray(i * vs, (i + 1) * vs), i);
-      // recorded first: a batch that fails half-way leaves entries the slot's clearing must find
-      w.push({ map: m, keys, count: n });
-      m.updateMany(keys, vals, n);
-    };
     try {
-      put(this.maps.defaults, tables.defaults.length, DEFAULT_KEY.SIZE, VERDICT.SIZE, (k, v, i) => {
-        const d = tables.defaults[i]!;
-        k.writeUInt32LE(d.identity, DEFAULT_KEY.identity);
-        k[DEFAULT_KEY.dir] = DIR[d.dir];
-        k[DEFAULT_KEY.slot] = slot;
-        writeVerdict(d.verdict, v);
-      });
-      put(this.maps.peers, tables.peers.length, PEER_KEY.SIZE, CLASS.SIZE, (k, v, i) => {
-        const p = tables.peers[i]!;
-        k.writeUInt32LE(p.identity, PEER_KEY.identity);
-        k.writeUInt32LE(p.remote, PEER_KEY.remote);
-        k[PEER_KEY.dir] = DIR[p.dir];
-        k[PEER_KEY.slot] = slot;
-        v.writeUInt32LE(p.cls, CLASS.cls);
-      });
-      put(this.maps.cidrs, tables.cidrs.length, CIDR_KEY.SIZE, CLASS.SIZE, (k, v, i) => {
-        const c = tables.cidrs[i]!;
-        k.writeUInt32LE(NP.CIDR_KEY_BITS + c.cidr.bits, CIDR_KEY.prefixlen);
-        k.writeUInt32LE(c.identity, CIDR_KEY.identity);
-        k[CIDR_KEY.dir] = DIR[c.dir];
-        k[CIDR_KEY.slot] = slot;
-        k[CIDR_KEY.family] = c.cidr.family === 4 ? NP.FAMILY_INET : NP.FAMILY_INET6;
-        k.set(c.cidr.addr.subarray(0, 16), CIDR_KEY.addr);
-        v.writeUInt32LE(c.cls, CLASS.cls);
-      });
-      for (const p of tables.ports)
-        if (p.cls > 0xffff) throw new Error(`too many peer classes (${p.cls}) for identity ${p.identity}`);
-      put(this.maps.ports, tables.ports.length, PORT_KEY.SIZE, VERDICT.SIZE, (k, v, i) => {
-        const p = tables.ports[i]!;
-        k.writeUInt32LE(NP.PORT_KEY_BITS + p.bits, PORT_KEY.prefixlen);
-        k.writeUInt32LE(p.identity, PORT_KEY.identity);
-        k[PORT_KEY.dir] = DIR[p.dir];
-        k[PORT_KEY.slot] = slot;
-        k[PORT_KEY.proto] = p.proto;
-        k.writeUInt16LE(p.cls, PORT_KEY.cls);
-        k.writeUInt16BE(p.port, PORT_KEY.port);
-        writeVerdict(p.verdict, v);
-      });
+      for (const t of packed.tables) {
+        const m = this.maps[t.map];
+        for (let i = 0; i < t.count; i++) t.keys[i * t.keySize + t.slotAt] = slot;
+        // recorded first: a batch that fails half-way leaves entries the slot's clearing must find
+        w.push({ map: m, keys: t.keys, count: t.count });
+        m.updateMany(t.keys, t.values, t.count);
+      }
     } catch (err) {
       this.clearSlot(slot);
       throw new Error(`install network policy tables: ${(err as Error).message}`, { cause: err });
@@ -467,6 +420,109 @@ export class NetworkDatapath {
   private clearSlot(slot: number): void {
     for (const { map, keys, count } of this.written[slot]!) map.deleteMany(keys, count);
     this.written[slot] = [];
+  }
+}
+
+/** One table packed for the kernel: keys and values end to end, the keys' slot byte set at install. */
+interface PackedTable {
+  map: 'defaults' | 'peers' | 'cidrs' | 'ports';
+  keys: Buffer;
+  values: Buffer;
+  count: number;
+  keySize: number;
+  /** offset of the slot byte in each key */
+  slotAt: number;
+}
+
+/** Table entries packed between two places where PackedTables.steps may pause. */
+const PACK_STEP = 4096;
+
+/**
+ * Compiled tables as the bytes NetworkDatapath.install writes: made apart
+ * from the install (and for a large policy, in slices of the event loop:
+ * PackedTables.sliced), so that what install does in one step is setting
+ * each key's slot and the kernel's batch writes.
+ */
+export class PackedTables {
+  private constructor(readonly tables: PackedTable[]) {}
+
+  static pack(tables: CompiledTables): PackedTables {
+    const steps = PackedTables.steps(tables);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** pack() in slices of about `sliceMs` of the event loop. */
+  static async sliced(tables: CompiledTables, sliceMs = 8): Promise<PackedTables> {
+    const steps = PackedTables.steps(tables);
+    for (;;) {
+      const until = performance.now() + sliceMs;
+      for (;;) {
+        const r = steps.next();
+        if (r.done) return r.value;
+        if (performance.now() >= until) break;
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  private static *steps(tables: CompiledTables): Generator<void, PackedTables> {
+    for (const p of tables.ports)
+      if (p.cls > 0xffff) throw new Error(`too many peer classes (${p.cls}) for identity ${p.identity}`);
+    const out: PackedTable[] = [];
+    function* table<E>(
+      map: PackedTable['map'],
+      entries: readonly E[],
+      keySize: number,
+      valueSize: number,
+      slotAt: number,
+      fill: (e: E, k: Buffer, v: Buffer) => void,
+    ): Generator<void, void> {
+      const n = entries.length;
+      if (n === 0) return;
+      const keys = Buffer.alloc(n * keySize);
+      const values = Buffer.alloc(n * valueSize);
+      for (let i = 0; i < n; i++) {
+        if (i > 0 && i % PACK_STEP === 0) yield;
+        fill(
+          entries[i]!,
+          keys.subarray(i * keySize, (i + 1) * keySize),
+          values.subarray(i * valueSize, (i + 1) * valueSize),
+        );
+      }
+      out.push({ map, keys, values, count: n, keySize, slotAt });
+    }
+    yield* table('defaults', tables.defaults, DEFAULT_KEY.SIZE, VERDICT.SIZE, DEFAULT_KEY.slot, (d, k, v) => {
+      k.writeUInt32LE(d.identity, DEFAULT_KEY.identity);
+      k[DEFAULT_KEY.dir] = DIR[d.dir];
+      writeVerdict(d.verdict, v);
+    });
+    yield* table('peers', tables.peers, PEER_KEY.SIZE, CLASS.SIZE, PEER_KEY.slot, (p, k, v) => {
+      k.writeUInt32LE(p.identity, PEER_KEY.identity);
+      k.writeUInt32LE(p.remote, PEER_KEY.remote);
+      k[PEER_KEY.dir] = DIR[p.dir];
+      v.writeUInt32LE(p.cls, CLASS.cls);
+    });
+    yield* table('cidrs', tables.cidrs, CIDR_KEY.SIZE, CLASS.SIZE, CIDR_KEY.slot, (c, k, v) => {
+      k.writeUInt32LE(NP.CIDR_KEY_BITS + c.cidr.bits, CIDR_KEY.prefixlen);
+      k.writeUInt32LE(c.identity, CIDR_KEY.identity);
+      k[CIDR_KEY.dir] = DIR[c.dir];
+      k[CIDR_KEY.family] = c.cidr.family === 4 ? NP.FAMILY_INET : NP.FAMILY_INET6;
+      k.set(c.cidr.addr.subarray(0, 16), CIDR_KEY.addr);
+      v.writeUInt32LE(c.cls, CLASS.cls);
+    });
+    yield* table('ports', tables.ports, PORT_KEY.SIZE, VERDICT.SIZE, PORT_KEY.slot, (p, k, v) => {
+      k.writeUInt32LE(NP.PORT_KEY_BITS + p.bits, PORT_KEY.prefixlen);
+      k.writeUInt32LE(p.identity, PORT_KEY.identity);
+      k[PORT_KEY.dir] = DIR[p.dir];
+      k[PORT_KEY.proto] = p.proto;
+      k.writeUInt16LE(p.cls, PORT_KEY.cls);
+      k.writeUInt16BE(p.port, PORT_KEY.port);
+      writeVerdict(p.verdict, v);
+    });
+    return new PackedTables(out);
   }
 }
 
