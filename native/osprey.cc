@@ -621,6 +621,13 @@ Napi::Value MapLookupBatch(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// a batch operation's failure: errno, and `done`, the entries it did before it
+void ThrowBatch(Napi::Env env, const std::string& what, int err, uint32_t done) {
+  auto e = ErrnoError(env, what, err);
+  e.Set("done", Napi::Number::New(env, done));
+  e.ThrowAsJavaScriptException();
+}
+
 // mapUpdateBatch(fd, keys, values, count, flags): count entries, keys and values each packed end
 // to end, written in one syscall; a failure throws with errno and `done`, the entries written
 // before it
@@ -632,11 +639,7 @@ Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
   uint32_t count = info[3].As<Napi::Number>().Uint32Value();
   uint64_t flags = info[4].IsNumber() ? static_cast<uint64_t>(info[4].As<Napi::Number>().Int64Value()) : uint64_t(BPF_ANY);
   LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = flags);
-  if (bpf_map_update_batch(fd, keys.Data(), vals.Data(), &count, &opts)) {
-    auto e = ErrnoError(env, "map update batch", errno);
-    e.Set("done", Napi::Number::New(env, count));
-    e.ThrowAsJavaScriptException();
-  }
+  if (bpf_map_update_batch(fd, keys.Data(), vals.Data(), &count, &opts)) ThrowBatch(env, "map update batch", errno, count);
   return env.Undefined();
 }
 
@@ -647,11 +650,7 @@ Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
   auto keys = info[1].As<Napi::Buffer<uint8_t>>();
   uint32_t count = info[2].As<Napi::Number>().Uint32Value();
   LIBBPF_OPTS(bpf_map_batch_opts, opts);
-  if (bpf_map_delete_batch(fd, keys.Data(), &count, &opts)) {
-    auto e = ErrnoError(env, "map delete batch", errno);
-    e.Set("done", Napi::Number::New(env, count));
-    e.ThrowAsJavaScriptException();
-  }
+  if (bpf_map_delete_batch(fd, keys.Data(), &count, &opts)) ThrowBatch(env, "map delete batch", errno, count);
   return env.Undefined();
 }
 

@@ -26,6 +26,7 @@ import {
   type NetworkRule,
   type RuleSection,
 } from './model.js';
+import { runAll, runSliced } from './slices.js';
 
 export const VERDICT = { FORWARDED: 1, DROPPED: 2, AUDIT: 3 } as const;
 export const VFLAG = { DEFAULT_DENY: 1, DENY_RULE: 2, NO_POLICY: 4 } as const;
@@ -115,11 +116,7 @@ const SECTIONS: Record<Direction, [RuleSection, RuleSection]> = {
 
 /** Compile every policy for every endpoint. */
 export function compileNetworkPolicies(policies: NumberedPolicy[], endpoints: Endpoint[]): CompiledTables {
-  const steps = compileSteps(policies, endpoints);
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-  }
+  return runAll(compileSteps(policies, endpoints));
 }
 
 /**
@@ -127,21 +124,12 @@ export function compileNetworkPolicies(policies: NumberedPolicy[], endpoints: En
  * that a policy of 100,000 CIDRs (~0.3 s of compiling here) does not hold up
  * what else the agent does. The result is the same.
  */
-export async function compileNetworkPoliciesSliced(
+export function compileNetworkPoliciesSliced(
   policies: NumberedPolicy[],
   endpoints: Endpoint[],
   sliceMs = 8,
 ): Promise<CompiledTables> {
-  const steps = compileSteps(policies, endpoints);
-  for (;;) {
-    const until = performance.now() + sliceMs;
-    for (;;) {
-      const r = steps.next();
-      if (r.done) return r.value;
-      if (performance.now() >= until) break;
-    }
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
+  return runSliced(compileSteps(policies, endpoints), sliceMs);
 }
 
 /** Units of work between two places where compileSteps may pause (each a few µs to tens of µs). */

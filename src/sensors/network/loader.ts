@@ -14,6 +14,7 @@ import {
 import { parseCidr } from '../../netpolicy/cidr.js';
 import type { CompiledTables, Verdict } from '../../netpolicy/compile.js';
 import type { Cidr, Direction } from '../../netpolicy/model.js';
+import { runAll, runSliced } from '../../netpolicy/slices.js';
 import { decodeFlowRecord, type FlowRecord } from './decode.js';
 import {
   CIDR_KEY,
@@ -447,25 +448,12 @@ export class PackedTables {
   private constructor(readonly tables: PackedTable[]) {}
 
   static pack(tables: CompiledTables): PackedTables {
-    const steps = PackedTables.steps(tables);
-    for (;;) {
-      const r = steps.next();
-      if (r.done) return r.value;
-    }
+    return runAll(PackedTables.steps(tables));
   }
 
   /** pack() in slices of about `sliceMs` of the event loop. */
-  static async sliced(tables: CompiledTables, sliceMs = 8): Promise<PackedTables> {
-    const steps = PackedTables.steps(tables);
-    for (;;) {
-      const until = performance.now() + sliceMs;
-      for (;;) {
-        const r = steps.next();
-        if (r.done) return r.value;
-        if (performance.now() >= until) break;
-      }
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+  static sliced(tables: CompiledTables, sliceMs = 8): Promise<PackedTables> {
+    return runSliced(PackedTables.steps(tables), sliceMs);
   }
 
   private static *steps(tables: CompiledTables): Generator<void, PackedTables> {
