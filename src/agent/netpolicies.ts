@@ -212,7 +212,7 @@ export class NetworkPolicyManager {
     return this.info(e);
   }
 
-  delete(name: string): void {
+  async delete(name: string): Promise<void> {
     this.checkReady();
     const e = this.find(name);
     if (e.origin === 'api')
@@ -221,7 +221,7 @@ export class NetworkPolicyManager {
         name,
       );
     this.entries.delete(name);
-    this.unload(e);
+    await this.unloadSliced(e);
     if (e.storeFile) {
       try {
         this.store.removeText(e.storeFile);
@@ -257,7 +257,7 @@ export class NetworkPolicyManager {
     return this.info(e);
   }
 
-  disable(name: string): NetworkPolicyInfo {
+  async disable(name: string): Promise<NetworkPolicyInfo> {
     this.checkReady();
     const e = this.find(name);
     if (e.origin === 'api' && e.enabled) {
@@ -268,7 +268,7 @@ export class NetworkPolicyManager {
     }
     e.enabled = false;
     e.error = undefined;
-    this.unload(e);
+    await this.unloadSliced(e);
     return this.info(e);
   }
 
@@ -402,6 +402,17 @@ export class NetworkPolicyManager {
       throw failed(err);
     }
     loaded();
+  }
+
+  /** unload, the tables recompiled in slices of the event loop (delete, disable). */
+  private async unloadSliced(e: Entry): Promise<void> {
+    if (!e.loaded) return;
+    try {
+      await this.opts.controller?.removeSliced(e.name);
+    } catch (err) {
+      this.opts.log(`network policy "${e.name}": while removing: ${(err as Error).message}`);
+    }
+    e.loaded = false;
   }
 
   private unload(e: Entry): void {

@@ -79,7 +79,7 @@ export function networkRoutes(
           .send({ error: `this agent has no workloads: ${net.unavailable ?? 'not started'}` });
       }
       try {
-        return reply.code(status).send(f(wm, req));
+        return reply.code(status).send(await f(wm, req));
       } catch (err) {
         if (err instanceof WorkloadOpError)
           return reply.code(STATUS_OF[err.code]).send({ error: err.message });
@@ -108,7 +108,17 @@ export function networkRoutes(
       if (b.labels === null || typeof b.labels !== 'object' || Array.isArray(b.labels)) {
         throw new WorkloadOpError('invalid', 'labels must be an object of strings: {"app": "web"}');
       }
-      return wm.create(b.name as string | undefined, b.labels as Record<string, string>);
+      const info = wm.create(b.name as string | undefined, b.labels as Record<string, string>);
+      // with large policies its tables are compiled in slices: nothing may start in it before they are in force
+      return (net.controller?.attached(info.cgroup_id) ?? Promise.resolve()).then(
+        () => info,
+        (err: Error) => {
+          throw new WorkloadOpError(
+            'failed',
+            `workload "${info.name}" was made, but its network policy is not in force: ${err.message}`,
+          );
+        },
+      );
     }),
   );
   app.delete(

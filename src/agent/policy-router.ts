@@ -96,7 +96,7 @@ export class PolicyRouter implements PolicyApi {
 
   delete(name: string): Promise<void> {
     return this.serial(async () => {
-      if (this.network?.has(name)) this.network.delete(name);
+      if (this.network?.has(name)) await this.network.delete(name);
       else await this.tracing.delete(name);
     });
   }

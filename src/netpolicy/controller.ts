@@ -19,8 +19,12 @@ import {
   compileNetworkPolicies,
   compileNetworkPoliciesSliced,
   type Endpoint,
+  type NumberedPolicy,
 } from './compile.js';
 import type { NetworkPolicy } from './model.js';
+
+/** CIDRs in all policies from which a workload change recompiles in slices of the event loop (~15 ms of compiling here) */
+export const LARGE_CIDRS = 5000;
 
 export interface HubbleFlowLine {
   flow: HubbleFlow;
@@ -62,6 +66,10 @@ export class NetworkPolicyController {
   private last: InstallResult | undefined;
   /** moves on at every install: a sliced compile started before one is stale */
   private version = 0;
+  /** the workload changes whose tables are compiled in slices, in order (settled()) */
+  private pending: Promise<void> = Promise.resolve();
+  /** workloads (by cgroup id) whose attach waits for such a change */
+  private readonly attaching = new Map<string, Promise<void>>();
 
   private constructor(
     private readonly opts: NetworkPolicyControllerOptions,
@@ -119,27 +127,86 @@ export class NetworkPolicyController {
    * Should the policies or the workloads change meanwhile, it compiles again
    * with what is there then.
    */
-  async applySliced(policy: NetworkPolicy): Promise<InstallResult> {
-    const id = this.idFor(policy.name);
+  applySliced(policy: NetworkPolicy): Promise<InstallResult> {
+    const adding = { id: this.idFor(policy.name), policy };
+    return this.installSliced({ name: policy.name, to: adding });
+  }
+
+  /** remove() with the compile in slices of the event loop, as applySliced. */
+  async removeSliced(name: string): Promise<boolean> {
+    if (!this.policiesByName.has(name)) return false;
+    await this.installSliced({ name, to: undefined });
+    return true;
+  }
+
+  /**
+   * Resolves once the workload changes made so far are done (their tables
+   * swapped in, new workloads attached), whether or not they succeeded.
+   * With small policies they are done at once; with large ones
+   * (LARGE_CIDRS) their tables are compiled in slices of the event loop.
+   */
+  settled(): Promise<void> {
+    return this.pending.catch(() => undefined);
+  }
+
+  /**
+   * Resolves once the workload of this cgroup is attached (at once with
+   * small policies); rejects with why it is not. `osprey run` waits for it
+   * before it starts anything in a new workload.
+   */
+  attached(cgroupId: bigint | string): Promise<void> {
+    return this.attaching.get(String(cgroupId)) ?? Promise.resolve();
+  }
+
+  /**
+   * Recompile in slices and swap the tables in; with `change`, the policy of
+   * that name becomes `to` (added, replaced, or removed when undefined) at the swap.
+   */
+  private async installSliced(change?: {
+    name: string;
+    to: NumberedPolicy | undefined;
+  }): Promise<InstallResult> {
     for (;;) {
       const version = this.version;
-      const policies = [...this.policiesByName.values()].filter((p) => p.policy.name !== policy.name);
-      policies.push({ id, policy });
+      const policies = [...this.policiesByName.values()].filter((p) => p.policy.name !== change?.name);
+      if (change?.to) policies.push(change.to);
       const tables = await compileNetworkPoliciesSliced(policies, this.endpoints());
       if (version !== this.version) continue;
       // the tables' bytes too: what is left for the swap is the kernel's batch writes
       const packed = await PackedTables.sliced(tables);
       if (version !== this.version) continue;
-      const before = this.policiesByName.get(policy.name);
-      this.policiesByName.set(policy.name, { id, policy });
+      if (!change) return this.installTables(tables, packed);
+      const before = this.policiesByName.get(change.name);
+      if (change.to) this.policiesByName.set(change.name, change.to);
+      else this.policiesByName.delete(change.name);
       try {
         return this.installTables(tables, packed);
       } catch (err) {
-        if (before) this.policiesByName.set(policy.name, before);
-        else this.policiesByName.delete(policy.name);
+        if (before) this.policiesByName.set(change.name, before);
+        else this.policiesByName.delete(change.name);
         throw err;
       }
     }
+  }
+
+  /** Whether the policies are large enough that a recompile goes in slices (workload changes). */
+  private large(): boolean {
+    let n = 0;
+    for (const { policy } of this.policiesByName.values()) {
+      for (const rules of [policy.egress, policy.egressDeny, policy.ingress, policy.ingressDeny]) {
+        for (const r of rules) if (r.peers !== 'any') n += r.peers.cidrs.length;
+      }
+      if (n >= LARGE_CIDRS) return true;
+    }
+    return false;
+  }
+
+  /** Runs a workload change's install after those before it; settled() waits for it. */
+  private queueChange(change: () => Promise<void>, what: string): Promise<void> {
+    const next = this.pending.catch(() => undefined).then(change);
+    next.catch((err) => this.opts.log?.(`network policy: ${what}: ${(err as Error).message}`));
+    this.pending = next;
+    return next;
   }
 
   /** Remove a policy by name; false when there was none. */
@@ -215,14 +282,33 @@ export class NetworkPolicyController {
   }
 
   private onWorkload(c: WorkloadChange): void {
+    const w = c.workload;
     if (c.kind === 'added') {
       // tables that know the new identity first, then the cgroup -> identity entry, then the hooks
-      this.install();
-      this.enroll(c.workload);
+      if (!this.large()) {
+        this.install();
+        this.enroll(w);
+        return;
+      }
+      const key = String(w.cgroupId);
+      const done = this.queueChange(async () => {
+        await this.installSliced();
+        // a workload removed meanwhile is not attached
+        if (this.opts.registry.byCgroupId(w.cgroupId) === w) this.enroll(w);
+      }, `workload "${w.name}" not attached`);
+      this.attaching.set(key, done);
+      const forget = () => {
+        if (this.attaching.get(key) === done) this.attaching.delete(key);
+      };
+      done.then(forget, forget);
     } else {
-      this.datapath.detach(c.workload.cgroupPath);
-      this.datapath.removeWorkload(c.workload.cgroupId);
-      this.install();
+      this.datapath.detach(w.cgroupPath);
+      this.datapath.removeWorkload(w.cgroupId);
+      if (!this.large()) this.install();
+      else
+        this.queueChange(async () => {
+          await this.installSliced();
+        }, `tables without workload "${w.name}" not installed`);
     }
   }
 

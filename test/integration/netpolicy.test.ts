@@ -240,6 +240,60 @@ ${rules}    - toCIDR: [${net.nsV4}/32]
       }
     });
 
+    test('with large policies, workloads join and leave with their tables compiled in slices', async () => {
+      const { net } = env;
+      await server(env, 'netns', 'tcp', net.nsV4, 8092);
+      const other = await server(env, 'netns', 'tcp', net.nsV4, 8093);
+      let rules = '';
+      for (let g = 0; g < 200; g++) {
+        const cidrs = Array.from({ length: 100 }, (_, i) => `198.19.${g}.${i}/32`);
+        rules += `    - toCIDR: [${cidrs.join(', ')}]\n`;
+      }
+      env.controller.apply(
+        policy(`apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: large }
+spec:
+  endpointSelector: { matchLabels: { app: large } }
+  egress:
+${rules}    - toCIDR: [${net.nsV4}/32]
+      toPorts: [{ ports: [{ port: "8092", protocol: TCP }] }]
+`),
+      );
+      let turns = 0;
+      const timer = setInterval(() => turns++, 1);
+      try {
+        const gen = env.controller.lastInstall!.generation;
+        const w = env.registry.create('large-1', { app: 'large' });
+        // not attached yet: its tables are being compiled (20,001 CIDRs, past LARGE_CIDRS)
+        assert.equal(env.controller.lastInstall!.generation, gen, 'no tables swapped in synchronously');
+        await env.controller.attached(w.cgroupId);
+        assert.ok(turns > 0, 'timers ran while the tables were compiled');
+        assert.ok(env.controller.lastInstall!.generation > gen);
+        assertOk(await runClient({ cgroup: w.cgroupPath }, 'tcp', net.nsV4, 8092));
+        assert.deepEqual(await runClient({ cgroup: w.cgroupPath }, 'tcp', net.nsV4, other.port), {
+          ok: false,
+          code: 'EPERM',
+        });
+        // a workload that leaves while large policies are loaded: its tables go in slices too
+        const w2 = env.registry.create('large-2', { app: 'large', n: '2' });
+        await env.controller.attached(w2.cgroupId);
+        const gen2 = env.controller.lastInstall!.generation;
+        env.registry.remove('large-2');
+        assert.equal(env.controller.lastInstall!.generation, gen2, 'no tables swapped in synchronously');
+        await env.controller.settled();
+        assert.ok(env.controller.lastInstall!.generation > gen2);
+        assert.ok(!env.controller.lastInstall!.tables.defaults.some((d) => d.identity === w2.identity));
+        // a delete by removeSliced (what is left compiles in slices); the workload is then free to connect
+        assert.equal(await env.controller.removeSliced('large'), true);
+        assertOk(await runClient({ cgroup: w.cgroupPath }, 'tcp', net.nsV4, other.port));
+        assert.equal(await env.controller.removeSliced('large'), false);
+      } finally {
+        clearInterval(timer);
+        env.controller.remove('large');
+      }
+    });
+
     test('CIDR except and port ranges', async () => {
       const { net } = env;
       const w = env.registry.create('ranges', { app: 'ranges' });
