@@ -87,6 +87,34 @@ spec:
 `);
 }
 
+/**
+ * Policy `name` for the workloads labelled app=name: 20,000 /32s under PREFIX that match nothing
+ * (in rules of 100, each its own port when `ports`), then egress to host on TCP port.
+ */
+function largePolicy(
+  name: string,
+  prefix: string,
+  ports: boolean,
+  host: string,
+  port: number,
+): NetworkPolicy {
+  let rules = '';
+  for (let g = 0; g < 200; g++) {
+    const cidrs = Array.from({ length: 100 }, (_, i) => `${prefix}.${g}.${i}/32`);
+    rules += `    - toCIDR: [${cidrs.join(', ')}]\n`;
+    if (ports) rules += `      toPorts: [{ ports: [{ port: "${2000 + g}", protocol: TCP }] }]\n`;
+  }
+  return policy(`apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: ${name} }
+spec:
+  endpointSelector: { matchLabels: { app: ${name} } }
+  egress:
+${rules}    - toCIDR: [${host}/32]
+      toPorts: [{ ports: [{ port: "${port}", protocol: TCP }] }]
+`);
+}
+
 async function server(
   env: Env,
   where: { cgroup: string } | 'netns',
@@ -196,20 +224,7 @@ spec:
       const other = await server(env, 'netns', 'tcp', net.nsV4, 8091);
       const a = env.registry.create('sliced-a', { app: 'sliced' });
       // 20,000 CIDRs that match nothing (several slices of compiling), then the server on one port
-      let rules = '';
-      for (let g = 0; g < 200; g++) {
-        const cidrs = Array.from({ length: 100 }, (_, i) => `198.18.${g}.${i}/32`);
-        rules += `    - toCIDR: [${cidrs.join(', ')}]\n      toPorts: [{ ports: [{ port: "${2000 + g}", protocol: TCP }] }]\n`;
-      }
-      const p = policy(`apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: sliced }
-spec:
-  endpointSelector: { matchLabels: { app: sliced } }
-  egress:
-${rules}    - toCIDR: [${net.nsV4}/32]
-      toPorts: [{ ports: [{ port: "8090", protocol: TCP }] }]
-`);
+      const p = largePolicy('sliced', '198.18', true, net.nsV4, 8090);
       let turns = 0;
       const timer = setInterval(() => turns++, 1);
       try {
@@ -244,22 +259,7 @@ ${rules}    - toCIDR: [${net.nsV4}/32]
       const { net } = env;
       await server(env, 'netns', 'tcp', net.nsV4, 8092);
       const other = await server(env, 'netns', 'tcp', net.nsV4, 8093);
-      let rules = '';
-      for (let g = 0; g < 200; g++) {
-        const cidrs = Array.from({ length: 100 }, (_, i) => `198.19.${g}.${i}/32`);
-        rules += `    - toCIDR: [${cidrs.join(', ')}]\n`;
-      }
-      env.controller.apply(
-        policy(`apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: large }
-spec:
-  endpointSelector: { matchLabels: { app: large } }
-  egress:
-${rules}    - toCIDR: [${net.nsV4}/32]
-      toPorts: [{ ports: [{ port: "8092", protocol: TCP }] }]
-`),
-      );
+      env.controller.apply(largePolicy('large', '198.19', false, net.nsV4, 8092));
       let turns = 0;
       const timer = setInterval(() => turns++, 1);
       try {
