@@ -37,6 +37,7 @@ import { describeFsError, UserError } from './fs-util.js';
 import { LatencyHistogram } from './latency.js';
 import { NetworkFeature, parseNetworkFlows } from './network.js';
 import { PolicyManager, type PreparedPolicy } from './policies.js';
+import { stopPolicyReads } from './policy-documents.js';
 import { PolicyRouter, prepareStartupPolicies } from './policy-router.js';
 import { AgentServices } from './service.js';
 import type { AgentStatus, KernelFeaturesStatus, ProgramStatus } from './status.js';
@@ -366,6 +367,7 @@ export class Agent {
     };
     clearInterval(this.pruneTimer);
     closePolicySpares();
+    stopPolicyReads();
     // policies first: their last records still find the processes, and they
     // hold the process table the sensor shares with them
     if (this.policyManager) {

@@ -65,6 +65,27 @@ export function documentsOf(docs: readonly Document[]): readonly PolicyDocument[
   return Object.freeze(out);
 }
 
+/** A text could not be read (its thread failed), or was not because the agent is stopping. */
+export class PolicyReadError extends Error {
+  constructor(
+    message: string,
+    readonly stopping = false,
+  ) {
+    super(message);
+    this.name = 'PolicyReadError';
+  }
+}
+
+/** The threads reading texts now, and whether the agent is stopping (stopPolicyReads). */
+const reading = new Set<Worker>();
+let stopping = false;
+
+/** The agent is stopping: texts being read are given up (their adds fail), none is started. */
+export function stopPolicyReads(): void {
+  stopping = true;
+  for (const w of reading) void w.terminate();
+}
+
 /** Texts from this size on are read on a thread of their own. */
 export const OFF_LOOP_BYTES = 16 * 1024;
 
@@ -108,22 +129,33 @@ export async function readPolicyText(
     const r = parseNetwork(text, source);
     return { docs, network: { policies: r.policies, errors: r.errors.map(String) } };
   }
+  if (stopping) throw new PolicyReadError(`${source}: not read: the agent is stopping`, true);
   const reply = await new Promise<ParseReply>((resolve, reject) => {
     const w = new Worker(new URL('./policy-parse-worker.js', import.meta.url), {
       workerData: { text, source } satisfies ParseRequest,
     });
+    reading.add(w);
     let answered = false;
     w.once('message', (m: ParseReply) => {
       answered = true;
       resolve(m);
       void w.terminate();
     });
-    w.once('error', (err) => reject(new Error(`${source}: reading the policy failed: ${err.message}`)));
+    w.once('error', (err) =>
+      reject(new PolicyReadError(`${source}: reading the policy failed: ${err.message}`)),
+    );
     w.once('exit', (code) => {
-      if (!answered) reject(new Error(`${source}: the thread reading the policy ended (status ${code})`));
+      reading.delete(w);
+      if (answered) return;
+      reject(
+        stopping
+          ? new PolicyReadError(`${source}: not read: the agent is stopping`, true)
+          : new PolicyReadError(`${source}: the thread reading the policy ended (status ${code})`),
+      );
     });
   });
-  if (reply.error !== undefined) throw new Error(`${source}: reading the policy failed: ${reply.error}`);
+  if (reply.error !== undefined)
+    throw new PolicyReadError(`${source}: reading the policy failed: ${reply.error}`);
   const docs = Object.freeze(reply.docs.map((d) => Object.freeze(d)));
   remember(text, docs);
   if (reply.network === undefined) return { docs };

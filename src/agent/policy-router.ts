@@ -22,7 +22,7 @@ import {
   type PreparedNetworkPolicy,
 } from './netpolicies.js';
 import { type PolicyInfo, type PolicyManager, PolicyOpError, type PreparedPolicy } from './policies.js';
-import { readPolicyText } from './policy-documents.js';
+import { PolicyReadError, readPolicyText } from './policy-documents.js';
 
 /** A policy as the API lists it: the kind says which manager holds it. */
 export type AnyPolicyInfo = (PolicyInfo & { kind: 'TracingPolicy' }) | NetworkPolicyInfo;
@@ -73,7 +73,10 @@ export class PolicyRouter implements PolicyApi {
       source,
       hasNetworkKind,
       parseNetworkPolicyText,
-    );
+    ).catch((err: unknown) => {
+      if (!(err instanceof PolicyReadError)) throw err;
+      throw new PolicyOpError(err.stopping ? 'unavailable' : 'load-failed', [err.message]);
+    });
     const names = docs.map((d) => d.name).filter((n): n is string => n !== undefined);
     if (isNetworkPolicyText(text)) {
       const other = docs.find(
