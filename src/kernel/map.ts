@@ -126,11 +126,14 @@ export class BpfMap<K, V> {
     const vs = this.valBuf.length;
     this.checkMany(keys, count, values);
     if (count === 0) return;
-    if (
-      this.batches &&
-      this.many('update batch', () => native().mapUpdateBatch(this.fd, keys, values, count, flags))
-    )
-      return;
+    if (this.batches) {
+      try {
+        native().mapUpdateBatch(this.fd, keys, values, count, flags);
+        return;
+      } catch (err) {
+        this.batchFailed(err, 'update batch', 0);
+      }
+    }
     for (let i = 0; i < count; i++) {
       const k = keys.subarray(i * ks, (i + 1) * ks);
       const v = values.subarray(i * vs, (i + 1) * vs);
@@ -149,22 +152,16 @@ export class BpfMap<K, V> {
     let at = 0;
     let n = 0;
     while (at < count && this.batches) {
-      const rest = keys.subarray(at * ks, count * ks);
       try {
-        native().mapDeleteBatch(this.fd, rest, count - at);
+        native().mapDeleteBatch(this.fd, keys.subarray(at * ks, count * ks), count - at);
         return n + count - at;
       } catch (err) {
         const e = err as { errno?: number; done?: number };
-        const done = e.done ?? 0;
         if (e.errno === ENOENT) {
           // the batch stops at a key that is not there: pass over it, go on with the rest
-          n += done;
-          at += done + 1;
-        } else if (done === 0 && e.errno !== undefined && BATCH_UNSUPPORTED.has(e.errno)) {
-          this.batches = false;
-        } else {
-          throw new KernelError(`map ${this.name}: delete batch (${n + done} done before the failure)`, err);
-        }
+          n += e.done ?? 0;
+          at += (e.done ?? 0) + 1;
+        } else this.batchFailed(err, 'delete batch', n);
       }
     }
     for (; at < count; at++) {
@@ -177,19 +174,22 @@ export class BpfMap<K, V> {
   /** The kernel takes batches for this map (until one is refused as unsupported). */
   private batches = true;
 
-  /** Runs a batch; false when the kernel has no batch operation for this map (nothing was done). */
-  private many(what: string, f: () => void): boolean {
-    try {
-      f();
-      return true;
-    } catch (err) {
-      const e = err as { errno?: number; done?: number };
-      if ((e.done ?? 0) === 0 && e.errno !== undefined && BATCH_UNSUPPORTED.has(e.errno)) {
-        this.batches = false;
-        return false;
-      }
-      throw new KernelError(`map ${this.name}: ${what} (${e.done ?? 0} done before the failure)`, err);
+  /**
+   * A batch operation failed: when the kernel has none for this map (refused
+   * with nothing done), batches are off and the caller goes one by one;
+   * otherwise it throws, saying how many entries were done (`doneBefore` in
+   * earlier batches of the same call, and this one's).
+   */
+  private batchFailed(err: unknown, what: string, doneBefore: number): void {
+    const e = err as { errno?: number; done?: number };
+    if ((e.done ?? 0) === 0 && e.errno !== undefined && BATCH_UNSUPPORTED.has(e.errno)) {
+      this.batches = false;
+      return;
     }
+    throw new KernelError(
+      `map ${this.name}: ${what} (${doneBefore + (e.done ?? 0)} done before the failure)`,
+      err,
+    );
   }
 
   private checkMany(keys: Buffer, count: number, values?: Buffer): void {
