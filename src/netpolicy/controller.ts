@@ -107,16 +107,7 @@ export class NetworkPolicyController {
 
   /** Add a policy, or replace the one of the same name. Returns what was installed. */
   apply(policy: NetworkPolicy): InstallResult {
-    const id = this.idFor(policy.name);
-    const before = this.policiesByName.get(policy.name);
-    this.policiesByName.set(policy.name, { id, policy });
-    try {
-      return this.install();
-    } catch (err) {
-      if (before) this.policiesByName.set(policy.name, before);
-      else this.policiesByName.delete(policy.name);
-      throw err;
-    }
+    return this.swapPolicy(policy.name, { id: this.idFor(policy.name), policy }, () => this.install());
   }
 
   /**
@@ -176,16 +167,21 @@ export class NetworkPolicyController {
       const packed = await PackedTables.sliced(tables);
       if (version !== this.version) continue;
       if (!change) return this.installTables(tables, packed);
-      const before = this.policiesByName.get(change.name);
-      if (change.to) this.policiesByName.set(change.name, change.to);
-      else this.policiesByName.delete(change.name);
-      try {
-        return this.installTables(tables, packed);
-      } catch (err) {
-        if (before) this.policiesByName.set(change.name, before);
-        else this.policiesByName.delete(change.name);
-        throw err;
-      }
+      return this.swapPolicy(change.name, change.to, () => this.installTables(tables, packed));
+    }
+  }
+
+  /** The policy of `name` becomes `to` (none when undefined) for f, and stays so unless f throws. */
+  private swapPolicy<T>(name: string, to: NumberedPolicy | undefined, f: () => T): T {
+    const before = this.policiesByName.get(name);
+    if (to) this.policiesByName.set(name, to);
+    else this.policiesByName.delete(name);
+    try {
+      return f();
+    } catch (err) {
+      if (before) this.policiesByName.set(name, before);
+      else this.policiesByName.delete(name);
+      throw err;
     }
   }
 
@@ -211,15 +207,8 @@ export class NetworkPolicyController {
 
   /** Remove a policy by name; false when there was none. */
   remove(name: string): boolean {
-    const before = this.policiesByName.get(name);
-    if (!before) return false;
-    this.policiesByName.delete(name);
-    try {
-      this.install();
-    } catch (err) {
-      this.policiesByName.set(name, before);
-      throw err;
-    }
+    if (!this.policiesByName.has(name)) return false;
+    this.swapPolicy(name, undefined, () => this.install());
     return true;
   }
 
@@ -254,7 +243,6 @@ export class NetworkPolicyController {
 
   /** Recompile all policies for all workloads and swap the kernel's tables. */
   install(): InstallResult {
-    this.version++;
     return this.installTables(compileNetworkPolicies([...this.policiesByName.values()], this.endpoints()));
   }
 
