@@ -18,7 +18,7 @@ import { parseNetworkPolicyText } from '../netpolicy/parse.js';
 import type { PolicyMode } from '../sensors/tracing/index.js';
 import type { WorkloadRegistry } from '../workload/registry.js';
 import { type PolicyInfo, PolicyOpError, type PolicyOrigin, type PolicyState } from './policies.js';
-import { type NetworkParse, type PolicyDocument, policyDocuments } from './policy-documents.js';
+import { hasNetworkKind, type NetworkParse, policyDocuments } from './policy-documents.js';
 import { PolicyStore, type StoredPolicy } from './policy-store.js';
 
 export type NetworkPolicyKind = (typeof NETPOLICY_KINDS)[number];
@@ -491,11 +491,6 @@ export function documentKinds(text: string): (NetworkPolicyKind | undefined)[] {
         ? (d.kind as NetworkPolicyKind)
         : undefined,
     );
-}
-
-/** Whether any of the documents is of a network policy kind. */
-export function hasNetworkKind(docs: readonly PolicyDocument[]): boolean {
-  return docs.some((d) => (NETPOLICY_KINDS as readonly string[]).includes(d.kind ?? ''));
 }
 
 /** Whether any document of the text is a network policy kind. */

@@ -10,7 +10,7 @@
 import { Worker } from 'node:worker_threads';
 import { type Document, parseAllDocuments } from 'yaml';
 import type { Cidr, NetworkPolicy, NetworkRule } from '../netpolicy/model.js';
-import type { NetworkPolicyParseResult } from '../netpolicy/parse.js';
+import { NETPOLICY_KINDS, parseNetworkPolicyText } from '../netpolicy/parse.js';
 
 export type PolicyDocument = Readonly<{ kind?: string; name?: string }>;
 
@@ -33,6 +33,11 @@ export function policyDocuments(text: string): readonly PolicyDocument[] {
 function remember(text: string, docs: readonly PolicyDocument[]): void {
   lastDocsText = text;
   lastDocs = docs;
+}
+
+/** Whether any of the documents is of a network policy kind. */
+export function hasNetworkKind(docs: readonly PolicyDocument[]): boolean {
+  return docs.some((d) => (NETPOLICY_KINDS as readonly string[]).includes(d.kind ?? ''));
 }
 
 export function readPolicyDocuments(text: string): readonly PolicyDocument[] {
@@ -120,13 +125,11 @@ export interface ParseRequest {
 export async function readPolicyText(
   text: string,
   source: string,
-  isNetwork: (docs: readonly PolicyDocument[]) => boolean,
-  parseNetwork: (text: string, source: string) => NetworkPolicyParseResult,
 ): Promise<{ docs: readonly PolicyDocument[]; network?: NetworkParse }> {
   if (Buffer.byteLength(text) < OFF_LOOP_BYTES) {
     const docs = policyDocuments(text);
-    if (!isNetwork(docs)) return { docs };
-    const r = parseNetwork(text, source);
+    if (!hasNetworkKind(docs)) return { docs };
+    const r = parseNetworkPolicyText(text, source);
     return { docs, network: { policies: r.policies, errors: r.errors.map(String) } };
   }
   if (stopping) throw new PolicyReadError(`${source}: not read: the agent is stopping`, true);

@@ -6,8 +6,14 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { niceThisThread } from '../kernel/thread.js';
-import { NETPOLICY_KINDS, parseNetworkPolicyDocuments, readNetworkPolicyYaml } from '../netpolicy/parse.js';
-import { documentsOf, type ParseReply, type ParseRequest, packNetworkParse } from './policy-documents.js';
+import { parseNetworkPolicyDocuments, readNetworkPolicyYaml } from '../netpolicy/parse.js';
+import {
+  documentsOf,
+  hasNetworkKind,
+  type ParseReply,
+  type ParseRequest,
+  packNetworkParse,
+} from './policy-documents.js';
 
 // a policy is read while the agent goes on taking events: when the cores are short, the event loop comes first
 niceThisThread(10);
@@ -19,7 +25,7 @@ try {
   const yaml = readNetworkPolicyYaml(text);
   const docs = [...documentsOf(yaml.docs)];
   reply = { docs };
-  if (docs.some((d) => (NETPOLICY_KINDS as readonly string[]).includes(d.kind ?? ''))) {
+  if (hasNetworkKind(docs)) {
     const r = parseNetworkPolicyDocuments(yaml.docs, yaml.lines, source);
     reply.network = packNetworkParse(r.policies, r.errors.map(String));
   }

@@ -14,7 +14,6 @@ import type { PolicyApi } from './api.js';
 import { describeFsError, UserError } from './fs-util.js';
 import {
   documentKinds,
-  hasNetworkKind,
   isNetworkPolicyText,
   type NetworkPolicyInfo,
   type NetworkPolicyKind,
@@ -68,12 +67,7 @@ export class PolicyRouter implements PolicyApi {
 
   private async addNow(text: string, source: string, opts: { mode?: PolicyMode }): Promise<AnyPolicyInfo> {
     // a large text is read off the event loop, and its network policy parse with it
-    const { docs, network: parsed } = await readPolicyText(
-      text,
-      source,
-      hasNetworkKind,
-      parseNetworkPolicyText,
-    ).catch((err: unknown) => {
+    const { docs, network: parsed } = await readPolicyText(text, source).catch((err: unknown) => {
       if (!(err instanceof PolicyReadError)) throw err;
       throw new PolicyOpError(err.stopping ? 'unavailable' : 'load-failed', [err.message]);
     });

@@ -2,7 +2,7 @@
 // be what the parsers give on the event loop, errors and all.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { hasNetworkKind, isNetworkPolicyText } from '../../src/agent/netpolicies.js';
+import { isNetworkPolicyText } from '../../src/agent/netpolicies.js';
 import {
   OFF_LOOP_BYTES,
   packNetworkParse,
@@ -34,13 +34,11 @@ function bigPolicy(name: string, n: number, broken = false): string {
 /** As data: a field left undefined and one left out are the same to the compiler (and to JSON). */
 const plain = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
 
-const netKind = (docs: Parameters<typeof hasNetworkKind>[0]) => hasNetworkKind(docs);
-
 describe('policy texts read off the event loop', () => {
   it('gives a large network policy exactly as the parser on the loop does, and remembers its documents', async () => {
     const text = bigPolicy('big', 8000);
     assert.ok(Buffer.byteLength(text) >= OFF_LOOP_BYTES, 'large enough to go to a thread');
-    const got = await readPolicyText(text, 'big.yaml', netKind, parseNetworkPolicyText);
+    const got = await readPolicyText(text, 'big.yaml');
     assert.deepEqual(got.docs, [{ kind: 'CiliumNetworkPolicy', name: 'big' }]);
     const want = parseNetworkPolicyText(text, 'big.yaml');
     assert.equal(got.network?.errors.length, 0);
@@ -54,7 +52,7 @@ describe('policy texts read off the event loop', () => {
 
   it("reports a large policy's errors at their file and line", async () => {
     const text = bigPolicy('broken', 8000, true);
-    const got = await readPolicyText(text, 'broken.yaml', netKind, parseNetworkPolicyText);
+    const got = await readPolicyText(text, 'broken.yaml');
     const lines = text.split('\n').length - 1;
     assert.equal(got.network?.policies.length, 0);
     assert.equal(got.network?.errors.length, 1);
@@ -64,10 +62,10 @@ describe('policy texts read off the event loop', () => {
 
   it('reads only the documents of a large text of another kind, and reads small texts on the loop', async () => {
     const tp = `apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: tp\nspec:\n  kprobes: []\n# ${'x'.repeat(OFF_LOOP_BYTES)}\n`;
-    const got = await readPolicyText(tp, 'tp.yaml', netKind, parseNetworkPolicyText);
+    const got = await readPolicyText(tp, 'tp.yaml');
     assert.deepEqual(got, { docs: [{ kind: 'TracingPolicy', name: 'tp' }] });
     const small = bigPolicy('small', 10);
-    const s = await readPolicyText(small, 'small.yaml', netKind, parseNetworkPolicyText);
+    const s = await readPolicyText(small, 'small.yaml');
     assert.deepStrictEqual(s.network?.policies, parseNetworkPolicyText(small, 'small.yaml').policies);
   });
 
@@ -75,7 +73,7 @@ describe('policy texts read off the event loop', () => {
     const before = new Set(threadNices().keys());
     const mainNice = threadNices().get(process.pid);
     const seen = new Map<number, number>();
-    const reading = readPolicyText(bigPolicy('nice', 20000), 'nice.yaml', netKind, parseNetworkPolicyText);
+    const reading = readPolicyText(bigPolicy('nice', 20000), 'nice.yaml');
     let done = false;
     void reading.finally(() => {
       done = true;

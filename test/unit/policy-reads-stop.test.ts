@@ -2,24 +2,16 @@
 // (a file of its own: stopping is for the rest of the process).
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { hasNetworkKind } from '../../src/agent/netpolicies.js';
 import { PolicyReadError, readPolicyText, stopPolicyReads } from '../../src/agent/policy-documents.js';
-import { parseNetworkPolicyText } from '../../src/netpolicy/parse.js';
+import { cidrPolicyText } from '../lib/policies.js';
 import { threadNices } from '../lib/threads.js';
 
 it('gives up a text being read when the agent stops, and reads no more', async () => {
   const cidrs = Array.from({ length: 20000 }, (_, i) => `172.16.${i >> 8}.${i & 255}/32`);
-  const text = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: big }
-spec:
-  endpointSelector: { matchLabels: { app: web } }
-  egress:
-    - toCIDR: [${cidrs.join(', ')}]
-`;
+  const text = cidrPolicyText('big', 'web', cidrs);
   const threads = threadNices().size;
   const t0 = Date.now();
-  const reading = readPolicyText(text, 'big.yaml', hasNetworkKind, parseNetworkPolicyText);
+  const reading = readPolicyText(text, 'big.yaml');
   // once its thread is there
   while (threadNices().size === threads && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 2));
   stopPolicyReads();
@@ -29,8 +21,5 @@ spec:
     assert.match(err.message, /^big\.yaml: not read: the agent is stopping$/);
     return true;
   });
-  await assert.rejects(
-    readPolicyText(text, 'again.yaml', hasNetworkKind, parseNetworkPolicyText),
-    /again\.yaml: not read: the agent is stopping/,
-  );
+  await assert.rejects(readPolicyText(text, 'again.yaml'), /again\.yaml: not read: the agent is stopping/);
 });
