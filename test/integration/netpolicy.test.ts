@@ -22,6 +22,7 @@ import {
   startStreamer,
   type TestNet,
 } from '../lib/netns.js';
+import { cidrPolicyText } from '../lib/policies.js';
 
 interface Env {
   net: TestNet;
@@ -75,16 +76,7 @@ function policy(yaml: string): NetworkPolicy {
 
 /** Policy `name` for the workloads labelled app=name: egress only to host (/32 or /128) on TCP port. */
 function allowTcpTo(name: string, host: string, port: number): NetworkPolicy {
-  return policy(`
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: ${name} }
-spec:
-  endpointSelector: { matchLabels: { app: ${name} } }
-  egress:
-    - toCIDR: [${host}/${host.includes(':') ? 128 : 32}]
-      toPorts: [{ ports: [{ port: "${port}", protocol: TCP }] }]
-`);
+  return policy(cidrPolicyText(name, name, [`${host}/${host.includes(':') ? 128 : 32}`], port));
 }
 
 /**

@@ -16,6 +16,7 @@ import {
 import { HOST_IDENTITY, selectorMatches, WORLD_IDENTITY } from '../../src/netpolicy/identity.js';
 import type { Direction, NetworkPolicy, NetworkRule } from '../../src/netpolicy/model.js';
 import { parseNetworkPolicyText } from '../../src/netpolicy/parse.js';
+import { cidrPolicyText } from '../lib/policies.js';
 
 function parse(yaml: string): NetworkPolicy[] {
   const r = parseNetworkPolicyText(yaml, 'c.yaml');
@@ -428,15 +429,7 @@ test('the compile in slices of the event loop gives the same tables, and lets ti
     ...POLICIES,
     {
       id: POLICIES.length + 1,
-      policy: parse(`apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: big }
-spec:
-  endpointSelector: { matchLabels: { app: web } }
-  egress:
-    - toCIDR: [${cidrs.join(', ')}]
-      toPorts: [{ ports: [{ port: "443", protocol: TCP }] }]
-`)[0]!,
+      policy: parse(cidrPolicyText('big', 'web', cidrs, 443))[0]!,
     },
   ];
   let turns = 0;
