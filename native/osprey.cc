@@ -862,7 +862,9 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     Ref();
     // reading now: records that land meanwhile need not wake us
     SetWaits(kReaderBusy);
+    reading_ = true;
     uint32_t n = Deliver(true);
+    reading_ = false;
     ReadAndHoldAfter(n);
     Unref();
   }
@@ -870,7 +872,7 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     if (!rb_) return;  // closed by the callback
     if (!timer_) {
       // no hold-off: always waiting on the fd; the next record wakes us
-      if (SetWaits(kReaderWaits)) Deliver(true);
+      WaitOnFd(true);
       return;
     }
     if (n > 0) {
@@ -895,6 +897,21 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
         uv_timer_start(timer_, &RingReader::OnHoldoff, holdoff_ms_, 0);
       }
     }
+  }
+  // Wait on the fd: say so in the word, then look at the ring once more.
+  // A look that finds records says it again and looks again: their programs
+  // may have taken the word (to wake us) and the look may have read their
+  // wake-up with them, and a wake-up read before the loop sees it wakes no
+  // one; the word left busy, no record would wake us again. Returns the
+  // records delivered.
+  uint32_t WaitOnFd(bool fromLoop) {
+    uint32_t total = 0;
+    while (rb_ && SetWaits(kReaderWaits)) {
+      uint32_t n = Deliver(fromLoop);
+      if (n == 0) break;
+      total += n;
+    }
+    return total;
   }
   // Tell the ring's programs whether a record must wake us (false: the ring
   // has no wake-up word, the kernel decides). Waiting is set before the last
@@ -973,9 +990,14 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     uint64_t cons = __atomic_load_n(consumer_pos_, __ATOMIC_ACQUIRE);
     return Napi::Number::New(info.Env(), static_cast<double>(prod >= cons ? prod - cons : 0));
   }
-  // drain(): deliver what is ready now, synchronously (used on shutdown)
+  // drain(): deliver what is ready now, synchronously (on shutdown, and
+  // the process sensor's before each batch of a policy's events). A drain
+  // while we wait on the fd may take records whose programs took the word to
+  // wake us: we say again that we wait. During a read (from its callback)
+  // the read's end decides.
   Napi::Value Drain(const Napi::CallbackInfo& info) {
     uint32_t n = rb_ ? Deliver(false) : 0;
+    if (polling_ && !reading_) n += WaitOnFd(false);
     return Napi::Number::New(info.Env(), n);
   }
 
@@ -988,6 +1010,8 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
   uv_poll_t* poll_ = nullptr;
   uv_timer_t* timer_ = nullptr;
   bool polling_ = true;
+  // inside ReadAndHold's delivery (its callback may drain)
+  bool reading_ = false;
   uint64_t holdoff_ms_ = 0;
   Napi::FunctionReference cb_;
   std::vector<uint8_t> batch_;

@@ -386,6 +386,44 @@ test('ring wake-up word: the programs wake the reader only while it waits on the
   assert.equal(word.lookup(0), 0n, 'a closed reader hands wake-ups back to the kernel');
 });
 
+for (const holdoffMs of [0, 50]) {
+  test(`ring wake-up word: a drain() that takes the records a wake-up was for leaves the reader waiting, not deaf (hold-off ${holdoffMs} ms)`, async () => {
+    const c = load();
+    const { RingReader } = await import('../../src/kernel/ring.js');
+    const word = c.map('ring_waits', u32, u64);
+    const WAITS = 2n;
+    let ours = 0;
+    const reader = new RingReader(
+      c.mapInfo('ring').fd,
+      (buf, off) => {
+        if (isOurs(buf, off)) ours++;
+      },
+      undefined,
+      holdoffMs,
+      c.mapInfo('ring_waits').fd,
+    );
+    const link = c.attachTracepoint('tp_getppid', 'syscalls', 'sys_enter_getppid');
+    try {
+      assert.equal(word.lookup(0), WAITS);
+      // the record's program takes the word (it wakes us) and the drain, before the loop
+      // turns, reads the record: as a policy's events drain the process sensor's ring
+      void process.ppid;
+      assert.equal(reader.drain(), 1, 'the drain read the record');
+      assert.equal(ours, 1);
+      const after = word.lookup(0);
+      await sleep(holdoffMs + 20);
+      void process.ppid;
+      const t0 = Date.now();
+      while (ours === 1 && Date.now() - t0 < 1000) await sleep(1);
+      assert.equal(ours, 2, 'the next record woke the reader');
+      assert.equal(after, WAITS, 'after the drain the reader said it waits again');
+    } finally {
+      link.destroy();
+      reader.close();
+    }
+  });
+}
+
 test('typed map access: update, lookup, delete, iterate, batch lookup', () => {
   const c = load();
   const hits = c.map('hits', u32, u64);
