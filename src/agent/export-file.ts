@@ -3,9 +3,14 @@
  * file past its size limit, or when the rotation interval has passed,
  * file.N-1 -> file.N ... file -> file.1, keeping at most maxBackups old
  * files, and writing continues in a fresh file. With compression the
- * backups are file.1.gz ...: the rotated file is gzipped in the background
- * (node:zlib streams, off the event loop's critical path) while writing goes
- * on in the fresh file; the next rotation waits for it.
+ * backups are file.1.gz ...: a rotated file waits for its gzip under a name
+ * of its own (file.rotated.MS.SEQ) and is gzipped in the background, oldest
+ * first, while writing goes on in the fresh file; each finished gzip becomes
+ * file.1.gz, the older ones moving up. Writing never waits for a gzip: under
+ * load the event loop turns slowly, and a stream's gzip, a few loop turns a
+ * chunk, took longer than the file took to fill (rotations that waited for
+ * it stopped the writes and the export queue overflowed). A file left
+ * waiting by an agent that stopped is gzipped by the next one.
  * Lines are copied as they are handed over into one of two buffers that
  * take turns: one is written while the next lines fill the other, so what
  * waits for the disk is bytes, never the events (whose lines the shared
@@ -20,7 +25,9 @@ import {
   existsSync,
   fstatSync,
   openSync,
+  readdirSync,
   renameSync,
+  rmSync,
   unlinkSync,
   write,
 } from 'node:fs';
@@ -54,6 +61,9 @@ export interface FileExporterOptions {
 /** Lines that find the exporter idle wait this long for the ones after them. */
 export const WRITE_DELAY_MS = 5;
 
+/** Bytes a gzip reads at a time: a few loop turns per chunk, so few chunks. */
+const GZIP_CHUNK_BYTES = 1 << 20;
+
 export interface FileExporterStats {
   path: string;
   size_bytes: number;
@@ -68,6 +78,8 @@ export interface FileExporterStats {
   /** 0: by size only */
   rotation_interval_ms: number;
   compress: boolean;
+  /** rotated files waiting for their gzip (or being gzipped) */
+  compress_pending: number;
   last_error?: string;
 }
 
@@ -88,8 +100,14 @@ export class FileExporter {
   private eventsLost = 0;
   private lastError: string | undefined;
   private writing: Promise<void> = Promise.resolve();
-  /** the gzip of the last rotated file, when compressing */
-  private compressing: Promise<void> = Promise.resolve();
+  /** rotated files waiting for their gzip, oldest first */
+  private toCompress: string[] = [];
+  /** the file being gzipped */
+  private compressingFile: string | undefined;
+  /** the gzips under way, until toCompress is empty */
+  private compressing: Promise<void> | undefined;
+  /** rotated files this exporter named, for their order */
+  private rotatedSeq = 0;
   private openedAt = Date.now();
   private intervalTimer: NodeJS.Timeout | undefined;
   /** where lines handed over go until the write before them is done: two buffers take turns */
@@ -137,6 +155,8 @@ export class FileExporter {
         `cannot write export file ${ex.path}: ${describeFsError(err)}; choose a writable path with --export-file`,
       );
     }
+    // files an earlier agent rotated and did not get to gzip
+    if (opts.compress === true && opts.maxBackups > 0) for (const f of ex.leftRotated()) ex.queueGzip(f);
     if (every > 0) {
       // checked at least every second, so a quiet file still rotates on time
       ex.intervalTimer = setInterval(() => ex.rotateIfDue(), Math.min(every, 1000));
@@ -205,7 +225,7 @@ export class FileExporter {
   async close(): Promise<void> {
     clearInterval(this.intervalTimer);
     await this.flush();
-    await this.compressing;
+    await this.compressed();
     if (this.fd !== undefined) {
       try {
         closeSync(this.fd);
@@ -229,6 +249,7 @@ export class FileExporter {
       events_lost: this.eventsLost,
       rotation_interval_ms: this.opts.rotateIntervalMs ?? 0,
       compress: this.opts.compress === true,
+      compress_pending: this.toCompress.length + (this.compressingFile === undefined ? 0 : 1),
     };
     if (this.lastError) s.last_error = this.lastError;
     return s;
@@ -295,25 +316,26 @@ export class FileExporter {
     return true;
   }
 
-  /** Shift the backups and start an empty file. */
+  /** Resolves when every rotated file has been gzipped (or has failed to be). */
+  async compressed(): Promise<void> {
+    while (this.compressing) await this.compressing;
+  }
+
+  /** Shift the backups and start an empty file (with compression, the full one waits for its gzip). */
   private async rotate(): Promise<boolean> {
-    // the previous backup must be whole before it moves up
-    await this.compressing;
-    const gz = this.opts.compress === true;
-    const ext = gz ? '.gz' : '';
     try {
       if (this.fd !== undefined) closeSync(this.fd);
       this.fd = undefined;
       const n = this.opts.maxBackups;
       if (n === 0) {
         unlinkSync(this.path);
+      } else if (this.opts.compress === true) {
+        const waiting = `${this.path}.rotated.${Date.now()}.${this.rotatedSeq++}`;
+        renameSync(this.path, waiting);
+        this.queueGzip(waiting);
       } else {
-        for (let k = n - 1; k >= 1; k--) {
-          const from = `${this.path}.${k}${ext}`;
-          if (existsSync(from)) renameSync(from, `${this.path}.${k + 1}${ext}`);
-        }
+        this.shiftBackups('');
         renameSync(this.path, `${this.path}.1`);
-        if (gz) this.compressing = this.gzip(`${this.path}.1`, `${this.path}.1.gz`);
       }
       this.rotations++;
       this.reopen();
@@ -324,14 +346,81 @@ export class FileExporter {
     }
   }
 
-  /** from -> to gzipped, then from removed; a failure keeps `from` as it is. Never rejects. */
-  private async gzip(from: string, to: string): Promise<void> {
+  /** file.k{ext} -> file.k+1{ext} for k = N-1 .. 1 (file.N{ext} is overwritten: it is the oldest). */
+  private shiftBackups(ext: string): void {
+    for (let k = this.opts.maxBackups - 1; k >= 1; k--) {
+      const from = `${this.path}.${k}${ext}`;
+      if (existsSync(from)) renameSync(from, `${this.path}.${k + 1}${ext}`);
+    }
+  }
+
+  /**
+   * A rotated file to gzip after those before it. More waiting than there
+   * are backups to keep: the oldest would be gone before its turn came, so
+   * they go now.
+   */
+  private queueGzip(file: string): void {
+    this.toCompress.push(file);
+    while (this.toCompress.length > this.opts.maxBackups) {
+      const oldest = this.toCompress.shift()!;
+      try {
+        rmSync(oldest, { force: true });
+      } catch (err) {
+        this.fail(`remove ${oldest}`, err);
+      }
+    }
+    this.compressing ??= this.gzipAll().finally(() => {
+      this.compressing = undefined;
+    });
+  }
+
+  private async gzipAll(): Promise<void> {
+    for (let f = this.toCompress.shift(); f !== undefined; f = this.toCompress.shift()) {
+      this.compressingFile = f;
+      await this.gzip(f);
+      this.compressingFile = undefined;
+    }
+  }
+
+  /**
+   * from gzipped into file.1.gz (the backups before it moved up), then from
+   * removed; a failure keeps `from` as it is (the next agent tries again).
+   * Never rejects.
+   */
+  private async gzip(from: string): Promise<void> {
+    const tmp = `${this.path}.gz.tmp`;
     try {
-      await pipeline(createReadStream(from), createGzip(), createWriteStream(to, { mode: 0o640 }));
+      await pipeline(
+        createReadStream(from, { highWaterMark: GZIP_CHUNK_BYTES }),
+        createGzip(),
+        createWriteStream(tmp, { mode: 0o640 }),
+      );
+      this.shiftBackups('.gz');
+      renameSync(tmp, `${this.path}.1.gz`);
       unlinkSync(from);
     } catch (err) {
       this.fail(`compress ${from}`, err);
+      try {
+        rmSync(tmp, { force: true });
+      } catch {
+        // what stands there is not ours to remove (the failure above says why)
+      }
     }
+  }
+
+  /** Files rotated by an earlier agent and left waiting for their gzip, oldest first. */
+  private leftRotated(): string[] {
+    const dir = path.dirname(this.path);
+    const prefix = `${path.basename(this.path)}.rotated.`;
+    const order = (name: string) => name.slice(prefix.length).split('.').map(Number);
+    return readdirSync(dir)
+      .filter((name) => name.startsWith(prefix) && /^\d+\.\d+$/.test(name.slice(prefix.length)))
+      .sort((a, b) => {
+        const [am, as] = order(a);
+        const [bm, bs] = order(b);
+        return am! - bm! || as! - bs!;
+      })
+      .map((name) => path.join(dir, name));
   }
 
   private reopen(): void {

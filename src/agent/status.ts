@@ -154,7 +154,8 @@ export function renderStatusText(s: AgentStatus): string {
     kv(
       'file',
       `${f.path}: ${f.events_written} events, ${bytes(f.size_bytes)} of ${bytes(f.max_size_bytes)}, ` +
-        `${f.rotations} rotations, ${f.write_errors} errors`,
+        `${f.rotations} rotations, ${f.write_errors} errors` +
+        (f.compress_pending > 0 ? `, ${f.compress_pending} waiting for gzip` : ''),
     );
     if (f.last_error) kv('last error', f.last_error);
   } else {

@@ -1,5 +1,15 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -13,6 +23,7 @@ const fresh = () => path.join(root, `t${++n}`, 'events.log');
 
 const line = (i: number) => JSON.stringify({ seq: i, pad: 'x'.repeat(20) });
 const lines = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => line(from + k));
+const gz = (p: string) => gunzipSync(readFileSync(p)).toString('utf8').split('\n').filter(Boolean);
 const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8').split('\n').filter(Boolean) : []);
 
 describe('FileExporter', () => {
@@ -105,12 +116,65 @@ describe('FileExporter', () => {
     const ex = FileExporter.open({ path: file, maxBytes: size * 4, maxBackups: 2, compress: true });
     for (let b = 0; b < 3; b++) await ex.write(lines(10 + b * 4, 14 + b * 4));
     await ex.close();
-    const gz = (p: string) => gunzipSync(readFileSync(p)).toString('utf8').split('\n').filter(Boolean);
     assert.deepEqual(gz(`${file}.2.gz`), lines(10, 14));
     assert.deepEqual(gz(`${file}.1.gz`), lines(14, 18));
     assert.deepEqual(read(file), lines(18, 22));
     assert.ok(!existsSync(`${file}.1`) && !existsSync(`${file}.2`), 'no uncompressed backups left');
     assert.equal(ex.stats().compress, true);
+  });
+
+  it('keeps writing while a gzip fails, and leaves the rotated file for the next agent to gzip', async () => {
+    const file = fresh();
+    const size = Buffer.byteLength(line(10)) + 1;
+    const errors: string[] = [];
+    const ex = FileExporter.open({
+      path: file,
+      maxBytes: size * 4,
+      maxBackups: 3,
+      compress: true,
+      onError: (e) => errors.push(e.message),
+    });
+    // the gzip's output cannot be created
+    mkdirSync(`${file}.gz.tmp`);
+    for (let b = 0; b < 2; b++) await ex.write(lines(10 + b * 4, 14 + b * 4));
+    await ex.close();
+    assert.deepEqual(read(file), lines(14, 18), 'writing went on in a fresh file');
+    assert.equal(ex.stats().events_written, 8);
+    assert.match(errors.join('\n'), /compress .*events\.log\.rotated\.\d+\.0: /);
+    const left = readdirSync(path.dirname(file)).filter((f) => f.includes('.rotated.'));
+    assert.equal(left.length, 1, `left: ${left.join(' ')}`);
+    assert.equal(ex.stats().compress_pending, 0);
+    // the next agent on the same file gzips it
+    rmdirSync(`${file}.gz.tmp`);
+    const next = FileExporter.open({ path: file, maxBytes: size * 4, maxBackups: 3, compress: true });
+    await next.close();
+    assert.deepEqual(gz(`${file}.1.gz`), lines(10, 14));
+    assert.deepEqual(
+      readdirSync(path.dirname(file)).sort(),
+      ['events.log', 'events.log.1.gz'],
+      'nothing else left',
+    );
+  });
+
+  it('gzips files left rotated, oldest first, and only as many as there are backups to keep', async () => {
+    const file = fresh();
+    mkdirSync(path.dirname(file), { recursive: true });
+    // five files an agent rotated and left, two in the same millisecond
+    const names = ['1000.0', '1000.1', '999.7', '2000.0', '1500.3'];
+    for (const [k, n] of names.entries()) writeFileSync(`${file}.rotated.${n}`, `${line(k)}\n`);
+    writeFileSync(`${file}.rotated.x`, 'not ours\n');
+    const ex = FileExporter.open({ path: file, maxBytes: 1 << 20, maxBackups: 2, compress: true });
+    await ex.compressed();
+    // oldest first: 999.7, 1000.0, 1000.1, 1500.3, 2000.0; the two newest kept
+    assert.deepEqual(gz(`${file}.1.gz`), [line(3)]);
+    assert.deepEqual(gz(`${file}.2.gz`), [line(4)]);
+    assert.deepEqual(readdirSync(path.dirname(file)).sort(), [
+      'events.log',
+      'events.log.1.gz',
+      'events.log.2.gz',
+      'events.log.rotated.x',
+    ]);
+    await ex.close();
   });
 
   it('rotates a non-empty file when the rotation interval has passed, and leaves an empty one', async () => {
