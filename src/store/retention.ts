@@ -11,6 +11,8 @@ export interface RetentionResult {
   by_age: number;
   by_size: number;
   processes: number;
+  /** the run stopped at its cap of transactions with work left: run again soon */
+  more?: true;
 }
 
 export interface RetentionOptions {
@@ -156,6 +158,7 @@ export class Retention {
         await hooks.between();
       }
     }
+    if (batches >= MAX_BATCHES_PER_RUN) result.more = true;
     return rows;
   }
 

@@ -155,6 +155,10 @@ export interface ProcessTreeOptions {
 export const DEFAULT_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 export const DEFAULT_MAX_BYTES = 512 * 1024 * 1024;
 const DEFAULT_QUERY_LIMIT = 1000;
+/** how soon retention runs again after a run that stopped with work left */
+const RETENTION_CATCH_UP_MS = 200;
+/** how often the file's size is compared with its limit between retention runs */
+const SIZE_CHECK_MS = 1000;
 const MAX_QUERY_LIMIT = 100_000;
 /** a process named again within this time is not written again (exec and exit always are) */
 const PROCESS_REFRESH_MS = 60_000;
@@ -260,6 +264,10 @@ export class EventStore {
   private flushScheduled = false;
   private flushTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
+  /** the next run of a retention that had more to do than one run may */
+  private catchUpTimer: NodeJS.Timeout | undefined;
+  /** between the retention timer's runs, the file's size is looked at every SIZE_CHECK_MS */
+  private sizeTimer: NodeJS.Timeout | undefined;
   private retaining = false;
   /** exec_id -> Date.now() of its last write, to skip rewriting a busy process on every event */
   private readonly seen = new Map<string, number>();
@@ -330,6 +338,10 @@ export class EventStore {
     if (set.retentionIntervalMs > 0 && (this.maxAgeMs > 0 || this.maxBytes > 0)) {
       this.retentionTimer = setInterval(() => void this.runRetention(), set.retentionIntervalMs);
       this.retentionTimer.unref();
+      if (this.maxBytes > 0 && set.retentionIntervalMs > SIZE_CHECK_MS) {
+        this.sizeTimer = setInterval(() => this.retainIfOver(), SIZE_CHECK_MS);
+        this.sizeTimer.unref();
+      }
     }
   }
 
@@ -659,7 +671,37 @@ export class EventStore {
       return result;
     } finally {
       this.retaining = false;
+      this.catchUp(result);
     }
+  }
+
+  /**
+   * Retention now when the file is over its size limit: a store taking
+   * 40,000 events/s grows by ~100 MB between runs 10 s apart. The size is
+   * the page count on this thread's connection (microseconds).
+   */
+  private retainIfOver(): void {
+    if (this.retaining || this.db === undefined) return;
+    try {
+      this.lastBytes = this.retention.sizeBytes();
+    } catch {
+      return; // the retention timer's run reports what is wrong
+    }
+    if (this.lastBytes > this.maxBytes) void this.runRetention();
+  }
+
+  /**
+   * A run stops after a bounded number of transactions, so that writes get
+   * their turn. When it stopped with work left (events come in faster than
+   * a run every retentionIntervalMs deletes them), the next run comes after
+   * RETENTION_CATCH_UP_MS, not the interval: otherwise a store taking more
+   * than ~10,000 events/s grew without bound past its size limit.
+   */
+  private catchUp(r: RetentionResult): void {
+    if (r.more !== true || this.db === undefined || this.retentionTimer === undefined) return;
+    clearTimeout(this.catchUpTimer);
+    this.catchUpTimer = setTimeout(() => void this.runRetention(), RETENTION_CATCH_UP_MS);
+    this.catchUpTimer.unref();
   }
 
   /** rowsBefore: this.rows when the run began; rowsLeft: what the run says is left of those */
@@ -667,6 +709,8 @@ export class EventStore {
   private stopAndFlush(): void {
     clearInterval(this.flushTimer);
     clearInterval(this.retentionTimer);
+    clearTimeout(this.catchUpTimer);
+    clearInterval(this.sizeTimer);
     this.flush();
   }
 

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import type { ExportEvent, Process } from '../../src/events/types.js';
 import { ALL_BLOCKS_SQL, type BlockRowRead, storedEvents } from '../../src/store/blocks.js';
@@ -547,6 +548,39 @@ describe('EventStore', () => {
       // what is left is the newest run of events
       assert.equal(left.at(-1)?.time, at(59_990));
       assert.equal(left[0]?.time, at((6000 - s.rows) * 10));
+    } finally {
+      store.close();
+    }
+  });
+
+  it('between retention runs, gets back under maxBytes by itself soon after the file goes over', async () => {
+    const maxBytes = 512 * 1024;
+    // the retention timer's own run is a minute away: the size check and the catch-up do it
+    const store = EventStore.open(fresh(), {
+      retentionIntervalMs: 60_000,
+      maxAgeMs: 0,
+      maxBytes,
+      retentionBatch: 20,
+    });
+    try {
+      const pad = 'a'.repeat(400);
+      const evs: ExportEvent[] = [];
+      for (let i = 0; i < 6000; i++) {
+        evs.push(exec(proc(`c2l6${i}`, 1000 + i, `/usr/bin/tool${i % 7}`, bash.exec_id, pad), at(i * 10)));
+      }
+      // blocks of 20 events, each retention transaction one block: more than one run's worth
+      for (let i = 0; i < evs.length; i += 20) store.append(evs.slice(i, i + 20));
+      assert.ok(store.stats().bytes > 4 * maxBytes, `filled past the limit: ${store.stats().bytes}`);
+      const t0 = Date.now();
+      while (store.stats().bytes > maxBytes && Date.now() - t0 < 10_000) await sleep(100);
+      const s = store.stats();
+      assert.ok(
+        s.bytes <= maxBytes,
+        `${s.bytes} bytes ${Date.now() - t0} ms later, limit ${maxBytes}; ${s.deleted_by_retention} deleted`,
+      );
+      assert.ok(s.deleted_by_retention > 50 * 20, `${s.deleted_by_retention} deleted: more than one run`);
+      assert.equal(s.rows + s.deleted_by_retention, 6000);
+      assert.equal(store.query({ limit: 100_000 }).at(-1)?.time, at(59_990), 'the newest are kept');
     } finally {
       store.close();
     }
