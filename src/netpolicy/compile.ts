@@ -14,7 +14,8 @@
  *     atoms that decide like the default are left out.
  *   - the default verdict (defaults table): default-deny or forward.
  */
-import { ANY_V4, ANY_V6 } from './cidr.js';
+import type { SourceRef } from '../policy/errors.js';
+import { ANY_V4, ANY_V6, cidrContains } from './cidr.js';
 import { HOST_IDENTITY, selectorMatches, selectsReserved } from './identity.js';
 import {
   type Cidr,
@@ -114,9 +115,19 @@ const SECTIONS: Record<Direction, [RuleSection, RuleSection]> = {
   ingress: ['ingress', 'ingressDeny'],
 };
 
+/** What the compile knows of the host besides its workloads. */
+export interface CompileHost {
+  /** the addresses that are this host (identity host): CIDR rules that name only these get a warning */
+  hostCidrs?: readonly Cidr[];
+}
+
 /** Compile every policy for every endpoint. */
-export function compileNetworkPolicies(policies: NumberedPolicy[], endpoints: Endpoint[]): CompiledTables {
-  return runAll(compileSteps(policies, endpoints));
+export function compileNetworkPolicies(
+  policies: NumberedPolicy[],
+  endpoints: Endpoint[],
+  host: CompileHost = {},
+): CompiledTables {
+  return runAll(compileSteps(policies, endpoints, host));
 }
 
 /**
@@ -128,15 +139,20 @@ export function compileNetworkPoliciesSliced(
   policies: NumberedPolicy[],
   endpoints: Endpoint[],
   sliceMs = 8,
+  host: CompileHost = {},
 ): Promise<CompiledTables> {
-  return runSliced(compileSteps(policies, endpoints), sliceMs);
+  return runSliced(compileSteps(policies, endpoints, host), sliceMs);
 }
 
 /** Units of work between two places where compileSteps may pause (each a few µs to tens of µs). */
 const STEP = 256;
 
 /** The compile as a generator that pauses every STEP units of work. */
-function* compileSteps(policies: NumberedPolicy[], endpoints: Endpoint[]): Generator<void, CompiledTables> {
+function* compileSteps(
+  policies: NumberedPolicy[],
+  endpoints: Endpoint[],
+  host: CompileHost,
+): Generator<void, CompiledTables> {
   const out: CompiledTables = { defaults: [], peers: [], cidrs: [], ports: [], warnings: [] };
   const ids = new Set<number>();
   for (const p of policies) {
@@ -147,6 +163,7 @@ function* compileSteps(policies: NumberedPolicy[], endpoints: Endpoint[]): Gener
   }
   const sorted = [...policies].sort((a, b) => a.id - b.id);
   warnUnmatched(sorted, endpoints, out.warnings);
+  warnHostCidrs(sorted, host.hostCidrs ?? [], out.warnings);
   const seen = new Set<number>();
   for (const ep of endpoints) {
     if (seen.has(ep.identity)) continue;
@@ -435,16 +452,51 @@ export function rangeToPrefixes(lo: number, hi: number): [number, number][] {
   return out;
 }
 
+function warning(p: NetworkPolicy, at: SourceRef, message: string): CompileWarning {
+  return {
+    policy: p.name,
+    file: p.file,
+    line: at.line,
+    column: at.column,
+    fieldPath: at.fieldPath,
+    message,
+  };
+}
+
+/**
+ * A CIDR every address of which is this host's selects nothing: CIDR rules
+ * never select the host, as in Cilium (127.0.0.1/32 is the `host` entity,
+ * not `world`). Said at load, so that a rule that cannot match is not
+ * found by its drops.
+ */
+function warnHostCidrs(
+  policies: NumberedPolicy[],
+  hostCidrs: readonly Cidr[],
+  warnings: CompileWarning[],
+): void {
+  if (hostCidrs.length === 0) return;
+  for (const { policy } of policies) {
+    for (const rule of [...policy.egress, ...policy.egressDeny, ...policy.ingress, ...policy.ingressDeny]) {
+      if (rule.peers === 'any') continue;
+      const entities = rule.section.startsWith('egress') ? 'toEntities' : 'fromEntities';
+      for (const c of rule.peers.cidrs) {
+        if (!hostCidrs.some((h) => cidrContains(h, c.cidr))) continue;
+        warnings.push(
+          warning(
+            policy,
+            rule.source,
+            `${c.cidr.text} is this host's address: CIDR rules never select the host (as in Cilium), ` +
+              `so it selects nothing; use ${entities}: [host]`,
+          ),
+        );
+      }
+    }
+  }
+}
+
 function warnUnmatched(policies: NumberedPolicy[], endpoints: Endpoint[], warnings: CompileWarning[]): void {
   const warn = (p: NetworkPolicy, sel: LabelSelector, message: string) =>
-    warnings.push({
-      policy: p.name,
-      file: p.file,
-      line: sel.source.line,
-      column: sel.source.column,
-      fieldPath: sel.source.fieldPath,
-      message,
-    });
+    warnings.push(warning(p, sel.source, message));
   for (const { policy } of policies) {
     if (!endpoints.some((e) => selectorMatches(policy.endpointSelector, e.labels))) {
       warn(

@@ -15,6 +15,7 @@ import { NetworkDatapath, type NetworkDatapathOptions, PackedTables } from '../s
 import type { Workload, WorkloadChange, WorkloadRegistry } from '../workload/registry.js';
 import {
   type CompiledTables,
+  type CompileHost,
   type CompileWarning,
   compileNetworkPolicies,
   compileNetworkPoliciesSliced,
@@ -161,7 +162,7 @@ export class NetworkPolicyController {
       const version = this.version;
       const policies = [...this.policiesByName.values()].filter((p) => p.policy.name !== change?.name);
       if (change?.to) policies.push(change.to);
-      const tables = await compileNetworkPoliciesSliced(policies, this.endpoints());
+      const tables = await compileNetworkPoliciesSliced(policies, this.endpoints(), undefined, this.host());
       if (version !== this.version) continue;
       // the tables' bytes too: what is left for the swap is the kernel's batch writes
       const packed = await PackedTables.sliced(tables);
@@ -243,7 +244,9 @@ export class NetworkPolicyController {
 
   /** Recompile all policies for all workloads and swap the kernel's tables. */
   install(): InstallResult {
-    return this.installTables(compileNetworkPolicies([...this.policiesByName.values()], this.endpoints()));
+    return this.installTables(
+      compileNetworkPolicies([...this.policiesByName.values()], this.endpoints(), this.host()),
+    );
   }
 
   private installTables(tables: CompiledTables, packed?: PackedTables): InstallResult {
@@ -256,6 +259,10 @@ export class NetworkPolicyController {
 
   private endpoints(): Endpoint[] {
     return this.opts.registry.list().map((w) => ({ identity: w.identity, labels: w.labels }));
+  }
+
+  private host(): CompileHost {
+    return { hostCidrs: this.datapath.hostCidrs };
   }
 
   /** The id flows will carry for a policy of this name, given to it the first time. */

@@ -14,7 +14,7 @@ import {
   type Verdict,
 } from '../../src/netpolicy/compile.js';
 import { HOST_IDENTITY, selectorMatches, WORLD_IDENTITY } from '../../src/netpolicy/identity.js';
-import type { Direction, NetworkPolicy, NetworkRule } from '../../src/netpolicy/model.js';
+import type { Cidr, Direction, NetworkPolicy, NetworkRule } from '../../src/netpolicy/model.js';
 import { parseNetworkPolicyText } from '../../src/netpolicy/parse.js';
 import { cidrPolicyText } from '../lib/policies.js';
 
@@ -391,6 +391,34 @@ test('selectors that select nothing are warned about, with file, line and field'
     ),
     msgs.join('\n'),
   );
+});
+
+test("a CIDR all of whose addresses are the host's is warned about: CIDR rules never select the host", () => {
+  const policies = parse(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: loop }
+spec:
+  endpointSelector: { matchLabels: { app: web } }
+  egress:
+    - toCIDR: [10.0.0.0/8]
+    - toCIDR: [127.0.0.1/32, 192.0.2.0/24]
+  ingress:
+    - fromCIDRSet: [{ cidr: "::1/128" }]
+`).map((policy, i) => ({ id: i + 1, policy }));
+  const endpoints = [{ identity: 300, labels: { app: 'web' } }];
+  const host = ['127.0.0.0/8', '::1/128', '10.1.2.3/32'].map((c) => parseCidr(c) as Cidr);
+  const msgs = compileNetworkPolicies(policies, endpoints, { hostCidrs: host }).warnings.map(
+    (w) => `${w.file}:${w.line} ${w.fieldPath}: ${w.message}`,
+  );
+  assert.deepEqual(msgs, [
+    "c.yaml:9 spec.egress[1]: 127.0.0.1/32 is this host's address: CIDR rules never select the host " +
+      '(as in Cilium), so it selects nothing; use toEntities: [host]',
+    "c.yaml:11 spec.ingress[0]: ::1/128 is this host's address: CIDR rules never select the host " +
+      '(as in Cilium), so it selects nothing; use fromEntities: [host]',
+  ]);
+  // without the host's addresses the compile cannot tell
+  assert.deepEqual(compileNetworkPolicies(policies, endpoints).warnings, []);
 });
 
 test('policy ids must be unique and positive', () => {

@@ -131,6 +131,7 @@ export class NetworkDatapath {
   /** keys written per slot, so the slot can be emptied before it is refilled */
   private written: [SlotTable[], SlotTable[]] = [[], []];
   private hostKeys: Buffer[] = [];
+  private hostCidrList: Cidr[] = [];
   private attachments = new Map<string, Link[]>();
   private closed = false;
   /** np_sockets_pass runs here (and has not failed): workloads are marked after attach */
@@ -274,6 +275,12 @@ export class NetworkDatapath {
     const now = new Set(keys.map((k) => k.toString('hex')));
     for (const k of this.hostKeys) if (!now.has(k.toString('hex'))) this.maps.ipcache.delete(k);
     this.hostKeys = keys;
+    this.hostCidrList = cidrs;
+  }
+
+  /** The addresses that are this host, as setHostAddresses() last set them. */
+  get hostCidrs(): readonly Cidr[] {
+    return this.hostCidrList;
   }
 
   /**
