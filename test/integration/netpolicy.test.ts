@@ -3,6 +3,7 @@
 // fd00:248:N::/64) or on loopback. Every test checks what the application
 // saw (EPERM, a timeout, the echo) and the flow record the kernel posted.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -12,6 +13,7 @@ import type { NetworkPolicy } from '../../src/netpolicy/model.js';
 import { parseNetworkPolicyText } from '../../src/netpolicy/parse.js';
 import type { FlowRecord } from '../../src/sensors/network/decode.js';
 import { FlowEvent } from '../../src/sensors/network/layout.js';
+import { HOST_ADDRESS_CHECK_MS } from '../../src/sensors/network/loader.js';
 import { WorkloadRegistry } from '../../src/workload/registry.js';
 import {
   type ClientResult,
@@ -793,6 +795,54 @@ spec:
         st.stop();
         env.controller.datapath.setFlowSkip(0);
       }
+    });
+  });
+
+  describe("the host's addresses", () => {
+    let env: Env;
+    before(async () => {
+      env = await setup(15);
+    });
+    after(() => teardown(env));
+
+    test('an address the host gets after the start is the host, not the world, within seconds', async () => {
+      // TEST-NET-1, on loopback for the test's length only
+      const addr = '192.0.2.177';
+      const isHost = () => env.controller.datapath.hostCidrs.some((c) => c.text === `${addr}/32`);
+      const w = env.registry.create('hostaddr', { app: 'hostaddr' });
+      const srv = env.registry.create('hostaddr-srv', { app: 'hostaddr-srv' });
+      env.controller.apply(
+        policy(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: world-only }
+spec:
+  endpointSelector: { matchLabels: { app: hostaddr } }
+  egress:
+    - toEntities: [world]
+`),
+      );
+      assert.equal(isHost(), false);
+      execFileSync('ip', ['addr', 'add', `${addr}/32`, 'dev', 'lo']);
+      try {
+        const s = await server(env, { cgroup: srv.cgroupPath }, 'tcp', addr);
+        // the world may be reached, the host may not: once the address is known as the host's
+        const deadline = Date.now() + 3 * HOST_ADDRESS_CHECK_MS;
+        let r: ClientResult;
+        do r = await runClient({ cgroup: w.cgroupPath }, 'tcp', addr, s.port);
+        while (r.ok && Date.now() < deadline);
+        assert.deepEqual(
+          r,
+          { ok: false, code: 'EPERM' },
+          'a world-only workload reached the new host address',
+        );
+        assert.ok(isHost());
+      } finally {
+        execFileSync('ip', ['addr', 'del', `${addr}/32`, 'dev', 'lo']);
+      }
+      const deadline = Date.now() + 3 * HOST_ADDRESS_CHECK_MS;
+      while (isHost() && Date.now() < deadline) await sleep(50);
+      assert.equal(isHost(), false, 'a removed address is no longer the host');
     });
   });
 });

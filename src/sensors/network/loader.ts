@@ -97,8 +97,26 @@ const PROMOTE_AGAIN_MS = 200;
 /** struct np_pass: cgroup_id u64, op u32, pad u32 */
 const PASS_SIZE = 16;
 
+/**
+ * How often the interfaces' addresses are looked at again: an address
+ * added after the agent started (a bridge, a container runtime's, DHCP) is
+ * the host's too, and until the kernel's table says so, traffic to it is
+ * the world's (which a policy allowing the world but not the host lets
+ * through).
+ */
+export const HOST_ADDRESS_CHECK_MS = 2000;
+
 /** Entries of the CIDR and port tables (both slots together). */
 const LPM_TABLE_ENTRIES = 1 << 20;
+
+/** Every interface's addresses (an IPv6 one without its %zone), sorted. */
+function interfaceAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) out.push(a.address.split('%')[0]!);
+  }
+  return out.sort();
+}
 
 type RawMap = BpfMap<Buffer, Buffer>;
 
@@ -132,6 +150,11 @@ export class NetworkDatapath {
   private written: [SlotTable[], SlotTable[]] = [[], []];
   private hostKeys: Buffer[] = [];
   private hostCidrList: Cidr[] = [];
+  /** what setHostAddresses was given besides the interfaces */
+  private hostExtra: string[] = [];
+  /** the interfaces' addresses setHostAddresses saw, joined */
+  private hostSeen = '';
+  private hostTimer: NodeJS.Timeout | undefined;
   private attachments = new Map<string, Link[]>();
   private closed = false;
   /** np_sockets_pass runs here (and has not failed): workloads are marked after attach */
@@ -194,6 +217,8 @@ export class NetworkDatapath {
     try {
       dp = new NetworkDatapath(coll, opts);
       dp.setHostAddresses();
+      dp.hostTimer = setInterval(() => dp.refreshHostAddresses(), HOST_ADDRESS_CHECK_MS);
+      dp.hostTimer.unref();
     } catch (err) {
       coll.close();
       throw err;
@@ -256,6 +281,7 @@ export class NetworkDatapath {
    * interfaces change.
    */
   setHostAddresses(extra: string[] = []): void {
+    this.hostExtra = extra;
     const cidrs: Cidr[] = [];
     const add = (s: string) => {
       const c = parseCidr(s);
@@ -264,9 +290,8 @@ export class NetworkDatapath {
     };
     add('127.0.0.0/8');
     add('::1/128');
-    for (const list of Object.values(networkInterfaces())) {
-      for (const a of list ?? []) add(a.address.split('%')[0]!);
-    }
+    const seen = interfaceAddresses();
+    for (const a of seen) add(a);
     for (const s of extra) add(s);
     const keys = cidrs.map((c) => ipcacheKey(c));
     const value = Buffer.alloc(4);
@@ -276,6 +301,23 @@ export class NetworkDatapath {
     for (const k of this.hostKeys) if (!now.has(k.toString('hex'))) this.maps.ipcache.delete(k);
     this.hostKeys = keys;
     this.hostCidrList = cidrs;
+    this.hostSeen = seen.join(',');
+  }
+
+  /**
+   * setHostAddresses() again when the interfaces' addresses are not those
+   * it last saw. Returns whether they had changed. Never throws (says why).
+   */
+  refreshHostAddresses(): boolean {
+    if (this.closed) return false;
+    try {
+      if (interfaceAddresses().join(',') === this.hostSeen) return false;
+      this.setHostAddresses(this.hostExtra);
+      return true;
+    } catch (err) {
+      this.log(`network policy: the host's addresses could not be read again: ${(err as Error).message}`);
+      return false;
+    }
   }
 
   /** The addresses that are this host, as setHostAddresses() last set them. */
@@ -357,6 +399,7 @@ export class NetworkDatapath {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.promoteAgain);
+    clearInterval(this.hostTimer);
     for (const path of [...this.attachments.keys()]) this.detach(path);
     this.reader.close();
     this.coll.close();
