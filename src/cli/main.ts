@@ -18,7 +18,12 @@ export async function main(argv: string[]): Promise<number> {
   if (first === '-h' || first === '--help') return helpCommand([]);
   if (first === '--version' || first === '-V') return versionCommand();
   if (!isCommand(first)) {
-    const what = first.startsWith('-') ? `unknown flag ${first}` : `unknown command "${first}"`;
+    const cmd = rest.find(isCommand);
+    const what = !first.startsWith('-')
+      ? `unknown command "${first}"`
+      : cmd !== undefined
+        ? `${first}: flags go after the command (osprey ${cmd} ... ${first} ...)`
+        : `unknown flag ${first}`;
     process.stderr.write(`osprey: ${what}\n\n${mainUsage()}\n`);
     return 2;
   }

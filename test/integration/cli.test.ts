@@ -229,6 +229,13 @@ describe('osprey CLI', () => {
     const s = await osprey(['status', '--bogus']);
     assert.equal(s.code, 2);
     assert.match(s.stderr, /^osprey status: unknown flag --bogus\n\nUsage: osprey status/);
+    // a flag before its command: where it goes
+    const before = await osprey(['--socket', '/nonexistent.sock', 'policy', 'list']);
+    assert.equal(before.code, 2);
+    assert.match(
+      before.stderr,
+      /^osprey: --socket: flags go after the command \(osprey policy \.\.\. --socket \.\.\.\)/,
+    );
   });
 
   it('names the file and line of an unknown config key, attaching nothing', async () => {
