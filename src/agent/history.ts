@@ -11,13 +11,18 @@
  * 3339 time. type, binary and policy are answered by the store's indexes;
  * process, allow and deny are applied to what the store returns, so `limit`
  * counts the events before them.
+ *
+ * Both are answered on the store's query thread (src/store/queries.ts),
+ * which makes the JSON body too: the event loop only checks the parameters
+ * and sends the bytes.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ExportEvent } from '../events/types.js';
 import { ExportOptionError } from '../export/json-list.js';
 import { StoreError, type StoreQuery } from '../store/index.js';
+import { QueryError } from '../store/queries.js';
 import { parseTimeBound } from './duration.js';
-import { eventFilter } from './event-filter.js';
+import { type EventFilterOptions, eventFilter } from './event-filter.js';
 import type { AgentStore } from './store.js';
 
 /** Default and largest `limit` of a history query. */
@@ -53,11 +58,19 @@ function intParam(q: Query, name: string, def: number, max: number): number {
   return n;
 }
 
-/** The store query and the filters applied after it, from the request's parameters. */
+/**
+ * The store query and the filters applied after it, from the request's
+ * parameters: as options (for the query thread) and as the predicate they
+ * make (checked here, so that a bad one is refused before any query).
+ */
 export function historyQuery(
   q: Query,
   nowMs = Date.now(),
-): { query: StoreQuery; after: ((ev: ExportEvent) => boolean) | undefined } {
+): {
+  query: StoreQuery;
+  filter: EventFilterOptions | undefined;
+  after: ((ev: ExportEvent) => boolean) | undefined;
+} {
   const query: StoreQuery = { limit: intParam(q, 'limit', HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT) };
   try {
     const since = one(q.since);
@@ -84,22 +97,24 @@ export function historyQuery(
   const allow = one(q.allow);
   const deny = one(q.deny);
   let after: ((ev: ExportEvent) => boolean) | undefined;
+  let filter: EventFilterOptions | undefined;
   if (proc || allow || deny) {
+    filter = {
+      ...(proc ? { process: proc } : {}),
+      ...(allow ? { allow } : {}),
+      ...(deny ? { deny } : {}),
+    };
     try {
-      after = eventFilter({
-        ...(proc ? { process: proc } : {}),
-        ...(allow ? { allow } : {}),
-        ...(deny ? { deny } : {}),
-      });
+      after = eventFilter(filter);
     } catch (err) {
       throw new BadRequest((err as Error).message);
     }
   }
-  return { query, after };
+  return { query, filter, after };
 }
 
 function failed(reply: FastifyReply, err: unknown): FastifyReply {
-  if (err instanceof BadRequest || err instanceof ExportOptionError) {
+  if (err instanceof BadRequest || err instanceof ExportOptionError || err instanceof QueryError) {
     return reply.code(400).send({ error: err.message });
   }
   if (err instanceof StoreError) return reply.code(500).send({ error: err.message });
@@ -113,16 +128,9 @@ export function historyRoutes(app: FastifyInstance, store: AgentStore): void {
     const why = store.unavailable();
     if (why) return reply.code(503).send({ error: why });
     try {
-      const { query, after } = historyQuery(req.query as Query);
-      const rows = store.store!.query(query);
-      const events = after ? rows.filter(after) : rows;
-      return reply.send({
-        events,
-        count: events.length,
-        limit: query.limit,
-        // the store had at least `limit` events: older ones may exist
-        truncated: rows.length >= (query.limit ?? HISTORY_DEFAULT_LIMIT),
-      });
+      const { query, filter } = historyQuery(req.query as Query);
+      const body = await store.queries!.history(query, filter);
+      return reply.type('application/json; charset=utf-8').send(body);
     } catch (err) {
       return failed(reply, err);
     }
@@ -135,21 +143,15 @@ export function historyRoutes(app: FastifyInstance, store: AgentStore): void {
     try {
       const q = req.query as Query;
       const maxEvents = intParam(q, 'events', 1000, HISTORY_MAX_LIMIT);
-      const tree = store.store!.process(execId, { maxEvents });
-      if (!tree) {
+      const body = await store.queries!.process(execId, { maxEvents });
+      if (!body) {
         return reply.code(404).send({
           error:
             `no process with exec_id ${execId} in the event store; it may have run before the store ` +
             'was on, or left it by retention',
         });
       }
-      return reply.send({
-        process: tree.process,
-        ancestors: tree.ancestors,
-        children: tree.descendants.filter((d) => d.depth === 1),
-        descendants: tree.descendants,
-        events: tree.events,
-      });
+      return reply.type('application/json; charset=utf-8').send(body);
     } catch (err) {
       return failed(reply, err);
     }

@@ -11,6 +11,7 @@
 import type { EncodedLine } from '../events/encode.js';
 import type { ExportEvent } from '../events/types.js';
 import { EventStore, type EventStoreStats, StoreError } from '../store/index.js';
+import { StoreQueries } from '../store/queries.js';
 import type { EventBus, Subscription } from './bus.js';
 
 /** Bus group of the store's subscription (its drops are counted apart from the exporters'). */
@@ -43,11 +44,17 @@ export interface AgentStoreOptions {
 export class AgentStore {
   private sub: Subscription<ExportEvent> | undefined;
 
+  /** history and process queries, on a thread of their own */
+  readonly queries: StoreQueries | undefined;
+
   private constructor(
     readonly store: EventStore | undefined,
     private readonly path: string | undefined,
     readonly error: string | undefined,
-  ) {}
+  ) {
+    this.queries =
+      store && path !== undefined ? new StoreQueries({ file: path, busyTimeoutMs: 1000 }) : undefined;
+  }
 
   /** Open the store; never throws: a failure is logged and kept as `error`. */
   static open(o: AgentStoreOptions): AgentStore {
@@ -97,6 +104,7 @@ export class AgentStore {
   async close(bus: EventBus<ExportEvent>, timeoutMs = 3000): Promise<void> {
     if (this.sub) await bus.settle(timeoutMs, [STORE_GROUP]);
     this.sub?.close();
+    await this.queries?.close();
     await this.store?.closeAsync();
   }
 

@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import type { ExportEvent, Process } from '../../src/events/types.js';
 import { ALL_BLOCKS_SQL, type BlockRowRead, storedEvents } from '../../src/store/blocks.js';
 import { EventStore, StoreError } from '../../src/store/index.js';
+import { QueryError, StoreQueries } from '../../src/store/queries.js';
 import { MIGRATIONS } from '../../src/store/schema.js';
 import { timeToNs } from '../../src/store/time.js';
 import { threadNices } from '../lib/threads.js';
@@ -806,6 +807,57 @@ describe('EventStore', () => {
     }
     // and opens once the lock is gone
     EventStore.open(file).close();
+  });
+});
+
+describe('StoreQueries: queries on a thread of their own', () => {
+  it('answers history and process trees off the event loop, with the same events as the store', async () => {
+    const file = fresh();
+    const store = EventStore.open(file, { retentionIntervalMs: 0 });
+    const queries = new StoreQueries({ file, busyTimeoutMs: 1000 });
+    try {
+      const init = proc('aW5pdA', 1, '/sbin/init');
+      const evs: ExportEvent[] = [];
+      for (let i = 0; i < 30_000; i++) {
+        const p = proc(`cTQ${i}`, 1000 + i, `/usr/bin/tool${i % 5}`, init.exec_id, 'x'.repeat(200));
+        evs.push(exec(p, at(i), init));
+      }
+      for (let i = 0; i < evs.length; i += 1000) store.append(evs.slice(i, i + 1000));
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 1);
+      let body: Buffer;
+      try {
+        body = await queries.history({ limit: 100_000 });
+      } finally {
+        clearInterval(timer);
+      }
+      assert.ok(queries.running);
+      assert.ok(ticks > 0, 'timers ran while the query did');
+      const answer = JSON.parse(body.toString('utf8')) as { events: ExportEvent[]; count: number };
+      assert.equal(answer.count, 30_000);
+      assert.deepEqual(answer.events.slice(-3), store.query({ limit: 3 }));
+      // the after-filters apply there too
+      const some = JSON.parse(
+        (await queries.history({ limit: 100_000 }, { allow: '{"binary_regex":["tool3$"]}' })).toString(),
+      ) as { count: number; truncated: boolean };
+      assert.deepEqual(some, { ...some, count: 6000, truncated: false });
+      const tree = JSON.parse((await queries.process('cTQ7', {}))!.toString()) as {
+        process: { pid: number };
+      };
+      assert.equal(tree.process.pid, 1007);
+      assert.equal(await queries.process('bm9uZQ', {}), undefined);
+      // what the request got wrong, apart from what the store failed at
+      await assert.rejects(queries.history({ types: ['Bad-Type'] }), (err: Error) => {
+        assert.ok(err instanceof QueryError, err.constructor.name);
+        assert.match(err.message, /event type "Bad-Type" is not a valid name/);
+        return true;
+      });
+    } finally {
+      await queries.close();
+      store.close();
+    }
+    assert.equal(queries.running, false);
+    await assert.rejects(queries.history({}), /closed/);
   });
 });
 

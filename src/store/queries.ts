@@ -1,0 +1,120 @@
+/**
+ * The agent's side of the query thread (query-worker.ts): started at the
+ * first query, ended after QUERY_IDLE_MS without one (its heap with it: a
+ * large answer leaves hundreds of MB of garbage), started again when asked.
+ * Answers are the JSON bodies the API sends, as bytes.
+ */
+import { Worker } from 'node:worker_threads';
+import type { EventFilterOptions } from '../agent/event-filter.js';
+import { StoreError } from './errors.js';
+import type { ProcessTreeOptions, StoreQuery } from './reader.js';
+
+/** A query thread with nothing to do this long ends. */
+export const QUERY_IDLE_MS = 30_000;
+
+export interface QueryInit {
+  file: string;
+  busyTimeoutMs: number;
+}
+
+export type QueryRequest =
+  | { kind: 'history'; id: number; query: StoreQuery; filter?: EventFilterOptions }
+  | { kind: 'process'; id: number; execId: string; opts: ProcessTreeOptions };
+
+export type QueryReply =
+  | { id: number; ok: true; body?: Uint8Array }
+  | { id: number; ok: false; error: string; store: boolean };
+
+/** A query the store refused as asked (a bad type name, limit or expression): the request's fault. */
+export class QueryError extends Error {}
+
+type Pending = { resolve: (body: Buffer | undefined) => void; reject: (err: Error) => void };
+
+export class StoreQueries {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly init: QueryInit) {}
+
+  /** The history answer's body: {events, count, limit, truncated}. */
+  async history(query: StoreQuery, filter?: EventFilterOptions): Promise<Buffer> {
+    const body = await this.ask({ kind: 'history', id: 0, query, ...(filter ? { filter } : {}) });
+    return body ?? Buffer.from('{}');
+  }
+
+  /** The process answer's body, or undefined when the store does not know the process. */
+  process(execId: string, opts: ProcessTreeOptions): Promise<Buffer | undefined> {
+    return this.ask({ kind: 'process', id: 0, execId, opts });
+  }
+
+  /** Whether a thread is running now (for tests). */
+  get running(): boolean {
+    return this.worker !== undefined;
+  }
+
+  /** End the thread; queries in flight are refused. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.idleTimer);
+    const w = this.worker;
+    this.worker = undefined;
+    this.failAll('the event store is closing');
+    await w?.terminate();
+  }
+
+  private ask(req: QueryRequest): Promise<Buffer | undefined> {
+    if (this.closed) return Promise.reject(new StoreError('event store: closed (the agent is stopping)'));
+    const id = this.nextId++;
+    const w = this.thread();
+    clearTimeout(this.idleTimer);
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      w.postMessage({ ...req, id });
+    });
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(new URL('./query-worker.js', import.meta.url), { workerData: this.init });
+    // the agent's exit never waits for a query
+    w.unref();
+    w.on('message', (r: QueryReply) => {
+      const p = this.pending.get(r.id);
+      this.pending.delete(r.id);
+      if (p) {
+        if (r.ok)
+          p.resolve(r.body ? Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength) : undefined);
+        else p.reject(r.store ? new StoreError(r.error) : new QueryError(r.error));
+      }
+      if (this.pending.size === 0) this.idleLater(w);
+    });
+    w.on('error', (err) => {
+      if (this.worker === w) this.worker = undefined;
+      this.failAll(`the query thread failed: ${err.message}`);
+    });
+    w.on('exit', () => {
+      if (this.worker === w) this.worker = undefined;
+      this.failAll('the query thread ended');
+    });
+    this.worker = w;
+    return w;
+  }
+
+  private idleLater(w: Worker): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.worker !== w || this.pending.size > 0) return;
+      this.worker = undefined;
+      void w.terminate();
+    }, QUERY_IDLE_MS);
+    this.idleTimer.unref();
+  }
+
+  private failAll(why: string): void {
+    for (const p of this.pending.values()) p.reject(new StoreError(`event store: ${why}`));
+    this.pending.clear();
+  }
+}
