@@ -27,6 +27,7 @@ import { type CompiledPolicy, compilePolicy, PolicyCompileError } from '../polic
 import type { KernelCapabilities } from '../policy/kernel-caps.js';
 import type { TracingPolicy } from '../policy/model.js';
 import { parsePolicyText } from '../policy/parse.js';
+import type { ValidateOptions } from '../policy/validate.js';
 import {
   type PolicyCounters,
   type PolicyMode,
@@ -34,6 +35,7 @@ import {
   type PolicyProgramOptions,
 } from '../sensors/tracing/index.js';
 import { describeFsError, UserError } from './fs-util.js';
+import type { TracingParse } from './policy-documents.js';
 import { PolicyStore, type StoredPolicy } from './policy-store.js';
 import { warmUpPolicyCode } from './policy-warmup.js';
 
@@ -352,10 +354,20 @@ export class PolicyManager {
    * Parse, validate, compile, load and attach one policy; store it. Returns
    * once its programs are attached. `source` names it in error messages.
    */
-  async add(text: string, source: string, opts: { mode?: PolicyMode } = {}): Promise<PolicyInfo> {
+  /**
+   * Add a policy from its text. `parsed`: the text's parse, made elsewhere
+   * with parseOptions() (a large text is parsed on a thread of its own,
+   * src/agent/policy-documents.ts); otherwise it is parsed here.
+   */
+  async add(
+    text: string,
+    source: string,
+    opts: { mode?: PolicyMode } = {},
+    parsed?: TracingParse,
+  ): Promise<PolicyInfo> {
     this.checkReady();
     if (opts.mode !== undefined) checkMode(opts.mode);
-    const policy = this.parseOne(text, source);
+    const policy = this.oneOf(parsed ?? this.parse(text, source), source);
     const existing = this.entries.get(policy.name);
     if (existing) {
       throw new PolicyOpError('exists', [
@@ -558,12 +570,26 @@ export class PolicyManager {
     return e;
   }
 
-  private parseOne(text: string, source: string, name?: string): TracingPolicy {
-    const r = parsePolicyText(text, source, {
+  /** What the policies' texts are parsed with: the kernel's features and tracefs. */
+  parseOptions(): ValidateOptions {
+    return {
       kernel: this.opts.kernel,
       ...(this.opts.tracefsRoot ? { tracefsRoot: this.opts.tracefsRoot } : {}),
-    });
-    if (r.errors.length) throw new PolicyOpError('invalid', r.errors.map(String));
+    };
+  }
+
+  private parse(text: string, source: string): TracingParse {
+    const r = parsePolicyText(text, source, this.parseOptions());
+    return { policies: r.policies, errors: r.errors.map(String) };
+  }
+
+  private parseOne(text: string, source: string, name?: string): TracingPolicy {
+    return this.oneOf(this.parse(text, source), source, name);
+  }
+
+  /** The one policy of a parse (or the one named), or the PolicyOpError that says why not. */
+  private oneOf(r: TracingParse, source: string, name?: string): TracingPolicy {
+    if (r.errors.length) throw new PolicyOpError('invalid', r.errors);
     if (name !== undefined) {
       const p = r.policies.find((x) => x.name === name);
       if (!p) throw new PolicyOpError('invalid', [`${source}: no longer defines policy "${name}"`]);

@@ -11,6 +11,8 @@ import { Worker } from 'node:worker_threads';
 import { type Document, parseAllDocuments } from 'yaml';
 import type { Cidr, NetworkPolicy, NetworkRule } from '../netpolicy/model.js';
 import { NETPOLICY_KINDS, parseNetworkPolicyText } from '../netpolicy/parse.js';
+import type { TracingPolicy } from '../policy/model.js';
+import type { ValidateOptions } from '../policy/validate.js';
 
 export type PolicyDocument = Readonly<{ kind?: string; name?: string }>;
 
@@ -100,11 +102,19 @@ export interface NetworkParse {
   errors: string[];
 }
 
+/** A TracingPolicy parse whose errors are already text (as they cross between threads). */
+export interface TracingParse {
+  policies: TracingPolicy[];
+  errors: string[];
+}
+
 /** What the worker answers. */
 export interface ParseReply {
   docs: PolicyDocument[];
   /** when a document is of a network policy kind */
   network?: PackedNetworkParse;
+  /** when the request asked for it and no document is of a network policy kind */
+  tracing?: TracingParse;
   /** the worker itself failed */
   error?: string;
 }
@@ -113,6 +123,8 @@ export interface ParseReply {
 export interface ParseRequest {
   text: string;
   source: string;
+  /** parse TracingPolicies too, with these options (the policy manager's) */
+  tracing?: ValidateOptions;
 }
 
 /**
@@ -125,7 +137,8 @@ export interface ParseRequest {
 export async function readPolicyText(
   text: string,
   source: string,
-): Promise<{ docs: readonly PolicyDocument[]; network?: NetworkParse }> {
+  tracing?: ValidateOptions,
+): Promise<{ docs: readonly PolicyDocument[]; network?: NetworkParse; tracing?: TracingParse }> {
   if (Buffer.byteLength(text) < OFF_LOOP_BYTES) {
     const docs = policyDocuments(text);
     if (!hasNetworkKind(docs)) return { docs };
@@ -135,7 +148,7 @@ export async function readPolicyText(
   if (stopping) throw new PolicyReadError(`${source}: not read: the agent is stopping`, true);
   const reply = await new Promise<ParseReply>((resolve, reject) => {
     const w = new Worker(new URL('./policy-parse-worker.js', import.meta.url), {
-      workerData: { text, source } satisfies ParseRequest,
+      workerData: { text, source, ...(tracing ? { tracing } : {}) } satisfies ParseRequest,
     });
     reading.add(w);
     let answered = false;
@@ -161,6 +174,7 @@ export async function readPolicyText(
     throw new PolicyReadError(`${source}: reading the policy failed: ${reply.error}`);
   const docs = Object.freeze(reply.docs.map((d) => Object.freeze(d)));
   remember(text, docs);
+  if (reply.tracing !== undefined) return { docs, tracing: reply.tracing };
   if (reply.network === undefined) return { docs };
   return { docs, network: await unpackNetworkParse(reply.network) };
 }

@@ -67,10 +67,11 @@ export class PolicyRouter implements PolicyApi {
 
   private async addNow(text: string, source: string, opts: { mode?: PolicyMode }): Promise<AnyPolicyInfo> {
     // a large text is read off the event loop, and its network policy parse with it
-    const { docs, network: parsed } = await readPolicyText(text, source).catch((err: unknown) => {
+    const read = await readPolicyText(text, source, this.tracing.parseOptions()).catch((err: unknown) => {
       if (!(err instanceof PolicyReadError)) throw err;
       throw new PolicyOpError(err.stopping ? 'unavailable' : 'load-failed', [err.message]);
     });
+    const { docs, network: parsed } = read;
     const names = docs.map((d) => d.name).filter((n): n is string => n !== undefined);
     if (isNetworkPolicyText(text)) {
       const other = docs.find(
@@ -88,7 +89,7 @@ export class PolicyRouter implements PolicyApi {
       return this.network.add(text, source, opts, parsed);
     }
     for (const n of names) this.refuseTaken(n, 'tracing');
-    return { ...(await this.tracing.add(text, source, opts)), kind: 'TracingPolicy' };
+    return { ...(await this.tracing.add(text, source, opts, read.tracing)), kind: 'TracingPolicy' };
   }
 
   delete(name: string): Promise<void> {

@@ -11,6 +11,8 @@ import {
   unpackNetworkParse,
 } from '../../src/agent/policy-documents.js';
 import { parseNetworkPolicyText } from '../../src/netpolicy/parse.js';
+import { NO_EXTRA_KERNEL_FEATURES } from '../../src/policy/kernel-caps.js';
+import { parsePolicyText } from '../../src/policy/parse.js';
 import { threadNices } from '../lib/threads.js';
 
 /** A CiliumNetworkPolicy of n /32s (and v6 /128s) in rules of 100, each with an except-bearing CIDRSet. */
@@ -29,6 +31,29 @@ function bigPolicy(name: string, n: number, broken = false): string {
   }
   if (broken) y += `    - toPorts: [{ports: [{port: "70000", protocol: TCP}]}]\n`;
   return y;
+}
+
+/** An openat TracingPolicy whose Prefix selector lists n paths. */
+function bigTracingPolicy(name: string, n: number): string {
+  const values = Array.from({ length: n }, (_, i) => `        - "/srv/data/tenant${i}/"`).join('\n');
+  return `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: ${name}
+spec:
+  kprobes:
+  - call: sys_openat
+    syscall: true
+    args:
+    - index: 1
+      type: string
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: Prefix
+        values:
+${values}
+`;
 }
 
 /** As data: a field left undefined and one left out are the same to the compiler (and to JSON). */
@@ -67,6 +92,25 @@ describe('policy texts read off the event loop', () => {
     const small = bigPolicy('small', 10);
     const s = await readPolicyText(small, 'small.yaml');
     assert.deepStrictEqual(s.network?.policies, parseNetworkPolicyText(small, 'small.yaml').policies);
+  });
+
+  it('parses a large TracingPolicy there too when asked, as the parser on the loop does, errors at their line', async () => {
+    const opts = { kernel: NO_EXTRA_KERNEL_FEATURES };
+    const text = bigTracingPolicy('bigtp', 2000);
+    assert.ok(Buffer.byteLength(text) >= OFF_LOOP_BYTES, 'large enough to go to a thread');
+    const got = await readPolicyText(text, 'bigtp.yaml', opts);
+    assert.deepEqual(got.docs, [{ kind: 'TracingPolicy', name: 'bigtp' }]);
+    const want = parsePolicyText(text, 'bigtp.yaml', opts);
+    assert.deepEqual(got.tracing?.errors, []);
+    assert.deepStrictEqual(got.tracing?.policies, want.policies);
+    assert.equal(got.tracing?.policies[0]?.hooks.length, 1);
+
+    const broken = `${text}        operator: Prefix\n`;
+    const bad = await readPolicyText(broken, 'broken.yaml', opts);
+    assert.deepEqual(bad.tracing?.errors, parsePolicyText(broken, 'broken.yaml', opts).errors.map(String));
+    assert.match(bad.tracing!.errors.join('\n'), /^broken\.yaml:\d+:\d+: /);
+    // without the options, the documents only (the caller parses)
+    assert.equal((await readPolicyText(text, 'bigtp.yaml')).tracing, undefined);
   });
 
   it('reads on a thread at a lower priority than the event loop (nice 10)', async () => {
