@@ -23,6 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { request } from '../lib/api.js';
 import { loadedPrograms, makeTestCgroup } from '../lib/bpf.js';
+import { openatPrefixPolicyText } from '../lib/policies.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const OSPREY = path.join(repo, 'bin/osprey');
@@ -139,29 +140,7 @@ function pathsOf(evs: Ev[], policy: string): string[] {
 }
 
 function policyYaml(name: string, prefix: string, action: 'Post' | 'Sigkill'): string {
-  return `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: ${name}
-spec:
-  kprobes:
-    - call: sys_openat
-      syscall: true
-      args:
-        - index: 0
-          type: int
-        - index: 1
-          type: string
-        - index: 2
-          type: int
-      selectors:
-        - matchArgs:
-            - index: 1
-              operator: Prefix
-              values: ["${prefix}"]
-          matchActions:
-            - action: ${action}
-`;
+  return openatPrefixPolicyText(name, [prefix], action);
 }
 
 const BAD_POLICY = `apiVersion: cilium.io/v1alpha1

@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { compareRoutes, documentedRoutes, type OpenApiDocument } from '../../src/agent/openapi.js';
 import { type Json, request } from '../lib/api.js';
+import { openatPrefixPolicyText } from '../lib/policies.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const OSPREY = path.join(repo, 'bin/osprey');
@@ -371,23 +372,7 @@ describe('the agent as a service', () => {
       const tcp = { host, port: Number(port) };
       const token = readFileSync(tokenFile, 'utf8').trim();
       assert.ok(token.length >= 32);
-      const yaml = `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: tcp-token-test
-spec:
-  kprobes:
-    - call: sys_openat
-      syscall: true
-      args:
-        - index: 1
-          type: string
-      selectors:
-        - matchArgs:
-            - index: 1
-              operator: Prefix
-              values: ["/tmp/osprey-tcp-token-test"]
-`;
+      const yaml = openatPrefixPolicyText('tcp-token-test', ['/tmp/osprey-tcp-token-test']);
       const headers = { 'content-type': 'application/yaml' };
       const refused = await request(tcp, 'POST', '/v1/policies', { body: yaml, headers });
       assert.equal(refused.status, 401);

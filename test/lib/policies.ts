@@ -11,3 +11,39 @@ spec:
     - toCIDR: [${cidrs.join(', ')}]
 ${port === undefined ? '' : `      toPorts: [{ ports: [{ port: "${port}", protocol: TCP }] }]\n`}`;
 }
+
+/**
+ * A TracingPolicy `name` on openat(2) whose Prefix filter on the path lists
+ * PREFIXES, with ACTION (Post by default); its events carry the fd, the path
+ * and the flags as args 0, 1 and 2.
+ */
+export function openatPrefixPolicyText(
+  name: string,
+  prefixes: readonly string[],
+  action: 'Post' | 'Sigkill' = 'Post',
+): string {
+  return `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: ${name}
+spec:
+  kprobes:
+    - call: sys_openat
+      syscall: true
+      args:
+        - index: 0
+          type: int
+        - index: 1
+          type: string
+        - index: 2
+          type: int
+      selectors:
+        - matchArgs:
+            - index: 1
+              operator: Prefix
+              values:
+${prefixes.map((p) => `                - ${JSON.stringify(p)}`).join('\n')}
+          matchActions:
+            - action: ${action}
+`;
+}

@@ -13,6 +13,7 @@ import {
 import { parseNetworkPolicyText } from '../../src/netpolicy/parse.js';
 import { NO_EXTRA_KERNEL_FEATURES } from '../../src/policy/kernel-caps.js';
 import { parsePolicyText } from '../../src/policy/parse.js';
+import { openatPrefixPolicyText } from '../lib/policies.js';
 import { threadNices } from '../lib/threads.js';
 
 /** A CiliumNetworkPolicy of n /32s (and v6 /128s) in rules of 100, each with an except-bearing CIDRSet. */
@@ -31,29 +32,6 @@ function bigPolicy(name: string, n: number, broken = false): string {
   }
   if (broken) y += `    - toPorts: [{ports: [{port: "70000", protocol: TCP}]}]\n`;
   return y;
-}
-
-/** An openat TracingPolicy whose Prefix selector lists n paths. */
-function bigTracingPolicy(name: string, n: number): string {
-  const values = Array.from({ length: n }, (_, i) => `        - "/srv/data/tenant${i}/"`).join('\n');
-  return `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: ${name}
-spec:
-  kprobes:
-  - call: sys_openat
-    syscall: true
-    args:
-    - index: 1
-      type: string
-    selectors:
-    - matchArgs:
-      - index: 1
-        operator: Prefix
-        values:
-${values}
-`;
 }
 
 /** As data: a field left undefined and one left out are the same to the compiler (and to JSON). */
@@ -96,7 +74,10 @@ describe('policy texts read off the event loop', () => {
 
   it('parses a large TracingPolicy there too when asked, as the parser on the loop does, errors at their line', async () => {
     const opts = { kernel: NO_EXTRA_KERNEL_FEATURES };
-    const text = bigTracingPolicy('bigtp', 2000);
+    const text = openatPrefixPolicyText(
+      'bigtp',
+      Array.from({ length: 2000 }, (_, i) => `/srv/data/tenant${i}/`),
+    );
     assert.ok(Buffer.byteLength(text) >= OFF_LOOP_BYTES, 'large enough to go to a thread');
     const got = await readPolicyText(text, 'bigtp.yaml', opts);
     assert.deepEqual(got.docs, [{ kind: 'TracingPolicy', name: 'bigtp' }]);
