@@ -28,6 +28,7 @@ import {
   readdirSync,
   renameSync,
   rmSync,
+  statSync,
   unlinkSync,
   write,
 } from 'node:fs';
@@ -60,6 +61,9 @@ export interface FileExporterOptions {
 
 /** Lines that find the exporter idle wait this long for the ones after them. */
 export const WRITE_DELAY_MS = 5;
+
+/** How often a write looks whether the path still names the file being written. */
+const IDENTITY_CHECK_MS = 1000;
 
 /** Bytes a gzip reads at a time: a few loop turns per chunk, so few chunks. */
 const GZIP_CHUNK_BYTES = 1 << 20;
@@ -109,6 +113,9 @@ export class FileExporter {
   /** rotated files this exporter named, for their order */
   private rotatedSeq = 0;
   private openedAt = Date.now();
+  /** the inode of the file being written, and when the path was last seen to name it */
+  private ino = 0;
+  private identityCheckedAt = 0;
   private intervalTimer: NodeJS.Timeout | undefined;
   /** where lines handed over go until the write before them is done: two buffers take turns */
   private readonly held = new TurnBuffers();
@@ -294,6 +301,7 @@ export class FileExporter {
   }
 
   private async appendBuffer(buf: Buffer): Promise<boolean> {
+    this.reopenIfMoved();
     if (this.fd === undefined) {
       try {
         this.reopen();
@@ -309,6 +317,8 @@ export class FileExporter {
       this.fail(`write ${this.path}`, err);
       this.size += off;
       this.bytesWritten += off;
+      // the next write looks at once whether the file is still ours (it may have been removed to free space)
+      this.identityCheckedAt = 0;
       return false;
     }
     this.size += buf.length;
@@ -426,8 +436,42 @@ export class FileExporter {
   private reopen(): void {
     const fd = openSync(this.path, 'a', 0o640);
     this.fd = fd;
-    this.size = fstatSync(fd).size;
+    const st = fstatSync(fd);
+    this.size = st.size;
+    this.ino = st.ino;
     this.openedAt = Date.now();
+    this.identityCheckedAt = this.openedAt;
+  }
+
+  /**
+   * Open the path again when it no longer names the file being written:
+   * removed (to free space, once the disk filled) or renamed away by
+   * someone else's rotation. Writing on into a removed file loses every
+   * event, and keeps the space it held. Looked at every IDENTITY_CHECK_MS
+   * and after a failed write.
+   */
+  private reopenIfMoved(): void {
+    const now = Date.now();
+    if (this.fd === undefined || now - this.identityCheckedAt < IDENTITY_CHECK_MS) return;
+    this.identityCheckedAt = now;
+    let ino: number | undefined;
+    try {
+      ino = statSync(this.path).ino;
+    } catch {
+      // gone: opened again below
+    }
+    if (ino === this.ino) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+      // what was written is written
+    }
+    this.fd = undefined;
+    try {
+      this.reopen();
+    } catch (err) {
+      this.fail(`reopen ${this.path}`, err);
+    }
   }
 
   private fail(what: string, err: unknown): void {

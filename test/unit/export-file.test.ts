@@ -5,9 +5,11 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmdirSync,
   rmSync,
   statSync,
+  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import os from 'node:os';
@@ -175,6 +177,28 @@ describe('FileExporter', () => {
       'events.log.rotated.x',
     ]);
     await ex.close();
+  });
+
+  it('opens the path again once it no longer names the file it writes (removed, or renamed away)', async () => {
+    const file = fresh();
+    const ex = FileExporter.open({ path: file, maxBytes: 1 << 20, maxBackups: 2 });
+    try {
+      await ex.write(lines(0, 2));
+      unlinkSync(file);
+      // looked at once a second: until then the lines go where they went
+      await new Promise((r) => setTimeout(r, 1100));
+      await ex.write(lines(2, 4));
+      assert.deepEqual(read(file), lines(2, 4), 'a removed file is made again');
+      renameSync(file, `${file}.theirs`);
+      await new Promise((r) => setTimeout(r, 1100));
+      await ex.write(lines(4, 6));
+      assert.deepEqual(read(file), lines(4, 6));
+      assert.deepEqual(read(`${file}.theirs`), lines(2, 4), 'a file renamed away keeps what it had');
+      assert.equal(ex.stats().events_written, 6);
+      assert.equal(ex.stats().size_bytes, statSync(file).size);
+    } finally {
+      await ex.close();
+    }
   });
 
   it('rotates a non-empty file when the rotation interval has passed, and leaves an empty one', async () => {
