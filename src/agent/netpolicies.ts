@@ -11,6 +11,7 @@
  * A change the compiler or the kernel refuses leaves the tables in force as
  * they were, and one that cannot be stored is undone.
  */
+import path from 'node:path';
 import { selectorMatches } from '../netpolicy/identity.js';
 import { type CompileWarning, NETPOLICY_KINDS, type NetworkPolicyController } from '../netpolicy/index.js';
 import type { NetworkPolicy } from '../netpolicy/model.js';
@@ -160,7 +161,9 @@ export class NetworkPolicyManager {
         if (s.enabled) this.load(e);
       } catch (err) {
         e.error = reason(err);
-        this.opts.log(`stored network policy "${s.name}" did not load: ${e.error}`);
+        this.opts.log(
+          `stored network policy "${s.name}" did not load: ${e.error} (read from its stored copy ${path.join(this.store.dir, s.file)})`,
+        );
       }
     }
     this.ready = true;

@@ -341,7 +341,9 @@ export class PolicyManager {
           },
           (err) => {
             entry.error = reason(err);
-            this.opts.log(`stored policy "${s.name}" did not load: ${entry.error}`);
+            this.opts.log(
+              `stored policy "${s.name}" did not load: ${entry.error} (read from its stored copy ${path.join(this.store.dir, s.file)})`,
+            );
           },
         ),
       );
