@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ExportEvent, ProcessExec, ProcessExit } from '../../src/events/types.js';
+import { calibrate, measureRealtimeOffsetNs } from '../../src/process/clock.js';
 import {
   CgroupPaths,
   ktimeToTime,
@@ -162,6 +163,34 @@ describe('exec_id and time', () => {
     assert.equal(wallNsToTime(1_764_058_402_000_000_007n), '2025-11-25T08:13:22.000000007Z');
     assert.equal(wallNsToTime(1_764_058_402_999_999_999n), '2025-11-25T08:13:22.999999999Z');
     assert.equal(wallNsToTime(1_764_058_403_000_000_000n), '2025-11-25T08:13:23.000000000Z');
+  });
+
+  test("times follow the wall clock when it is set, not the agent's start; its jitter is not a step", () => {
+    const nowNs = () => BigInt(Date.now()) * 1_000_000n;
+    // within a ms of Date.now(), which follows the system clock
+    const off = measureRealtimeOffsetNs();
+    const err = Number(off + process.hrtime.bigint() - nowNs()) / 1e6;
+    assert.ok(Math.abs(err) < 2, `offset ${err} ms from Date.now()`);
+    const at = (clock: () => number) => {
+      calibrate(clock);
+      return Date.parse(ktimeToTime(process.hrtime.bigint()));
+    };
+    try {
+      // the clock set an hour ahead: the next measurement takes it
+      const ahead = () => Date.now() + 3_600_000;
+      assert.ok(Math.abs(at(ahead) - ahead()) < 5, 'an hour ahead');
+      // measured again on the same clock, the offset differs by the measurement's jitter
+      // (ns to µs): not a step, so the times do not move
+      const before = ktimeToWallNs(0n);
+      for (let i = 0; i < 5; i++) {
+        calibrate(ahead);
+        assert.equal(ktimeToWallNs(0n), before);
+      }
+    } finally {
+      // back to the real clock
+      calibrate(Date.now);
+    }
+    assert.ok(Math.abs(Date.parse(ktimeToTime(process.hrtime.bigint())) - Date.now()) < 5, 'set back');
   });
 
   test('ktimeToTime in numbers (stamps below 2^53) writes what the bigint arithmetic writes', () => {
