@@ -29,7 +29,12 @@
 import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import http, { type ServerResponse } from 'node:http';
 import path from 'node:path';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { joinLines, type Line, linesBytes } from '../events/encode.js';
 import { native } from '../kernel/native.js';
 import type { PolicyMode } from '../sensors/tracing/index.js';
@@ -160,6 +165,18 @@ export class ApiServer<T> {
       for (const m of Array.isArray(r.method) ? r.method : [r.method]) api.registered.push(`${m} ${r.url}`);
     });
     api.routes();
+    // a body past its limit: what the limit is and what to do, not only "Payload Too Large"
+    app.setErrorHandler((err: FastifyError, req, reply) => {
+      if (err.statusCode === 413) {
+        const source = (req.query as { source?: unknown } | undefined)?.source;
+        const mib = POLICY_BODY_LIMIT / (1024 * 1024);
+        const why =
+          `${typeof source === 'string' && source ? `${source}: ` : ''}the policy is larger than ` +
+          `${mib} MiB, the most the agent takes: split it into smaller policies`;
+        return reply.code(413).send({ error: why, errors: [why] });
+      }
+      throw err;
+    });
     // no window in which the socket exists with looser permissions
     const old = process.umask(0o177);
     try {

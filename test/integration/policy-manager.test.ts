@@ -595,6 +595,19 @@ describe('osprey policy: live TracingPolicy management', { timeout: 180_000 }, (
     );
     assert.deepEqual(progIdsOf(agent.proc.pid!), agentProgs, 'the agent loaded no program');
     assert.deepEqual(leftBehind(progs), [], 'no program was left behind');
+    // a text past the API's limit: the limit, the file and what to do
+    const huge = path.join(tmp, 'huge.yaml');
+    writeFileSync(huge, `# ${'x'.repeat(17 * 1024 * 1024)}\n`);
+    const h = await cli('policy', 'add', huge);
+    assert.equal(h.code, 1);
+    assert.match(
+      h.stderr,
+      /huge\.yaml: the policy is larger than 16 MiB, the most the agent takes: split it into smaller policies/,
+    );
+    assert.deepEqual(
+      (await list()).map((p) => `${p.name}:${p.state}`),
+      listed,
+    );
   });
 
   it('disables and enables a policy', async () => {
