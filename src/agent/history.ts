@@ -2,8 +2,10 @@
  * The API's questions about the past, answered from the event store:
  *
  *   GET /v1/events/history?since=1h&until=..&type=a,b&binary=RE&policy=NAME&process=RE
- *                         &allow=JSON&deny=JSON&limit=N
+ *                         &allow=JSON&deny=JSON&limit=N[&format=lines]
  *       -> {events: [...], count, limit, truncated}   (oldest first)
+ *       -> format=lines: one event a line (application/x-ndjson), count,
+ *          limit and truncated in the X-Osprey-Count, -Limit and -Truncated headers
  *   GET /v1/processes/:exec_id?events=N
  *       -> {process, ancestors, children, descendants, events}
  *
@@ -128,7 +130,21 @@ export function historyRoutes(app: FastifyInstance, store: AgentStore): void {
     const why = store.unavailable();
     if (why) return reply.code(503).send({ error: why });
     try {
-      const { query, filter } = historyQuery(req.query as Query);
+      const q = req.query as Query;
+      const { query, filter } = historyQuery(q);
+      const format = one(q.format);
+      if (format === 'lines') {
+        const { body, meta } = await store.queries!.historyLines(query, filter);
+        return reply
+          .type('application/x-ndjson; charset=utf-8')
+          .header('x-osprey-count', String(meta.count))
+          .header('x-osprey-limit', String(meta.limit))
+          .header('x-osprey-truncated', String(meta.truncated))
+          .send(body);
+      }
+      if (format !== undefined && format !== 'json') {
+        throw new BadRequest(`format=${format}: give json (the default) or lines`);
+      }
       const body = await store.queries!.history(query, filter);
       return reply.type('application/json; charset=utf-8').send(body);
     } catch (err) {

@@ -271,10 +271,24 @@ export function openApiDocument(version: string): OpenApiDocument {
               description: 'at most this many events, the newest (default 1000, at most 100000)',
               schema: { type: 'integer' },
             },
+            {
+              name: 'format',
+              in: 'query',
+              description:
+                'json (default): one object; lines: one event a line (application/x-ndjson), with ' +
+                'count, limit and truncated in the X-Osprey-Count, X-Osprey-Limit and X-Osprey-Truncated headers',
+              schema: { type: 'string', enum: ['json', 'lines'] },
+            },
             ...filterParams,
           ],
           responses: {
-            '200': { description: 'the events', content: json(ref('History')) },
+            '200': {
+              description: 'the events',
+              content: {
+                ...json(ref('History')),
+                'application/x-ndjson': { schema: { type: 'string', description: 'one event a line' } },
+              },
+            },
             '400': error('a bad parameter'),
             '500': error('the store failed to answer'),
             '503': error('the event store is off or could not be opened (the message says why)'),

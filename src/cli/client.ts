@@ -19,6 +19,8 @@ import { describeFsError, UserError } from '../agent/fs-util.js';
 export interface ApiAnswer {
   status: number;
   body: string;
+  /** names in lower case */
+  headers?: Map<string, string>;
 }
 
 /**
@@ -124,7 +126,7 @@ export function parseAnswer(raw: Buffer): ApiAnswer {
     }
     body = body.subarray(0, n);
   }
-  return { status, body: body.toString('utf8') };
+  return { status, body: body.toString('utf8'), headers };
 }
 
 /**

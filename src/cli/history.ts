@@ -18,13 +18,6 @@ export interface HistoryParams {
   limit?: string;
 }
 
-interface HistoryAnswer {
-  events: ExportEvent[];
-  count: number;
-  limit: number;
-  truncated: boolean;
-}
-
 /** Fetch and print; a truncated answer is said on stderr with what to do. */
 export async function printHistory(
   socket: string,
@@ -41,15 +34,21 @@ export async function printHistory(
   if (p.allow) q.set('allow', p.allow);
   if (p.deny) q.set('deny', p.deny);
   if (p.limit) q.set('limit', p.limit);
+  // JSON lines: printed as they come for -o json, not parsed and made again
+  q.set('format', 'lines');
   const res = await apiCall(socket, 'GET', `/v1/events/history?${q.toString()}`, undefined, 60_000);
   if (res.status !== 200) throw answerError(res);
-  const answer = JSON.parse(res.body) as HistoryAnswer;
-  let text = '';
-  for (const ev of answer.events) text += `${output === 'json' ? JSON.stringify(ev) : renderCompact(ev)}\n`;
-  process.stdout.write(text);
-  if (answer.truncated) {
+  if (output === 'json') process.stdout.write(res.body);
+  else {
+    let text = '';
+    for (const line of res.body.split('\n')) {
+      if (line !== '') text += `${renderCompact(JSON.parse(line) as ExportEvent)}\n`;
+    }
+    process.stdout.write(text);
+  }
+  if (res.headers?.get('x-osprey-truncated') === 'true') {
     process.stderr.write(
-      `osprey events: the newest ${answer.limit} matching events are shown; older ones exist ` +
+      `osprey events: the newest ${res.headers.get('x-osprey-limit')} matching events are shown; older ones exist ` +
         '(narrow --since/--until, or raise --limit)\n',
     );
   }

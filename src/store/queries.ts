@@ -18,17 +18,26 @@ export interface QueryInit {
 }
 
 export type QueryRequest =
-  | { kind: 'history'; id: number; query: StoreQuery; filter?: EventFilterOptions }
+  | { kind: 'history'; id: number; query: StoreQuery; filter?: EventFilterOptions; lines?: boolean }
   | { kind: 'process'; id: number; execId: string; opts: ProcessTreeOptions };
 
+/** What a history answer holds, apart from its events. */
+export interface HistoryMeta {
+  count: number;
+  limit: number;
+  /** the store had at least `limit` events: older ones may exist */
+  truncated: boolean;
+}
+
 export type QueryReply =
-  | { id: number; ok: true; body?: Uint8Array }
+  | { id: number; ok: true; body?: Uint8Array; meta?: HistoryMeta }
   | { id: number; ok: false; error: string; store: boolean };
 
 /** A query the store refused as asked (a bad type name, limit or expression): the request's fault. */
 export class QueryError extends Error {}
 
-type Pending = { resolve: (body: Buffer | undefined) => void; reject: (err: Error) => void };
+type Answer = { body: Buffer | undefined; meta?: HistoryMeta };
+type Pending = { resolve: (a: Answer) => void; reject: (err: Error) => void };
 
 export class StoreQueries {
   private worker: Worker | undefined;
@@ -41,13 +50,22 @@ export class StoreQueries {
 
   /** The history answer's body: {events, count, limit, truncated}. */
   async history(query: StoreQuery, filter?: EventFilterOptions): Promise<Buffer> {
-    const body = await this.ask({ kind: 'history', id: 0, query, ...(filter ? { filter } : {}) });
-    return body ?? Buffer.from('{}');
+    const a = await this.ask({ kind: 'history', id: 0, query, ...(filter ? { filter } : {}) });
+    return a.body ?? Buffer.from('{}');
+  }
+
+  /** The history answer as JSON lines (one event a line, oldest first) and what it holds. */
+  async historyLines(
+    query: StoreQuery,
+    filter?: EventFilterOptions,
+  ): Promise<{ body: Buffer; meta: HistoryMeta }> {
+    const a = await this.ask({ kind: 'history', id: 0, query, lines: true, ...(filter ? { filter } : {}) });
+    return { body: a.body ?? Buffer.alloc(0), meta: a.meta ?? { count: 0, limit: 0, truncated: false } };
   }
 
   /** The process answer's body, or undefined when the store does not know the process. */
-  process(execId: string, opts: ProcessTreeOptions): Promise<Buffer | undefined> {
-    return this.ask({ kind: 'process', id: 0, execId, opts });
+  async process(execId: string, opts: ProcessTreeOptions): Promise<Buffer | undefined> {
+    return (await this.ask({ kind: 'process', id: 0, execId, opts })).body;
   }
 
   /** Whether a thread is running now (for tests). */
@@ -65,7 +83,7 @@ export class StoreQueries {
     await w?.terminate();
   }
 
-  private ask(req: QueryRequest): Promise<Buffer | undefined> {
+  private ask(req: QueryRequest): Promise<Answer> {
     if (this.closed) return Promise.reject(new StoreError('event store: closed (the agent is stopping)'));
     const id = this.nextId++;
     const w = this.thread();
@@ -85,9 +103,10 @@ export class StoreQueries {
       const p = this.pending.get(r.id);
       this.pending.delete(r.id);
       if (p) {
-        if (r.ok)
-          p.resolve(r.body ? Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength) : undefined);
-        else p.reject(r.store ? new StoreError(r.error) : new QueryError(r.error));
+        if (r.ok) {
+          const body = r.body ? Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength) : undefined;
+          p.resolve(r.meta ? { body, meta: r.meta } : { body });
+        } else p.reject(r.store ? new StoreError(r.error) : new QueryError(r.error));
       }
       if (this.pending.size === 0) this.idleLater(w);
     });

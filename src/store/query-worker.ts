@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { eventFilter } from '../agent/event-filter.js';
 import { niceThisThread } from '../kernel/thread.js';
 import { StoreError } from './errors.js';
-import type { QueryInit, QueryReply, QueryRequest } from './queries.js';
+import type { HistoryMeta, QueryInit, QueryReply, QueryRequest } from './queries.js';
 import { DEFAULT_QUERY_LIMIT, StoreReader } from './reader.js';
 
 const init = workerData as QueryInit;
@@ -33,8 +33,8 @@ try {
   openError = (err as Error).message;
 }
 
-/** The answer's JSON body, or undefined for a process the store does not know. */
-function answer(m: QueryRequest): string | undefined {
+/** The answer's body, or undefined for a process the store does not know; with a history's meta. */
+function answer(m: QueryRequest): { body: string | undefined; meta?: HistoryMeta } {
   if (!reader) throw new StoreError(`event store ${init.file}: opening it for queries: ${openError}`);
   if (m.kind === 'history') {
     const rows = reader.query(m.query);
@@ -42,31 +42,39 @@ function answer(m: QueryRequest): string | undefined {
     const events = after ? rows.filter(after) : rows;
     const limit = m.query.limit ?? DEFAULT_QUERY_LIMIT;
     // the store had at least `limit` events: older ones may exist
-    return JSON.stringify({ events, count: events.length, limit, truncated: rows.length >= limit });
+    const meta: HistoryMeta = { count: events.length, limit, truncated: rows.length >= limit };
+    if (m.lines) {
+      let body = '';
+      for (const ev of events) body += `${JSON.stringify(ev)}\n`;
+      return { body, meta };
+    }
+    return { body: JSON.stringify({ events, ...meta }), meta };
   }
   const tree = reader.process(m.execId, m.opts);
-  if (!tree) return undefined;
-  return JSON.stringify({
+  if (!tree) return { body: undefined };
+  const body = JSON.stringify({
     process: tree.process,
     ancestors: tree.ancestors,
     children: tree.descendants.filter((d) => d.depth === 1),
     descendants: tree.descendants,
     events: tree.events,
   });
+  return { body };
 }
 
 port.on('message', (m: QueryRequest) => {
   let reply: QueryReply;
   const transfer: ArrayBuffer[] = [];
   try {
-    const body = answer(m);
-    if (body === undefined) reply = { id: m.id, ok: true };
-    else {
+    const { body, meta } = answer(m);
+    const ok: QueryReply & { ok: true } = { id: m.id, ok: true, ...(meta ? { meta } : {}) };
+    if (body !== undefined) {
       // bytes of their own (not a slice of Buffer's shared pool): handed over, not copied
       const bytes = new TextEncoder().encode(body);
       transfer.push(bytes.buffer as ArrayBuffer);
-      reply = { id: m.id, ok: true, body: bytes };
+      ok.body = bytes;
     }
+    reply = ok;
   } catch (err) {
     reply = { id: m.id, ok: false, error: (err as Error).message, store: err instanceof StoreError };
   }

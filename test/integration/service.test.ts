@@ -434,6 +434,53 @@ describe('the agent as a service', () => {
       const h = a.json();
       assert.equal(h.count, 5);
       assert.equal(h.truncated, true, 'the slow-client test stored 2000 of them');
+      // the same as JSON lines, what it holds in the headers
+      const lines = await request(
+        { socketPath: agent.sock },
+        'GET',
+        `/v1/events/history?since=1h&binary=${encodeURIComponent('^/usr/bin/true$')}&type=process_exec&limit=5&format=lines`,
+      );
+      assert.equal(lines.status, 200, lines.body);
+      assert.match(String(lines.headers['content-type']), /^application\/x-ndjson/);
+      assert.deepEqual(
+        lines.body
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Json),
+        h.events,
+      );
+      assert.deepEqual(
+        [
+          lines.headers['x-osprey-count'],
+          lines.headers['x-osprey-limit'],
+          lines.headers['x-osprey-truncated'],
+        ],
+        ['5', '5', 'true'],
+      );
+      // the CLI asks for lines; a truncated answer is said on stderr with what to do
+      const five = spawnChild(OSPREY, [
+        'events',
+        '--since',
+        '1h',
+        '--binary',
+        '^/usr/bin/true$',
+        '--type',
+        'process_exec',
+        '--limit',
+        '5',
+        '-o',
+        'compact',
+        '--socket',
+        agent.sock,
+      ]);
+      assert.equal(await five.exited, 0, five.stderr);
+      const shown = five.stdout.split('\n').filter(Boolean);
+      assert.equal(shown.length, 5, five.stdout);
+      for (const l of shown) assert.match(l, /^🚀 process \/usr\/bin\/true/);
+      assert.match(five.stderr, /the newest 5 matching events are shown; older ones exist/);
+      const badFormat = await request({ socketPath: agent.sock }, 'GET', '/v1/events/history?format=xml');
+      assert.equal(badFormat.status, 400);
+      assert.match(badFormat.json().error, /format=xml: give json \(the default\) or lines/);
       const cli = spawnChild(OSPREY, [
         'events',
         '--since',

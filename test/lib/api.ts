@@ -8,6 +8,8 @@ export interface Answer {
   status: number;
   body: string;
   json: () => Json;
+  /** names in lower case */
+  headers: http.IncomingHttpHeaders;
 }
 
 /** One request over the unix socket (socketPath) or TCP (host:port). */
@@ -25,7 +27,12 @@ export function request(
         body += c;
       });
       res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, body, json: () => JSON.parse(body) as Json }),
+        resolve({
+          status: res.statusCode ?? 0,
+          body,
+          json: () => JSON.parse(body) as Json,
+          headers: res.headers,
+        }),
       );
     });
     req.on('error', reject);
