@@ -37,7 +37,8 @@ export type QueryReply =
 export class QueryError extends Error {}
 
 type Answer = { body: Buffer | undefined; meta?: HistoryMeta };
-type Pending = { resolve: (a: Answer) => void; reject: (err: Error) => void };
+/** a request sent and not answered, and the thread it went to */
+type Pending = { worker: Worker; resolve: (a: Answer) => void; reject: (err: Error) => void };
 
 export class StoreQueries {
   private worker: Worker | undefined;
@@ -46,7 +47,11 @@ export class StoreQueries {
   private idleTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(private readonly init: QueryInit) {}
+  constructor(
+    private readonly init: QueryInit,
+    /** a thread idle this long ends */
+    private readonly idleMs = QUERY_IDLE_MS,
+  ) {}
 
   /** The history answer's body: {events, count, limit, truncated}. */
   async history(query: StoreQuery, filter?: EventFilterOptions): Promise<Buffer> {
@@ -89,7 +94,7 @@ export class StoreQueries {
     const w = this.thread();
     clearTimeout(this.idleTimer);
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { worker: w, resolve, reject });
       w.postMessage({ ...req, id });
     });
   }
@@ -112,11 +117,12 @@ export class StoreQueries {
     });
     w.on('error', (err) => {
       if (this.worker === w) this.worker = undefined;
-      this.failAll(`the query thread failed: ${err.message}`);
+      this.failAll(`the query thread failed: ${err.message}`, w);
     });
     w.on('exit', () => {
       if (this.worker === w) this.worker = undefined;
-      this.failAll('the query thread ended');
+      // a thread ended for being idle may end after the next one started: only its own requests fail
+      this.failAll('the query thread ended', w);
     });
     this.worker = w;
     return w;
@@ -125,15 +131,19 @@ export class StoreQueries {
   private idleLater(w: Worker): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
-      if (this.worker !== w || this.pending.size > 0) return;
+      if (this.worker !== w || [...this.pending.values()].some((p) => p.worker === w)) return;
       this.worker = undefined;
       void w.terminate();
-    }, QUERY_IDLE_MS);
+    }, this.idleMs);
     this.idleTimer.unref();
   }
 
-  private failAll(why: string): void {
-    for (const p of this.pending.values()) p.reject(new StoreError(`event store: ${why}`));
-    this.pending.clear();
+  /** Refuse the requests in flight (those sent to `of`, when given). */
+  private failAll(why: string, of?: Worker): void {
+    for (const [id, p] of this.pending) {
+      if (of !== undefined && p.worker !== of) continue;
+      this.pending.delete(id);
+      p.reject(new StoreError(`event store: ${why}`));
+    }
   }
 }

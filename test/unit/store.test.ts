@@ -859,6 +859,26 @@ describe('StoreQueries: queries on a thread of their own', () => {
     assert.equal(queries.running, false);
     await assert.rejects(queries.history({}), /closed/);
   });
+
+  it("ends an idle thread and starts another for the next query, which the old one's end does not refuse", async () => {
+    const file = fresh();
+    const store = EventStore.open(file, { retentionIntervalMs: 0 });
+    const queries = new StoreQueries({ file, busyTimeoutMs: 1000 }, 20);
+    try {
+      store.append([exec(proc('aWRsZQ', 4242, '/usr/bin/idle'), at(0))]);
+      for (let round = 0; round < 3; round++) {
+        const a = JSON.parse((await queries.history({})).toString()) as { count: number };
+        assert.equal(a.count, 1);
+        const t0 = Date.now();
+        while (queries.running && Date.now() - t0 < 2000) await sleep(1);
+        assert.equal(queries.running, false, 'the idle thread ended');
+        // at once: the ended thread's exit comes while this one is in flight
+      }
+    } finally {
+      await queries.close();
+      store.close();
+    }
+  });
 });
 
 describe('event times as ns', () => {
