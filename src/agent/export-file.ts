@@ -379,8 +379,15 @@ export class FileExporter {
         this.fail(`remove ${oldest}`, err);
       }
     }
-    this.compressing ??= this.gzipAll().finally(() => {
+    this.startGzips();
+  }
+
+  /** Gzip what waits, unless that is under way; a file queued as the last gzip ended is not left. */
+  private startGzips(): void {
+    if (this.compressing !== undefined || this.toCompress.length === 0) return;
+    this.compressing = this.gzipAll().finally(() => {
       this.compressing = undefined;
+      this.startGzips();
     });
   }
 
