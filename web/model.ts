@@ -7,6 +7,7 @@
 import type { KprobeArgument } from '../src/events/tracing.js';
 import type { ExportEvent, Process } from '../src/events/types.js';
 import type { HubbleEndpoint, HubbleFlow } from '../src/sensors/network/decode.js';
+import type { StoredProcess } from '../src/store/reader.js';
 
 export type { ExportEvent, HubbleFlow, Process };
 
@@ -210,19 +211,10 @@ export class PauseBuffer<T> {
 // processes
 
 /** A process as the explorer shows it: the store's shape, also built from live events. */
-export interface ProcNode {
-  exec_id: string;
-  parent_exec_id?: string;
-  pid: number;
-  binary: string;
-  arguments: string;
-  start_time?: string;
-  exit_time?: string;
-  exit_status?: number;
-  exit_signal?: string;
+export type ProcNode = Omit<StoredProcess, 'process'> & {
   /** the full process object of the last event that named it */
   process?: Partial<Process>;
-}
+};
 
 /** A ProcNode from whatever the API gave: a store row, a Process, or a row with a `process`. */
 export function toProcNode(x: unknown): ProcNode | undefined {

@@ -7,21 +7,12 @@ import { DEFAULT_SOCKET, parseCommandLine } from '../agent/config.js';
 import { UserError } from '../agent/fs-util.js';
 import { renderCompact } from '../events/index.js';
 import type { ExportEvent } from '../events/types.js';
+import type { StoredProcess } from '../store/reader.js';
 import { answerError, apiCall } from './client.js';
 import { commandUsage } from './usage.js';
 
-export interface TreeProcess {
-  exec_id: string;
-  parent_exec_id?: string;
-  pid: number;
-  binary: string;
-  arguments: string;
-  start_time?: string;
-  exit_time?: string;
-  exit_status?: number;
-  exit_signal?: string;
-  depth?: number;
-}
+/** A process of the answer: the store's fields (its whole process object is not used here), descendants with their depth. */
+export type TreeProcess = Omit<StoredProcess, 'process'> & { depth?: number };
 
 export interface ProcessTreeAnswer {
   process: TreeProcess;
