@@ -267,8 +267,13 @@ export class WorkloadManager {
     if (t.source !== 'run') return;
     const w = this.registry.get(name);
     try {
-      // cgroup.events changes (populated 0/1) raise inotify modify events
-      entry.watcher = watch(path.join(w.cgroupPath, 'cgroup.events'), () => this.check(name));
+      // cgroup.events changes (populated 0/1) raise inotify modify events; the first one means a
+      // process joined, even when it has left again by the time the event is handled (a command
+      // that ran for a millisecond would otherwise wait out the join grace)
+      entry.watcher = watch(path.join(w.cgroupPath, 'cgroup.events'), () => {
+        entry.everPopulated = true;
+        this.check(name);
+      });
       entry.watcher.on('error', () => entry.watcher?.close());
     } catch {
       // the poll covers it

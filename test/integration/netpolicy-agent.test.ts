@@ -327,6 +327,20 @@ spec:
     const list = await cli('workload', 'list', '-o', 'json');
     assert.equal(list.code, 0, list.stderr);
     assert.deepEqual(JSON.parse(list.stdout), []);
+    // commands that are gone before the agent looks: their workloads go too, not after the
+    // 30-s grace for workloads nothing joined
+    const quick = Array.from({ length: 8 }, () =>
+      spawnChild(['run', '--socket', sock, '--label', 'app=quick', '--', '/bin/true']),
+    );
+    for (const q of quick) {
+      await q.exited;
+      assert.equal(q.code, 0, q.stderr);
+    }
+    await waitFor(
+      'the quick workloads to go',
+      () => readdirSync(workloadCg, { withFileTypes: true }).filter((d) => d.isDirectory()).length === 0,
+      5000,
+    );
   });
 
   it('a CiliumNetworkPolicy added with osprey policy add denies egress: EPERM, and osprey flows shows DROPPED with policy and rule', async () => {
