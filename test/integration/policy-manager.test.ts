@@ -456,8 +456,9 @@ describe('osprey policy: live TracingPolicy management', { timeout: 180_000 }, (
   it('takes changes one at a time, each seeing the one before it', async () => {
     const yamlBody = (text: string) => ({ body: text, headers: { 'content-type': 'application/yaml' } });
     const yaml = (name: string, dir: string) => policyYaml(name, `${dir}/`, 'Post');
-    // the agent's programs: its sensors' and a verified spare's
-    const before = progIdsOf(agent.proc.pid!).size;
+    // the agent's programs: its sensors' and a verified spare's (once the spare the test
+    // before took has been replaced: counted while it is being verified, the count is short)
+    const before = (await settledProgIds(agent.proc.pid!)).size;
     // two adds of one name sent together: one loads, the other is refused
     const same = await Promise.all([
       request({ socketPath: sock }, 'POST', '/v1/policies?source=one', yamlBody(yaml('watch-d', dirB))),

@@ -82,7 +82,14 @@ describe('apiCall', () => {
     try {
       const t0 = Date.now();
       const a = await apiCall(s.sock, 'GET', '/v1/health', undefined, 5000);
-      assert.deepEqual(a, { status: 200, body: '{"ok":true}' });
+      assert.deepEqual(
+        { ...a, headers: Object.fromEntries(a.headers ?? []) },
+        {
+          status: 200,
+          body: '{"ok":true}',
+          headers: { 'content-length': '11', connection: 'keep-alive' },
+        },
+      );
       assert.ok(Date.now() - t0 < 4000, 'answered before the timeout');
     } finally {
       for (const c of held) c.destroy();
@@ -114,11 +121,18 @@ describe('parseAnswer', () => {
     const chunked = Buffer.from(
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n2\r\nde\r\n0\r\n\r\n',
     );
-    assert.deepEqual(parseAnswer(chunked), { status: 200, body: 'abcde' });
-    assert.deepEqual(parseAnswer(Buffer.from('HTTP/1.0 503 Busy\r\n\r\nlater')), {
-      status: 503,
-      body: 'later',
-    });
+    const a = parseAnswer(chunked);
+    assert.deepEqual({ status: a.status, body: a.body }, { status: 200, body: 'abcde' });
+    assert.equal(a.headers?.get('transfer-encoding'), 'chunked', 'headers by their lower-case names');
+    const b = parseAnswer(Buffer.from('HTTP/1.0 503 Busy\r\n\r\nlater'));
+    assert.deepEqual(
+      { status: b.status, body: b.body, headers: b.headers?.size },
+      {
+        status: 503,
+        body: 'later',
+        headers: 0,
+      },
+    );
     assert.throws(
       () => parseAnswer(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab')),
       /chunked answer cut short/,
