@@ -6,6 +6,7 @@
 import { DEFAULT_SOCKET, parseCommandLine } from '../agent/config.js';
 import { UserError } from '../agent/fs-util.js';
 import { renderCompact } from '../events/index.js';
+import { printable } from '../events/printable.js';
 import type { ExportEvent } from '../events/types.js';
 import type { StoredProcess } from '../store/reader.js';
 import { answerError, apiCall } from './client.js';
@@ -125,5 +126,6 @@ export function renderProcessTree(t: ProcessTreeAnswer): string {
     }
     out.push(`  ${typeof ev.time === 'string' ? `${ev.time}  ` : ''}${line}`);
   }
-  return out.join('\n');
+  // the processes' arguments are theirs to choose: no control character reaches the terminal
+  return out.map(printable).join('\n');
 }

@@ -1,5 +1,6 @@
 import { X86_64_SYSCALL_NUMBERS } from '../policy/syscall-numbers.js';
 import { type FlowEvent, flowOf, renderFlowCompact } from './flow.js';
+import { printable } from './printable.js';
 import type {
   EventProcess,
   KprobeAction,
@@ -149,6 +150,11 @@ function tracepointLine(t: ProcessTracepoint): string {
  * they concern, when they name one.
  */
 export function renderCompact(ev: ExportEvent): string {
+  // argv and paths are the watched processes' to choose: no control character reaches a terminal
+  return printable(compactLine(ev));
+}
+
+function compactLine(ev: ExportEvent): string {
   // the union's open member (other sensors' events) defeats `in` narrowing
   const exec = (ev as { process_exec?: ProcessExec }).process_exec;
   if (exec) {

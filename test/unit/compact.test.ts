@@ -25,6 +25,22 @@ describe('renderCompact', () => {
     assert.equal(renderCompact(ev), '🚀 process /usr/bin/curl -s https://x');
   });
 
+  test("control characters in a process's argv or binary are shown as escapes, never sent to the terminal", () => {
+    // what a process could put in its argv to make its line vanish or look like another
+    const ev: ExportEvent = {
+      process_exec: {
+        process: proc('/tmp/x\u001b[2K\rfake', 'a\nb\tc \u001b[31mred\u001b[0m \u007f\u009b \u00e9\u2713'),
+      },
+      ...base,
+    };
+    const line = renderCompact(ev);
+    assert.equal(
+      line,
+      '🚀 process /tmp/x\\x1b[2K\\rfake a\\nb\\tc \\x1b[31mred\\x1b[0m \\x7f\\x9b \u00e9\u2713',
+    );
+    assert.doesNotMatch(line, /[\u0000-\u001f\u007f-\u009f]/);
+  });
+
   test('exec without arguments has no trailing space', () => {
     const ev: ExportEvent = { process_exec: { process: proc('/usr/bin/true', '') }, ...base };
     assert.equal(renderCompact(ev), '🚀 process /usr/bin/true');
