@@ -16,10 +16,18 @@
 const RECALIBRATE_MS = 60_000;
 /**
  * A measured offset that differs from the one in use by less than this is
- * the measurement's own jitter (~1 µs), not a step: it is not taken, so
- * that times stay in order across measurements.
+ * not a step of the clock (NTP steps only past 128 ms and slews the rest,
+ * which moves both clocks alike) but the measurement's own error: it is
+ * not taken, so that times stay in order across measurements.
  */
-const STEP_NS = 1_000_000n;
+const STEP_NS = 10_000_000n;
+/** Measurements after one that saw a step, and how near they must come to it. */
+const CONFIRM = 2;
+const CONFIRM_NS = 1_000_000n;
+/** A turn of Date.now()'s ms seen within this much monotonic time is used (see measureRealtimeOffsetNs). */
+const BRACKET_NS = 200_000n;
+/** How long a measurement may wait for such a turn. */
+const MEASURE_NS = 5_000_000n;
 
 let offsetNs = 0n;
 /** offsetNs as whole seconds and the nanoseconds left (0..1e9), for the number path of ktimeAtToTime */
@@ -30,31 +38,56 @@ let calls = 0;
 
 /**
  * Wall-clock ns minus CLOCK_MONOTONIC ns, as measured now. Date.now() is
- * in whole ms: the monotonic clock is read at the moment it turns to the
- * next ms (a wait of 0.5 ms on average), which puts the offset within ~1 µs.
- * `wallMs` stands for Date.now() (tests give a clock of their own).
+ * in whole ms, so the monotonic clock is taken at the moment it turns to
+ * the next ms: the turn lies between the last read that saw the old ms and
+ * the first that sees the new one, each bracketed by monotonic reads. A
+ * turn bracketed within BRACKET_NS puts the offset within half of that; a
+ * wider one (the thread kept from running between the reads, on a busy
+ * machine) is not used, and the next turn is waited for (at most
+ * MEASURE_NS in all; then the narrowest seen). ~0.5 ms of waiting on
+ * average. `wallMs` stands for Date.now() (tests give a clock of their own).
  */
 export function measureRealtimeOffsetNs(wallMs: () => number = Date.now): bigint {
-  const start = wallMs();
-  const deadline = process.hrtime.bigint() + 2_000_000n;
-  let mono: bigint;
-  let ms: number;
-  do {
-    mono = process.hrtime.bigint();
-    ms = wallMs();
-  } while (ms === start && mono < deadline);
-  // a clock that did not turn within 2 ms (a test's, or a stalled one): the middle of its ms
-  const wallNs = BigInt(ms) * 1_000_000n + (ms === start ? 500_000n : 0n);
-  return wallNs - mono;
+  const end = process.hrtime.bigint() + MEASURE_NS;
+  let before = process.hrtime.bigint();
+  let last = wallMs();
+  let best: { offset: bigint; width: bigint } | undefined;
+  for (;;) {
+    const m1 = process.hrtime.bigint();
+    const ms = wallMs();
+    const m2 = process.hrtime.bigint();
+    if (ms !== last) {
+      // the turn: after the read of `last` (which came after `before`), before this read (before m2)
+      const width = m2 - before;
+      const offset = BigInt(ms) * 1_000_000n - (before + m2) / 2n;
+      if (best === undefined || width < best.width) best = { offset, width };
+      if (width <= BRACKET_NS) return offset;
+      last = ms;
+    }
+    before = m1;
+    if (m2 > end) break;
+  }
+  // a clock that never turned (a test's): the middle of its ms
+  return best?.offset ?? BigInt(last) * 1_000_000n + 500_000n - process.hrtime.bigint();
 }
 
-/** Measure the offset again; take it if the wall clock was set (or when forced, at start). */
+const near = (a: bigint, b: bigint, within: bigint) => a - b < within && b - a < within;
+
+/**
+ * Measure the offset again; take it if the wall clock was set (or when
+ * forced, at start). A step measures the same again; a measurement spoilt
+ * by the thread being kept from running (see measureRealtimeOffsetNs) does
+ * not: CONFIRM more must agree before a step is taken.
+ */
 export function calibrate(wallMs: () => number = Date.now, force = false): void {
-  const measured = measureRealtimeOffsetNs(wallMs);
   // on the monotonic clock: a wall clock set back must not put off the next measurement
   calibratedAt = performance.now();
-  const d = measured - offsetNs;
-  if (!force && d < STEP_NS && d > -STEP_NS) return;
+  const measured = measureRealtimeOffsetNs(wallMs);
+  if (!force) {
+    if (near(measured, offsetNs, STEP_NS)) return;
+    for (let i = 0; i < CONFIRM; i++)
+      if (!near(measureRealtimeOffsetNs(wallMs), measured, CONFIRM_NS)) return;
+  }
   offsetNs = measured;
   const sec = offsetNs / 1_000_000_000n - (offsetNs < 0n ? 1n : 0n);
   offsetSec = Number(sec);

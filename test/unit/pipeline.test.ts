@@ -166,21 +166,29 @@ describe('exec_id and time', () => {
   });
 
   test("times follow the wall clock when it is set, not the agent's start; its jitter is not a step", () => {
-    const nowNs = () => BigInt(Date.now()) * 1_000_000n;
-    // within a ms of Date.now(), which follows the system clock
-    const off = measureRealtimeOffsetNs();
-    const err = Number(off + process.hrtime.bigint() - nowNs()) / 1e6;
-    assert.ok(Math.abs(err) < 2, `offset ${err} ms from Date.now()`);
-    const at = (clock: () => number) => {
-      calibrate(clock);
-      return Date.parse(ktimeToTime(process.hrtime.bigint()));
+    // a measurement is within a ms of Date.now(), which follows the system clock (on a busy
+    // machine one may be spoilt by the thread waiting for a core: the best of five)
+    const errs = Array.from({ length: 5 }, () => {
+      const off = measureRealtimeOffsetNs();
+      return Math.abs(Number(off + process.hrtime.bigint() - BigInt(Date.now()) * 1_000_000n) / 1e6);
+    });
+    assert.ok(Math.min(...errs) < 2, `offsets ${errs.join(', ')} ms from Date.now()`);
+    /** calibrate on `clock` until times follow it (a busy machine may defer a step to a later measurement) */
+    const follow = (clock: () => number): number => {
+      let off = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < 10 && Math.abs(off) >= 50; i++) {
+        calibrate(clock);
+        off = Date.parse(ktimeToTime(process.hrtime.bigint())) - clock();
+      }
+      return off;
     };
     try {
-      // the clock set an hour ahead: the next measurement takes it
+      // the clock set an hour ahead: the measurements take it
       const ahead = () => Date.now() + 3_600_000;
-      assert.ok(Math.abs(at(ahead) - ahead()) < 5, 'an hour ahead');
-      // measured again on the same clock, the offset differs by the measurement's jitter
-      // (ns to µs): not a step, so the times do not move
+      const off = follow(ahead);
+      assert.ok(Math.abs(off) < 50, `an hour ahead: ${off} ms off`);
+      // measured again on the same clock, the offset differs by the measurement's error
+      // (µs; more when the thread waits for a core): not a step, so the times do not move
       const before = ktimeToWallNs(0n);
       for (let i = 0; i < 5; i++) {
         calibrate(ahead);
@@ -188,9 +196,9 @@ describe('exec_id and time', () => {
       }
     } finally {
       // back to the real clock
-      calibrate(Date.now);
+      const back = follow(Date.now);
+      assert.ok(Math.abs(back) < 50, `set back: ${back} ms off`);
     }
-    assert.ok(Math.abs(Date.parse(ktimeToTime(process.hrtime.bigint())) - Date.now()) < 5, 'set back');
   });
 
   test('ktimeToTime in numbers (stamps below 2^53) writes what the bigint arithmetic writes', () => {
