@@ -33,8 +33,6 @@ let offsetNs = 0n;
 /** offsetNs as whole seconds and the nanoseconds left (0..1e9), for the number path of ktimeAtToTime */
 let offsetSec = 0;
 let offsetNsec = 0;
-let calibratedAt = 0;
-let calls = 0;
 
 /**
  * Wall-clock ns minus CLOCK_MONOTONIC ns, as measured now. Date.now() is
@@ -80,8 +78,6 @@ const near = (a: bigint, b: bigint, within: bigint) => a - b < within && b - a <
  * not: CONFIRM more must agree before a step is taken.
  */
 export function calibrate(wallMs: () => number = Date.now, force = false): void {
-  // on the monotonic clock: a wall clock set back must not put off the next measurement
-  calibratedAt = performance.now();
   const measured = measureRealtimeOffsetNs(wallMs);
   if (!force) {
     if (near(measured, offsetNs, STEP_NS)) return;
@@ -94,17 +90,12 @@ export function calibrate(wallMs: () => number = Date.now, force = false): void 
   offsetNsec = Number(offsetNs - sec * 1_000_000_000n);
 }
 calibrate(Date.now, true);
-// also while no event comes (the conversions check it too, every 1,024): the first after a step is right
+// on a timer of the monotonic clock (a wall clock set back does not put it off), events or not:
+// the conversions themselves need not look at the clock
 setInterval(() => calibrate(), RECALIBRATE_MS).unref();
-
-function maybeRecalibrate(): void {
-  // checking the clock on every call would cost more than the conversion itself
-  if ((++calls & 1023) === 0 && performance.now() - calibratedAt > RECALIBRATE_MS) calibrate();
-}
 
 /** Wall-clock ns at CLOCK_MONOTONIC ktimeNs. */
 export function ktimeToWallNs(ktimeNs: bigint): bigint {
-  maybeRecalibrate();
   return ktimeNs + offsetNs;
 }
 
@@ -145,7 +136,6 @@ export function ktimeAtToTime(buf: Buffer, off: number): string {
 
 /** ktimeToTime of a stamp below 2^53 ns, given as a number. */
 function numberKtimeToTime(k: number): string {
-  maybeRecalibrate();
   let sec = Math.floor(k / 1e9);
   let nsec = k - sec * 1e9;
   // the division rounds: put the remainder back in 0..1e9
