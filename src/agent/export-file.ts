@@ -106,9 +106,7 @@ export class FileExporter {
   private writing: Promise<void> = Promise.resolve();
   /** rotated files waiting for their gzip, oldest first */
   private toCompress: string[] = [];
-  /** the file being gzipped */
-  private compressingFile: string | undefined;
-  /** the gzips under way, until toCompress is empty */
+  /** the gzips under way (one file at a time, taken off toCompress), until toCompress is empty */
   private compressing: Promise<void> | undefined;
   /** rotated files this exporter named, for their order */
   private rotatedSeq = 0;
@@ -256,7 +254,7 @@ export class FileExporter {
       events_lost: this.eventsLost,
       rotation_interval_ms: this.opts.rotateIntervalMs ?? 0,
       compress: this.opts.compress === true,
-      compress_pending: this.toCompress.length + (this.compressingFile === undefined ? 0 : 1),
+      compress_pending: this.toCompress.length + (this.compressing === undefined ? 0 : 1),
     };
     if (this.lastError) s.last_error = this.lastError;
     return s;
@@ -392,11 +390,7 @@ export class FileExporter {
   }
 
   private async gzipAll(): Promise<void> {
-    for (let f = this.toCompress.shift(); f !== undefined; f = this.toCompress.shift()) {
-      this.compressingFile = f;
-      await this.gzip(f);
-      this.compressingFile = undefined;
-    }
+    for (let f = this.toCompress.shift(); f !== undefined; f = this.toCompress.shift()) await this.gzip(f);
   }
 
   /**

@@ -133,8 +133,11 @@ export function historyRoutes(app: FastifyInstance, store: AgentStore): void {
       const q = req.query as Query;
       const { query, filter } = historyQuery(q);
       const format = one(q.format);
+      if (format !== undefined && format !== 'json' && format !== 'lines') {
+        throw new BadRequest(`format=${format}: give json (the default) or lines`);
+      }
+      const { body, meta } = await store.queries!.history(query, filter, format === 'lines');
       if (format === 'lines') {
-        const { body, meta } = await store.queries!.historyLines(query, filter);
         return reply
           .type('application/x-ndjson; charset=utf-8')
           .header('x-osprey-count', String(meta.count))
@@ -142,10 +145,6 @@ export function historyRoutes(app: FastifyInstance, store: AgentStore): void {
           .header('x-osprey-truncated', String(meta.truncated))
           .send(body);
       }
-      if (format !== undefined && format !== 'json') {
-        throw new BadRequest(`format=${format}: give json (the default) or lines`);
-      }
-      const body = await store.queries!.history(query, filter);
       return reply.type('application/json; charset=utf-8').send(body);
     } catch (err) {
       return failed(reply, err);

@@ -53,19 +53,19 @@ export class StoreQueries {
     private readonly idleMs = QUERY_IDLE_MS,
   ) {}
 
-  /** The history answer's body: {events, count, limit, truncated}. */
-  async history(query: StoreQuery, filter?: EventFilterOptions): Promise<Buffer> {
-    const a = await this.ask({ kind: 'history', id: 0, query, ...(filter ? { filter } : {}) });
-    return a.body ?? Buffer.from('{}');
-  }
-
-  /** The history answer as JSON lines (one event a line, oldest first) and what it holds. */
-  async historyLines(
+  /**
+   * A history answer's body — {events, count, limit, truncated}, or with
+   * `lines` one event a line (oldest first) — and what it holds.
+   */
+  async history(
     query: StoreQuery,
     filter?: EventFilterOptions,
+    lines = false,
   ): Promise<{ body: Buffer; meta: HistoryMeta }> {
-    const a = await this.ask({ kind: 'history', id: 0, query, lines: true, ...(filter ? { filter } : {}) });
-    return { body: a.body ?? Buffer.alloc(0), meta: a.meta ?? { count: 0, limit: 0, truncated: false } };
+    const a = await this.ask({ kind: 'history', id: 0, query, lines, ...(filter ? { filter } : {}) });
+    if (a.body === undefined || a.meta === undefined)
+      throw new StoreError('event store: the query thread answered a history without its events');
+    return { body: a.body, meta: a.meta };
   }
 
   /** The process answer's body, or undefined when the store does not know the process. */

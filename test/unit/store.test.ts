@@ -827,7 +827,7 @@ describe('StoreQueries: queries on a thread of their own', () => {
       const timer = setInterval(() => ticks++, 1);
       let body: Buffer;
       try {
-        body = await queries.history({ limit: 100_000 });
+        body = (await queries.history({ limit: 100_000 })).body;
       } finally {
         clearInterval(timer);
       }
@@ -838,7 +838,7 @@ describe('StoreQueries: queries on a thread of their own', () => {
       assert.deepEqual(answer.events.slice(-3), store.query({ limit: 3 }));
       // the after-filters apply there too
       const some = JSON.parse(
-        (await queries.history({ limit: 100_000 }, { allow: '{"binary_regex":["tool3$"]}' })).toString(),
+        (await queries.history({ limit: 100_000 }, { allow: '{"binary_regex":["tool3$"]}' })).body.toString(),
       ) as { count: number; truncated: boolean };
       assert.deepEqual(some, { ...some, count: 6000, truncated: false });
       const tree = JSON.parse((await queries.process('cTQ7', {}))!.toString()) as {
@@ -867,7 +867,7 @@ describe('StoreQueries: queries on a thread of their own', () => {
     try {
       store.append([exec(proc('aWRsZQ', 4242, '/usr/bin/idle'), at(0))]);
       for (let round = 0; round < 3; round++) {
-        const a = JSON.parse((await queries.history({})).toString()) as { count: number };
+        const a = JSON.parse((await queries.history({})).body.toString()) as { count: number };
         assert.equal(a.count, 1);
         const t0 = Date.now();
         while (queries.running && Date.now() - t0 < 2000) await sleep(1);
