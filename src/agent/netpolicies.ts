@@ -14,7 +14,7 @@
 import path from 'node:path';
 import { selectorMatches } from '../netpolicy/identity.js';
 import { type CompileWarning, NETPOLICY_KINDS, type NetworkPolicyController } from '../netpolicy/index.js';
-import type { NetworkPolicy } from '../netpolicy/model.js';
+import { type NetworkPolicy, policyRules } from '../netpolicy/model.js';
 import { parseNetworkPolicyText } from '../netpolicy/parse.js';
 import type { PolicyMode } from '../sensors/tracing/index.js';
 import type { WorkloadRegistry } from '../workload/registry.js';
@@ -446,7 +446,7 @@ export class NetworkPolicyManager {
 
   private info(e: Entry): NetworkPolicyInfo {
     const p = e.policy;
-    const rules = p ? p.egress.length + p.egressDeny.length + p.ingress.length + p.ingressDeny.length : 0;
+    const rules = p ? policyRules(p).length : 0;
     const selected =
       p && this.opts.controller
         ? (this.opts.registry?.list() ?? [])

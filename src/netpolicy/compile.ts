@@ -25,6 +25,7 @@ import {
   type Labels,
   type NetworkPolicy,
   type NetworkRule,
+  policyRules,
   type RuleSection,
 } from './model.js';
 import { runAll, runSliced } from './slices.js';
@@ -476,7 +477,7 @@ function warnHostCidrs(
 ): void {
   if (hostCidrs.length === 0) return;
   for (const { policy } of policies) {
-    for (const rule of [...policy.egress, ...policy.egressDeny, ...policy.ingress, ...policy.ingressDeny]) {
+    for (const rule of policyRules(policy)) {
       if (rule.peers === 'any') continue;
       const entities = rule.section.startsWith('egress') ? 'toEntities' : 'fromEntities';
       for (const c of rule.peers.cidrs) {
@@ -505,7 +506,7 @@ function warnUnmatched(policies: NumberedPolicy[], endpoints: Endpoint[], warnin
         'endpointSelector selects no workload: the policy has no effect yet',
       );
     }
-    for (const rule of [...policy.egress, ...policy.egressDeny, ...policy.ingress, ...policy.ingressDeny]) {
+    for (const rule of policyRules(policy)) {
       if (rule.peers === 'any') continue;
       for (const sel of rule.peers.endpoints) {
         const any =

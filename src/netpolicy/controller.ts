@@ -22,7 +22,7 @@ import {
   type Endpoint,
   type NumberedPolicy,
 } from './compile.js';
-import type { NetworkPolicy } from './model.js';
+import { type NetworkPolicy, policyRules } from './model.js';
 
 /** CIDRs in all policies from which a workload change recompiles in slices of the event loop (~15 ms of compiling here) */
 export const LARGE_CIDRS = 5000;
@@ -190,9 +190,7 @@ export class NetworkPolicyController {
   private large(): boolean {
     let n = 0;
     for (const { policy } of this.policiesByName.values()) {
-      for (const rules of [policy.egress, policy.egressDeny, policy.ingress, policy.ingressDeny]) {
-        for (const r of rules) if (r.peers !== 'any') n += r.peers.cidrs.length;
-      }
+      for (const r of policyRules(policy)) if (r.peers !== 'any') n += r.peers.cidrs.length;
       if (n >= LARGE_CIDRS) return true;
     }
     return false;

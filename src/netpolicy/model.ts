@@ -97,6 +97,11 @@ export interface NetworkPolicy {
   source: SourceRef;
 }
 
+/** Every rule of a policy: egress, egressDeny, ingress, ingressDeny. */
+export function policyRules(p: NetworkPolicy): NetworkRule[] {
+  return [...p.egress, ...p.egressDeny, ...p.ingress, ...p.ingressDeny];
+}
+
 /** Whether the policy makes its workloads default-deny in a direction. */
 export function defaultDenies(p: NetworkPolicy, dir: Direction): boolean {
   const explicit = p.enableDefaultDeny[dir];
