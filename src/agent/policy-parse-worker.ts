@@ -7,8 +7,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { niceThisThread } from '../kernel/thread.js';
-import { parseNetworkPolicyDocuments, readNetworkPolicyYaml } from '../netpolicy/parse.js';
-import { parsePolicyText } from '../policy/parse.js';
+import { parseNetworkPolicyDocuments } from '../netpolicy/parse.js';
+import { parsePolicyDocuments, readPolicyYaml } from '../policy/parse.js';
 import {
   documentsOf,
   hasNetworkKind,
@@ -23,8 +23,8 @@ niceThisThread(10);
 const { text, source, tracing } = workerData as ParseRequest;
 let reply: ParseReply;
 try {
-  // one YAML parse, read loosely for the kinds and names, then validated when it is a network policy
-  const yaml = readNetworkPolicyYaml(text);
+  // one YAML parse, read loosely for the kinds and names, then validated as what it is
+  const yaml = readPolicyYaml(text);
   const docs = [...documentsOf(yaml.docs)];
   reply = { docs };
   if (hasNetworkKind(docs)) {
@@ -32,7 +32,7 @@ try {
     reply.network = packNetworkParse(r.policies, r.errors.map(String));
   } else if (tracing) {
     // the TracingPolicy parse as the policy manager would make it (its model is plain data: it crosses as it is)
-    const r = parsePolicyText(text, source, tracing);
+    const r = parsePolicyDocuments(yaml, source, tracing);
     reply.tracing = { policies: r.policies, errors: r.errors.map(String) };
   }
 } catch (err) {

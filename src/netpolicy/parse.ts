@@ -5,8 +5,9 @@
  * policy, and the other documents of the file are still read.
  */
 import { readFileSync } from 'node:fs';
-import { type Document, isMap, isScalar, LineCounter, type Node, parseAllDocuments } from 'yaml';
+import { type Document, isMap, isScalar, type LineCounter, type Node } from 'yaml';
 import { ErrorSink, PolicyError, type SourceRef } from '../policy/errors.js';
+import { readPolicyYaml } from '../policy/parse.js';
 import { describe, type Field, isNull, joinPath, type ObjectView, YamlReader } from '../policy/yaml-view.js';
 import { cidrContains, parseCidr } from './cidr.js';
 import {
@@ -60,27 +61,8 @@ const SECTION_FIELDS: Record<RuleSection, { known: string[]; unsupported: string
 
 /** Parse and validate every policy in `text`; `file` names it in errors. */
 export function parseNetworkPolicyText(text: string, file: string): NetworkPolicyParseResult {
-  const y = readNetworkPolicyYaml(text);
+  const y = readPolicyYaml(text);
   return parseNetworkPolicyDocuments(y.docs, y.lines, file);
-}
-
-/** A text's YAML documents as the network policy parser reads them, and where their lines start. */
-export interface NetworkPolicyYaml {
-  docs: Document.Parsed[];
-  lines: LineCounter;
-}
-
-/** The YAML half of parseNetworkPolicyText: the documents, to be looked at before they are validated. */
-export function readNetworkPolicyYaml(text: string): NetworkPolicyYaml {
-  const lines = new LineCounter();
-  const docs = parseAllDocuments(text, {
-    lineCounter: lines,
-    intAsBigInt: true,
-    prettyErrors: false,
-    uniqueKeys: true,
-    version: '1.2',
-  });
-  return { docs: docs as Document.Parsed[], lines };
 }
 
 /** The validating half of parseNetworkPolicyText. */

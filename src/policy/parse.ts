@@ -4,10 +4,10 @@
  * no policy, and the other documents of the file are still read.
  */
 import { readFileSync } from 'node:fs';
-import { LineCounter, type Node, parseAllDocuments } from 'yaml';
+import { type Document, LineCounter, type Node, parseAllDocuments } from 'yaml';
 import { ErrorSink, PolicyError } from './errors.js';
 import type { TracingPolicy } from './model.js';
-import { type ValidateOptions, type ValidationEnv, validateDocument, validationEnv } from './validate.js';
+import { type ValidateOptions, validateDocument, validationEnv } from './validate.js';
 import { YamlReader } from './yaml-view.js';
 
 export interface ParseResult {
@@ -17,7 +17,27 @@ export interface ParseResult {
 
 /** Parse and validate every policy in `text`; `file` names it in errors. */
 export function parsePolicyText(text: string, file: string, opts?: ValidateOptions): ParseResult {
-  return parseWith(text, file, validationEnv(opts));
+  return parsePolicyDocuments(readPolicyYaml(text), file, opts);
+}
+
+/** A text's YAML documents as the policy parsers (tracing and network) read them, and where their lines start. */
+export interface PolicyYaml {
+  docs: Document.Parsed[];
+  lines: LineCounter;
+}
+
+/** The YAML half of a parse: the documents, to be looked at (their kinds) before they are validated. */
+export function readPolicyYaml(text: string): PolicyYaml {
+  const lines = new LineCounter();
+  const docs = parseAllDocuments(text, {
+    lineCounter: lines,
+    // 64-bit values (masks, inodes) must not lose precision
+    intAsBigInt: true,
+    prettyErrors: false,
+    uniqueKeys: true,
+    version: '1.2',
+  });
+  return { docs: docs as Document.Parsed[], lines };
 }
 
 /** Parse and validate every policy in the file at `path`. */
@@ -46,16 +66,10 @@ export function parsePolicyFile(path: string, opts?: ValidateOptions): ParseResu
   return parsePolicyText(text, path, opts);
 }
 
-function parseWith(text: string, file: string, env: ValidationEnv): ParseResult {
-  const lines = new LineCounter();
-  const docs = parseAllDocuments(text, {
-    lineCounter: lines,
-    // 64-bit values (masks, inodes) must not lose precision
-    intAsBigInt: true,
-    prettyErrors: false,
-    uniqueKeys: true,
-    version: '1.2',
-  });
+/** The validating half of parsePolicyText, on documents readPolicyYaml read. */
+export function parsePolicyDocuments(y: PolicyYaml, file: string, opts?: ValidateOptions): ParseResult {
+  const { docs, lines } = y;
+  const env = validationEnv(opts);
   const policies: TracingPolicy[] = [];
   const errors: PolicyError[] = [];
   let nonEmpty = 0;
