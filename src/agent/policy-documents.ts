@@ -9,7 +9,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { type Document, parseAllDocuments } from 'yaml';
-import type { Cidr, NetworkPolicy, NetworkRule } from '../netpolicy/model.js';
+import { type Cidr, type NetworkPolicy, type NetworkRule, RULE_SECTIONS } from '../netpolicy/model.js';
 import { NETPOLICY_KINDS, parseNetworkPolicyText } from '../netpolicy/parse.js';
 import type { TracingPolicy } from '../policy/model.js';
 import type { ValidateOptions } from '../policy/validate.js';
@@ -195,8 +195,6 @@ export interface PackedNetworkParse {
   errors: string[];
 }
 
-const SECTIONS = ['egress', 'egressDeny', 'ingress', 'ingressDeny'] as const;
-
 /** Every CIDR and except of a rule, in one fixed order. */
 function eachCidr(r: NetworkRule, f: (c: Cidr) => void): void {
   if (r.peers === 'any') return;
@@ -209,13 +207,13 @@ function eachCidr(r: NetworkRule, f: (c: Cidr) => void): void {
 /** Packs a parse to be sent (the policies' addresses are taken out of them). */
 export function packNetworkParse(policies: NetworkPolicy[], errors: string[]): PackedNetworkParse {
   let n = 0;
-  for (const p of policies) for (const sec of SECTIONS) for (const r of p[sec]) eachCidr(r, () => n++);
+  for (const p of policies) for (const sec of RULE_SECTIONS) for (const r of p[sec]) eachCidr(r, () => n++);
   const addrs = new Uint8Array(n * 16);
   const rules: string[] = [];
   let at = 0;
   const shells = policies.map((p) => {
     const shell: Record<string, unknown> = { ...p };
-    for (const sec of SECTIONS) {
+    for (const sec of RULE_SECTIONS) {
       for (const r of p[sec]) {
         eachCidr(r, (c) => {
           addrs.set(c.addr.subarray(0, 16), at);
@@ -242,7 +240,7 @@ export async function unpackNetworkParse(packed: PackedNetworkParse, sliceMs = 8
   let next = 0;
   let until = performance.now() + sliceMs;
   for (const p of shells) {
-    for (const sec of SECTIONS) {
+    for (const sec of RULE_SECTIONS) {
       const list: NetworkRule[] = [];
       for (let i = p[sec] as number; i > 0; i--) {
         const r = JSON.parse(packed.rules[next++]!) as NetworkRule;

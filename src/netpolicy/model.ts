@@ -97,9 +97,12 @@ export interface NetworkPolicy {
   source: SourceRef;
 }
 
-/** Every rule of a policy: egress, egressDeny, ingress, ingressDeny. */
+/** A policy's rule lists, in this order wherever they are walked. */
+export const RULE_SECTIONS: readonly RuleSection[] = ['egress', 'egressDeny', 'ingress', 'ingressDeny'];
+
+/** Every rule of a policy, section by section (RULE_SECTIONS). */
 export function policyRules(p: NetworkPolicy): NetworkRule[] {
-  return [...p.egress, ...p.egressDeny, ...p.ingress, ...p.ingressDeny];
+  return RULE_SECTIONS.flatMap((s) => p[s]);
 }
 
 /** Whether the policy makes its workloads default-deny in a direction. */
