@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { type Document, parseAllDocuments } from 'yaml';
 import { type Cidr, type NetworkPolicy, type NetworkRule, RULE_SECTIONS } from '../netpolicy/model.js';
 import { NETPOLICY_KINDS, parseNetworkPolicyText } from '../netpolicy/parse.js';
+import { runSliced } from '../netpolicy/slices.js';
 import type { TracingPolicy } from '../policy/model.js';
 import type { ValidateOptions } from '../policy/validate.js';
 
@@ -233,12 +234,16 @@ export function packNetworkParse(policies: NetworkPolicy[], errors: string[]): P
  * The parse packNetworkParse packed, taken in by slices of about `sliceMs`
  * of the event loop (a pause can come between two rules).
  */
-export async function unpackNetworkParse(packed: PackedNetworkParse, sliceMs = 8): Promise<NetworkParse> {
+export function unpackNetworkParse(packed: PackedNetworkParse, sliceMs = 8): Promise<NetworkParse> {
+  return runSliced(unpackSteps(packed), sliceMs);
+}
+
+/** unpackNetworkParse's work, pausing after each rule. */
+function* unpackSteps(packed: PackedNetworkParse): Generator<void, NetworkParse> {
   const shells = JSON.parse(packed.json) as Record<string, unknown>[];
   const bytes = Buffer.from(packed.addrs.buffer, packed.addrs.byteOffset, packed.addrs.byteLength);
   let at = 0;
   let next = 0;
-  let until = performance.now() + sliceMs;
   for (const p of shells) {
     for (const sec of RULE_SECTIONS) {
       const list: NetworkRule[] = [];
@@ -249,10 +254,7 @@ export async function unpackNetworkParse(packed: PackedNetworkParse, sliceMs = 8
           at += 16;
         });
         list.push(r);
-        if (performance.now() >= until) {
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          until = performance.now() + sliceMs;
-        }
+        yield;
       }
       p[sec] = list;
     }

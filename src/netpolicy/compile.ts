@@ -139,8 +139,8 @@ export function compileNetworkPolicies(
 export function compileNetworkPoliciesSliced(
   policies: NumberedPolicy[],
   endpoints: Endpoint[],
-  sliceMs = 8,
   host: CompileHost = {},
+  sliceMs = 8,
 ): Promise<CompiledTables> {
   return runSliced(compileSteps(policies, endpoints, host), sliceMs);
 }

@@ -162,7 +162,7 @@ export class NetworkPolicyController {
       const version = this.version;
       const policies = [...this.policiesByName.values()].filter((p) => p.policy.name !== change?.name);
       if (change?.to) policies.push(change.to);
-      const tables = await compileNetworkPoliciesSliced(policies, this.endpoints(), undefined, this.host());
+      const tables = await compileNetworkPoliciesSliced(policies, this.endpoints(), this.host());
       if (version !== this.version) continue;
       // the tables' bytes too: what is left for the swap is the kernel's batch writes
       const packed = await PackedTables.sliced(tables);

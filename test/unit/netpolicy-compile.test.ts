@@ -450,7 +450,7 @@ test('CIDR parsing normalizes and contains', () => {
 test('the compile in slices of the event loop gives the same tables, and lets timers run', async () => {
   const want = compileNetworkPolicies(POLICIES, ENDPOINTS);
   // slices of 0 ms: a pause at every step, the most the slicing can change
-  assert.deepEqual(await compileNetworkPoliciesSliced(POLICIES, ENDPOINTS, 0), want);
+  assert.deepEqual(await compileNetworkPoliciesSliced(POLICIES, ENDPOINTS, {}, 0), want);
   // 5,000 CIDRs: some twenty pauses
   const cidrs = Array.from({ length: 5000 }, (_, i) => `198.18.${i >> 8}.${i & 255}/32`);
   const big: NumberedPolicy[] = [
@@ -463,7 +463,7 @@ test('the compile in slices of the event loop gives the same tables, and lets ti
   let turns = 0;
   const timer = setInterval(() => turns++, 0);
   try {
-    const got = await compileNetworkPoliciesSliced(big, ENDPOINTS, 0);
+    const got = await compileNetworkPoliciesSliced(big, ENDPOINTS, {}, 0);
     assert.deepEqual(got, compileNetworkPolicies(big, ENDPOINTS));
     assert.ok(got.cidrs.length > 5000);
     assert.ok(turns > 0, 'timers ran between the slices');
