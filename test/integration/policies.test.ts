@@ -4,25 +4,16 @@
 // from the engine's records (with the process cache of the process sensor)
 // are what their authors meant.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { encodeEvent } from '../../src/events/encode.js';
-import {
-  buildTracingEvent,
-  type EventProcess,
-  type KprobeArgument,
-  type ProcessKprobe,
-  type ProcessTracepoint,
-} from '../../src/events/tracing.js';
-import type { Process } from '../../src/events/types.js';
 import { type CompiledPolicy, compilePolicy } from '../../src/policy/compile.js';
 import { parsePolicyFile, parsePolicyText, type TracingPolicy } from '../../src/policy/index.js';
-import { PolicyProgram, type TracingRecord } from '../../src/sensors/tracing/index.js';
-import { exitOf, type Watch, watch } from '../lib/process.js';
+import type { PolicyProgram, TracingRecord } from '../../src/sensors/tracing/index.js';
+import { bytesArg, eventsOf, load, pidsSeen, proc, runIn, withPolicy } from '../lib/policy-run.js';
+import { exitOf, watch } from '../lib/process.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/tetragon/', import.meta.url));
 
@@ -115,108 +106,6 @@ function fixtureAt(file: string): TracingPolicy {
 
 function compile(p: TracingPolicy): CompiledPolicy {
   return compilePolicy(p, { policyId: policyId++, agentPid: process.pid });
-}
-
-interface Loaded {
-  w: Watch;
-  prog: PolicyProgram;
-  records: TracingRecord[];
-}
-
-/** Run argv inside the cgroup; with gate, `onPid` runs before the process is let go. */
-function runIn(
-  cgroup: string,
-  argv: string[],
-  onPid?: (pid: number) => void | Promise<void>,
-): Promise<{ pid: number; code: number | null; signal: string | null }> {
-  const child = spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, ...argv], {
-    stdio: ['pipe', 'ignore', 'ignore'],
-    env: onPid ? { ...process.env, GATE: '1' } : process.env,
-  });
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('spawn', async () => {
-      child.stdin.on('error', () => {});
-      try {
-        if (onPid) await onPid(child.pid!);
-        child.stdin.end(onPid ? 'g' : undefined);
-      } catch (err) {
-        child.kill('SIGKILL');
-        reject(err);
-      }
-    });
-    child.once('close', (code, signal) => resolve({ pid: child.pid!, code, signal }));
-  });
-}
-
-function load(w: Watch, c: CompiledPolicy, records: TracingRecord[]): PolicyProgram {
-  return PolicyProgram.load(c.tables, {
-    scopeCgroup: w.cgroup,
-    procsMapFd: w.sensor.processTableFd(),
-    onRecords: (r) => records.push(...r),
-  });
-}
-
-async function withPolicy(tag: string, c: CompiledPolicy, body: (l: Loaded) => Promise<void>): Promise<void> {
-  const w = await watch(tag);
-  const records: TracingRecord[] = [];
-  let prog: PolicyProgram | undefined;
-  try {
-    prog = load(w, c, records);
-    await body({ w, prog, records });
-  } finally {
-    try {
-      prog?.close();
-    } finally {
-      w.stop();
-    }
-  }
-}
-
-/** An event as its JSON line reads back. */
-interface Ev {
-  process_kprobe?: ProcessKprobe;
-  process_tracepoint?: ProcessTracepoint;
-  node_name: string;
-}
-
-function proc(p: EventProcess | Process | undefined): Process {
-  assert.ok(p && 'binary' in p, `no cached process: ${JSON.stringify(p)}`);
-  return p;
-}
-
-function bytesArg(a: KprobeArgument | undefined): string | undefined {
-  return a && 'bytes_arg' in a ? a.bytes_arg : undefined;
-}
-
-/**
- * The JSON events of the records of `pids`, built once the process sensor has
- * reported the exit of `exitPid` (so the cache knows every process involved).
- */
-async function eventsOf(
-  l: { w: Watch; prog: PolicyProgram; records: TracingRecord[] },
-  c: CompiledPolicy,
-  exitPid: number,
-  pids: ReadonlySet<number>,
-): Promise<Ev[]> {
-  await l.w.until((evs) => exitOf(evs, exitPid), `exit of ${exitPid}`);
-  // records of the last syscalls may be a wake-up behind
-  await sleep(50);
-  l.prog.drain();
-  return l.records
-    .filter((r) => pids.has(r.pid))
-    .map((r) => JSON.parse(encodeEvent(buildTracingEvent(r, c.meta, l.w.pipeline.cache, 'test-node'))) as Ev);
-}
-
-/** pids of the processes the sensor saw start in the cgroup (execs and the exits of forks). */
-function pidsSeen(w: Watch): Set<number> {
-  const out = new Set<number>();
-  for (const e of w.events) {
-    const x = e as { process_exec?: { process: Process }; process_exit?: { process: Process } };
-    const p = x.process_exec?.process ?? x.process_exit?.process;
-    if (p) out.add(p.pid);
-  }
-  return out;
 }
 
 /** How many generations up from this process PID 1 is. */
