@@ -91,6 +91,16 @@ static __always_inline void read_namespaces(struct task_struct *task, __u32 *ns)
 	ns[OSPREY_NS_USER] = task->cred->user_ns->ns.inum;
 }
 
+/* The table entry's binary: the path's length, and as much of it as fits. */
+static __always_inline void set_binary(struct osprey_proc *p, const __u8 *path, __u32 len)
+{
+	p->bin_len = len;
+	if (len > OSPREY_BINARY_MAX - 1)
+		len = OSPREY_BINARY_MAX - 1;
+	__builtin_memset(p->binary, 0, sizeof(p->binary));
+	bpf_probe_read_kernel(p->binary, len & (OSPREY_BINARY_MAX - 1), path);
+}
+
 /*
  * Keep the kernel's process table in step with an exec. The entry its fork
  * made is rewritten in place: its only readers are the process itself and
@@ -113,13 +123,56 @@ static __always_inline void remember_exec(const struct osprey_exec *e, const __u
 	p->exec_ktime = e->hdr.ktime;
 	p->ppid = e->ppid;
 	p->flags = OSPREY_PROC_EXEC;
-	p->bin_len = len;
-	if (len > OSPREY_BINARY_MAX - 1)
-		len = OSPREY_BINARY_MAX - 1;
-	__builtin_memset(p->binary, 0, sizeof(p->binary));
-	bpf_probe_read_kernel(p->binary, len & (OSPREY_BINARY_MAX - 1), path);
+	set_binary(p, path, len);
 	if (fresh)
 		bpf_map_update_elem(&osprey_procs, &pid, p, BPF_ANY);
+}
+
+/*
+ * At an exec's point of no return (the exec will succeed or the process
+ * die), enter the new binary in the process table. Programs that run at
+ * sched_process_exec itself (a policy on that tracepoint) then find the new
+ * binary whatever order the kernel runs them in: a perf tracepoint that some
+ * other tool enabled before this agent started runs before osprey_exec.
+ */
+SEC("tp_btf/sched_prepare_exec")
+int BPF_PROG(osprey_prepare_exec, struct task_struct *task, struct linux_binprm *bprm)
+{
+	struct osprey_config *cfg = osprey_config();
+	__u32 slot = bpf_get_smp_processor_id(), pid = task->tgid, zero = 0, len;
+	struct exec_scratch *s;
+	struct osprey_proc *p;
+	struct path root;
+	struct file *file;
+	bool trunc;
+
+	if (!in_scope(cfg) || task->pid != pid)
+		return 0;
+	s = bpf_map_lookup_elem(&exec_heap, &slot);
+	if (!s)
+		return 0;
+	file = bprm->file;
+	root.dentry = task->fs->root.dentry;
+	root.mnt = task->fs->root.mnt;
+	len = d_path_walk(file->f_path.dentry, file->f_path.mnt, &root, slot, 0, &trunc);
+	p = bpf_map_lookup_elem(&osprey_procs, &pid);
+	if (!p) {
+		/* a process from before the agent, not seeded: osprey_exec completes it */
+		p = bpf_map_lookup_elem(&proc_heap, &zero);
+		if (!p)
+			return 0;
+		__builtin_memset(p, 0, sizeof(*p));
+		p->ppid = task->real_parent->tgid;
+		p->flags = OSPREY_PROC_CLONE;
+		set_binary(p, s->data, len);
+		bpf_map_update_elem(&osprey_procs, &pid, p, BPF_NOEXIST);
+		return 0;
+	}
+	set_binary(p, s->data, len);
+	/* osprey_exec copies a whole path from here instead of walking it again */
+	if (!trunc && len < OSPREY_BINARY_MAX)
+		p->flags |= OSPREY_PROC_PREPARED;
+	return 0;
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -192,10 +245,21 @@ int BPF_PROG(osprey_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	pwd.dentry = fs->pwd.dentry;
 	pwd.mnt = fs->pwd.mnt;
 
-	/* 1. the executed file, resolved by the kernel */
-	len = d_path_walk(file->f_path.dentry, file->f_path.mnt, &root, slot, 0, &trunc);
-	if (trunc)
-		e->flags |= OSPREY_EXEC_PATH_TRUNCATED;
+	/* 1. the executed file, resolved by the kernel (at sched_prepare_exec) */
+	{
+		__u32 pid = e->hdr.pid;
+		struct osprey_proc *p = bpf_map_lookup_elem(&osprey_procs, &pid);
+
+		if (p && (p->flags & OSPREY_PROC_PREPARED) && p->bin_len < OSPREY_BINARY_MAX) {
+			len = p->bin_len;
+			bpf_probe_read_kernel(s->data, len & (OSPREY_BINARY_MAX - 1), p->binary);
+		} else {
+			len = d_path_walk(file->f_path.dentry, file->f_path.mnt, &root, slot, 0,
+					  &trunc);
+			if (trunc)
+				e->flags |= OSPREY_EXEC_PATH_TRUNCATED;
+		}
+	}
 	e->path_len = len & PATH_MASK;
 	off = e->path_len;
 

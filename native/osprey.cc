@@ -179,6 +179,7 @@ class Object : public Napi::ObjectWrap<Object> {
                               InstanceMethod("runIterator", &Object::RunIterator),
                               InstanceMethod("pinMap", &Object::PinMap),
                               InstanceMethod("reuseMap", &Object::ReuseMap),
+                              InstanceMethod("skipProgram", &Object::SkipProgram),
                               InstanceMethod("close", &Object::Close),
                           });
     exports.Set("Object", fn);
@@ -533,6 +534,16 @@ class Object : public Napi::ObjectWrap<Object> {
     }
     int err = bpf_map__reuse_fd(m, info[1].As<Napi::Number>().Int32Value());
     if (err) Throw(env, "reuse map " + n, err);
+    return env.Undefined();
+  }
+  // skipProgram(name): before load, leave a program out (its hook is not in
+  // this kernel); the rest of the object loads without it
+  Napi::Value SkipProgram(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto* p = Prog(env, info[0]);
+    if (!p) return env.Undefined();
+    int err = bpf_program__set_autoload(p, false);
+    if (err) Throw(env, "leave out program " + std::string(info[0].As<Napi::String>()), err);
     return env.Undefined();
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {

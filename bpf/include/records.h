@@ -141,6 +141,7 @@ enum osprey_proc_flags {
 	OSPREY_PROC_EXEC = 1 << 0,   /* made by an exec */
 	OSPREY_PROC_CLONE = 1 << 1,  /* made by a fork, no exec yet */
 	OSPREY_PROC_PROCFS = 1 << 2, /* seeded from /proc by the agent */
+	OSPREY_PROC_PREPARED = 1 << 3, /* binary[] is that of the exec under way, whole */
 };
 
 /* limits of the variable parts of an exec record */

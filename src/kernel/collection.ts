@@ -28,6 +28,8 @@ export interface CollectionOptions {
   maxEntries?: Record<string, number>;
   /** map name -> fd of an existing map the object should use instead of making its own */
   reuseMaps?: Record<string, number>;
+  /** programs not to load (their hook is missing from this kernel) */
+  skipPrograms?: readonly string[];
 }
 
 const open = new Set<Collection>();
@@ -89,6 +91,7 @@ export class Collection {
     try {
       for (const [map, n] of Object.entries(opts.maxEntries ?? {})) obj.setMaxEntries(map, n);
       for (const [map, fd] of Object.entries(opts.reuseMaps ?? {})) obj.reuseMap(map, fd);
+      for (const prog of opts.skipPrograms ?? []) obj.skipProgram(prog);
     } catch (err) {
       obj.close();
       throw new KernelError(`load ${file}`, err);

@@ -32,6 +32,8 @@ export interface NativeMapInfo {
 
 export interface NativeObject {
   setMaxEntries(map: string, n: number): void;
+  /** before load: leave the program out of the load */
+  skipProgram(prog: string): void;
   load(): void;
   /** load on a worker thread; the object must not be used until it settles */
   loadAsync(): Promise<void>;

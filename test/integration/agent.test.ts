@@ -276,7 +276,7 @@ describe('osprey agent, scoped to a cgroup', () => {
     assert.equal(s.scope_cgroup, cg);
     assert.deepEqual(
       s.programs.map((p) => p.name),
-      ['osprey_exec', 'osprey_fork', 'osprey_exit'],
+      ['osprey_exec', 'osprey_fork', 'osprey_exit', 'osprey_prepare_exec'],
     );
     // the programs run for every task on the host (counted: --bpf-stats); the scope filters after
     assert.equal(s.bpf_stats, true);
@@ -322,7 +322,7 @@ describe('osprey agent, scoped to a cgroup', () => {
   });
 
   it('stops on SIGTERM with exit code 0, ends the streams and leaves nothing attached', async () => {
-    assert.ok(programIds.length === 3, 'status gave the program ids');
+    assert.ok(programIds.length === 4, 'status gave the program ids');
     const loaded = () =>
       new Set(
         (

@@ -62,4 +62,4 @@ export const PROC = {
 } as const;
 
 /** enum osprey_proc_flags */
-export const ProcFlags = { EXEC: 1, CLONE: 2, PROCFS: 4 } as const;
+export const ProcFlags = { EXEC: 1, CLONE: 2, PROCFS: 4, PREPARED: 8 } as const;

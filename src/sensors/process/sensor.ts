@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import {
@@ -12,6 +12,7 @@ import {
   possibleCpus,
   RecordReader,
   ringBufferBytes,
+  tracefsRoot,
   u32,
   u64,
 } from '../../kernel/index.js';
@@ -46,6 +47,20 @@ export interface SensorCounters {
 const PROGRAMS = ['osprey_exec', 'osprey_fork', 'osprey_exit'] as const;
 
 /**
+ * Enters an exec's new binary in the process table at its point of no return
+ * (sched_prepare_exec, Linux 6.10), ahead of every program at
+ * sched_process_exec. Left out where the kernel has no such tracepoint: a
+ * policy at sched_process_exec then sees the new binary only when it runs
+ * after osprey_exec.
+ */
+const PREPARE_EXEC = 'osprey_prepare_exec';
+
+function hasPrepareExec(): boolean {
+  const root = tracefsRoot();
+  return root !== undefined && existsSync(path.join(root, 'events/sched/sched_prepare_exec'));
+}
+
+/**
  * The process lifecycle sensor: loads bpf/process.bpf.c, attaches exec, fork
  * and exit, and hands decoded records to its consumer batch by batch.
  */
@@ -72,8 +87,10 @@ export class ProcessSensor {
       throw new Error(`args-max ${argsMax} is out of range: give 0..32767 bytes`);
     }
     const ringBytes = ringBufferBytes(opts.ringBytes ?? 4 << 20);
+    const prepareExec = hasPrepareExec();
     const coll = Collection.load(bpfObjectPath('process'), {
       maxEntries: { exec_heap: Math.max(possibleCpus(), availableParallelism()), events: ringBytes },
+      ...(prepareExec ? {} : { skipPrograms: [PREPARE_EXEC] }),
     });
     try {
       const cfg = Buffer.alloc(CONFIG.SIZE);
@@ -88,6 +105,7 @@ export class ProcessSensor {
       coll.map('osprey_cfg', u32, bytes(CONFIG.SIZE) as Codec<Buffer>).update(0, cfg);
       const sensor = new ProcessSensor(coll, opts);
       for (const p of PROGRAMS) coll.attach(p);
+      if (prepareExec) coll.attach(PREPARE_EXEC);
       return sensor;
     } catch (err) {
       coll.close();
