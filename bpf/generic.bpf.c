@@ -776,9 +776,24 @@ __noinline int filter_match(const struct osp_filter *f, __u32 slot)
 
 /* ---- process filters ---- */
 
+/*
+ * A process's entry; at sched_process_exit, after osprey_exit deleted it,
+ * the copy it left in the CPU's exit slot (records.h, OSPREY_EXITED_KEY).
+ */
 static __always_inline struct osprey_proc *proc_of(__u32 pid)
 {
-	return bpf_map_lookup_elem(&osprey_procs, &pid);
+	struct osprey_proc *p = bpf_map_lookup_elem(&osprey_procs, &pid);
+	struct task_struct *task;
+	__u32 key;
+
+	if (p || pid != bpf_get_current_pid_tgid() >> 32)
+		return p;
+	task = (struct task_struct *)bpf_get_current_task();
+	if (!(BPF_CORE_READ(task, flags) & 0x00000004 /* PF_EXITING */))
+		return NULL;
+	key = OSPREY_EXITED_KEY + bpf_get_smp_processor_id();
+	p = bpf_map_lookup_elem(&osprey_procs, &key);
+	return p && p->exit_pid == pid ? p : NULL;
 }
 
 /* matchBinaries / matchParentBinaries; a process not in the table matches nothing */

@@ -383,8 +383,22 @@ int BPF_PROG(osprey_exit, struct task_struct *task, bool group_dead)
 		x.exit_code = task->exit_code;
 	x.cgroup_id = bpf_get_current_cgroup_id();
 	{
-		__u32 pid = x.hdr.pid;
-		bpf_map_delete_elem(&osprey_procs, &pid);
+		__u32 pid = x.hdr.pid, key = OSPREY_EXITED_KEY + x.hdr.cpu;
+		struct osprey_proc *p = bpf_map_lookup_elem(&osprey_procs, &pid), *slot;
+
+		if (p) {
+			/* the CPU's exit slot is made once and rewritten in place */
+			slot = bpf_map_lookup_elem(&osprey_procs, &key);
+			if (!slot) {
+				bpf_map_update_elem(&osprey_procs, &key, p, BPF_NOEXIST);
+				slot = bpf_map_lookup_elem(&osprey_procs, &key);
+			}
+			if (slot) {
+				bpf_probe_read_kernel(slot, sizeof(*slot), p);
+				slot->exit_pid = pid;
+			}
+			bpf_map_delete_elem(&osprey_procs, &pid);
+		}
 	}
 	emit(&x, sizeof(x));
 	return 0;

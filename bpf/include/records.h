@@ -132,10 +132,19 @@ struct osprey_proc {
 	__u32 ppid;
 	__u32 flags;       /* OSPREY_PROC_* */
 	__u32 bin_len;     /* length of the full path; binary[] holds its first bytes */
-	__u32 pad;
+	__u32 exit_pid;    /* an exit slot's process (below); 0 in a process's own entry */
 	__u64 follow;      /* bits set by policies with followChildren, inherited at fork */
 	char binary[OSPREY_BINARY_MAX];
 };
+
+/*
+ * osprey_exit deletes a process's entry at sched_process_exit, before the
+ * programs that run after it there (a policy on that tracepoint) look it
+ * up; it leaves a copy under key OSPREY_EXITED_KEY + CPU, with exit_pid set,
+ * for them. Valid while the exiting process is current (no pid reaches this
+ * range: pid_max is at most 2^22).
+ */
+#define OSPREY_EXITED_KEY 0xffff0000u
 
 enum osprey_proc_flags {
 	OSPREY_PROC_EXEC = 1 << 0,   /* made by an exec */

@@ -309,6 +309,46 @@ test('raw_syscalls.yaml: every syscall of the cgroup posts its id', async () => 
   });
 });
 
+test('a policy on sched_process_exit matches the exiting process by its binary, after the process sensor has let the process go', async () => {
+  // the process sensor's exit program runs first (it was attached first) and
+  // takes the process out of the kernel's table; the policy still knows it
+  const text = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: exits
+spec:
+  tracepoints:
+    - subsystem: sched
+      event: sched_process_exit
+      args:
+        - index: 5
+          type: int
+      selectors:
+        - matchBinaries:
+            - operator: In
+              values: [${JSON.stringify(target)}]
+`;
+  const parsed = parsePolicyText(text, 'exits.yaml');
+  assert.deepEqual(parsed.errors.map(String), []);
+  const c = compile(parsed.policies[0]!);
+  await withPolicy('exits', c, async (l) => {
+    const r = await runIn(l.w.cgroup, [target, 'fork', 'stdout', 'child']);
+    const other = await runIn(l.w.cgroup, ['/bin/true']);
+    assert.equal(r.code, 0);
+    assert.equal(other.code, 0);
+    const tps = (await eventsOf(l, c, other.pid, pidsSeen(l.w))).map((e) => e.process_tracepoint!);
+    const pids = tps.map((t) => t.process.pid);
+    assert.equal(tps.length, 2, JSON.stringify(tps));
+    assert.equal(pids[1], r.pid, 'the parent exits after its child');
+    assert.notEqual(pids[0], r.pid);
+    for (const t of tps) {
+      assert.equal(t.event, 'sched_process_exit');
+      assert.equal(proc(t.process).binary, target);
+      assert.deepEqual(t.args, [{ int_arg: t.process.pid }]);
+    }
+  });
+});
+
 test('sigkill_tracepoint.yaml.tmpl: lseek whence 5555 by the matched pid is killed with SIGKILL, and the event says so', async () => {
   const tmpl = readFileSync(path.join(FIXTURES, 'sigkill_tracepoint.yaml.tmpl'), 'utf8');
   const w = await watch('sigkill');

@@ -55,6 +55,7 @@ export const PROC = {
   ppid: 8,
   flags: 12,
   bin_len: 16,
+  exit_pid: 20,
   follow: 24,
   binary: 32,
   BINARY_MAX: 256,
