@@ -312,6 +312,22 @@ struct read_ctx {
 	__u32 pos;
 };
 
+/* Where a string of the record (OSP_ARG_STR_LOC, OSP_ARG_STR_ARRAY) starts. */
+static __always_inline __u64 record_str(void *tp, const struct osp_arg_spec *sp)
+{
+	if (sp->type == OSP_ARG_STR_ARRAY)
+		return (unsigned long)tp + (sp->offset & 0xfff);
+	return (unsigned long)tp + (read_field(tp, sp->offset, 4, false) & 0xffff);
+}
+
+/* Bytes to read of a string of the record: an array is read no further than its end. */
+static __always_inline __u32 record_str_cap(const struct osp_arg_spec *sp, __u32 max)
+{
+	if (sp->type == OSP_ARG_STR_ARRAY && sp->size < max + 1)
+		return sp->size;
+	return max + 1;
+}
+
 static long read_raw_cb(__u32 i, void *arg)
 {
 	struct read_ctx *c = arg;
@@ -331,10 +347,14 @@ static long read_raw_cb(__u32 i, void *arg)
 	av->flags = 0;
 	av->off = 0;
 	av->len = 0;
-	if (sp->type == OSP_ARG_INT || sp->type == OSP_ARG_FD)
+	if (sp->type == OSP_ARG_INT || sp->type == OSP_ARG_FD) {
 		av->val = read_field(c->tp, sp->offset, sp->size, sp->is_signed);
-	else
+	} else if (sp->type == OSP_ARG_STR_LOC || sp->type == OSP_ARG_STR_ARRAY) {
+		av->type = OSP_ARG_STRING;
+		av->val = record_str(c->tp, sp);
+	} else {
 		av->val = read_field(c->tp, sp->offset, 8, false);
+	}
 	return 0;
 }
 
@@ -444,6 +464,23 @@ static long read_arg_cb(__u32 i, void *arg)
 		av->len = len;
 		break;
 	}
+	case OSP_ARG_STR_LOC:
+	case OSP_ARG_STR_ARRAY: {
+		long n = bpf_probe_read_kernel_str(&h->data[at & DMASK],
+						   record_str_cap(sp, max) & (2 * OSP_STR_MAX - 1),
+						   (void *)av->val);
+
+		if (n <= 0) {
+			flags |= OSP_ARGF_FAULT;
+		} else {
+			len = n - 1;
+			if (len >= max)
+				flags |= OSP_ARGF_TRUNCATED;
+		}
+		av->off = at;
+		av->len = len;
+		break;
+	}
 	case OSP_ARG_CHAR_BUF: {
 		__u64 want = 0;
 		__u32 sa = sp->size_arg;
@@ -495,7 +532,7 @@ static long read_arg_cb(__u32 i, void *arg)
 	}
 	av->flags = flags;
 	rec = (struct osp_arg_rec *)&h->data[pos];
-	rec->type = sp->type;
+	rec->type = av->type;
 	rec->flags = flags;
 	rec->len = len;
 	c->pos = pos + sizeof(*rec) + (len & SMASK);
@@ -1336,9 +1373,14 @@ static __always_inline bool quick_reject(void *ctx, const struct osp_hook *hk)
 	max = sp->max_bytes;
 	if (max > OSP_PREFIX_MAX)
 		max = OSP_PREFIX_MAX;
-	ptr = read_field(ctx, sp->offset, 8, false);
 	/* a NUL after OSP_PREFIX_MAX bytes spills into the scratch sfx key */
-	n = bpf_probe_read_user_str(k->pfx.data, (max + 1) & 0x1ff, (void *)ptr);
+	if (sp->type == OSP_ARG_STR_LOC || sp->type == OSP_ARG_STR_ARRAY) {
+		ptr = record_str(ctx, sp);
+		n = bpf_probe_read_kernel_str(k->pfx.data, record_str_cap(sp, max) & 0x1ff, (void *)ptr);
+	} else {
+		ptr = read_field(ctx, sp->offset, 8, false);
+		n = bpf_probe_read_user_str(k->pfx.data, (max + 1) & 0x1ff, (void *)ptr);
+	}
 	if (n <= 0)
 		return true; /* unreadable: a Prefix filter fails on it */
 	k->pfx.prefixlen = 32 + 8 * (__u32)(n - 1);

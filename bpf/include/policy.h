@@ -64,6 +64,10 @@ enum osp_arg_type {
 	OSP_ARG_CHAR_BUF = 3,  /* user pointer + byte count from another arg */
 	OSP_ARG_FD = 4,        /* int fd, resolved to the open file's path */
 	OSP_ARG_SOCKADDR = 5,  /* user pointer to struct sockaddr */
+	/* strings in the tracepoint record itself (kernel memory), read and
+	 * reported as OSP_ARG_STRING: */
+	OSP_ARG_STR_LOC = 6,   /* __data_loc char[]: the field holds (length << 16 | offset) */
+	OSP_ARG_STR_ARRAY = 7, /* char name[size] */
 };
 
 /* filter operators (TypeScript maps Tetragon's names onto these) */

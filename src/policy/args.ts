@@ -81,6 +81,7 @@ export function syscallLayout(name: string, fields: TracepointField[]): ArgLayou
 }
 
 function argField(s: Slot): ArgField {
+  const inRecord = recordString(s);
   return {
     name: s.name,
     ctype: s.type,
@@ -88,6 +89,7 @@ function argField(s: Slot): ArgField {
     offset: s.offset,
     size: s.size,
     signed: s.signed,
+    ...(inRecord ? { inRecord } : {}),
   };
 }
 
@@ -101,11 +103,25 @@ function pointerSized(s: Slot): boolean {
   return s.pointer || /\b(unsigned long|u64|__u64|uintptr_t)\b/.test(s.type);
 }
 
+/** A string in the record: `__data_loc char[] name` or `char name[N]` (N < 256). */
+function recordString(s: Slot): 'data_loc' | 'array' | undefined {
+  if (s.dataLoc)
+    return /^__data_loc\s+(const\s+)?(unsigned\s+)?char\s*\[\]$/.test(s.type) ? 'data_loc' : undefined;
+  if (s.array)
+    return /^(const\s+)?(unsigned\s+)?char\s*\[\d+\]$/.test(s.type) && s.size < 256 ? 'array' : undefined;
+  return undefined;
+}
+
 /** Why `type` cannot be read from slot `s`, or undefined when it can. */
 function slotProblem(type: ArgType, s: Slot): string | undefined {
-  const kind = s.dataLoc ? 'a __data_loc (dynamic) field' : s.array ? 'an array field' : undefined;
-  if (kind) return `field ${s.name} (${s.type}) is ${kind}, which Osprey cannot read`;
   const cls = ARG_TYPES[type].class;
+  if (s.dataLoc || s.array) {
+    if (cls === 'string' && recordString(s)) return undefined;
+    const kind = s.dataLoc ? 'a __data_loc (dynamic) field' : 'an array field';
+    return recordString(s)
+      ? `field ${s.name} (${s.type}) is a string in the record: read it as type string`
+      : `field ${s.name} (${s.type}) is ${kind} of other than char, which Osprey cannot read`;
+  }
   if (cls === 'int' || cls === 'fd') {
     return readable(s) ? undefined : `field ${s.name} (${s.type}) is ${s.size} bytes, not an integer`;
   }

@@ -303,7 +303,11 @@ class Compiler {
           args.push({ type: 'fd', ...intField(a.type, f) });
           break;
         case 'string':
-          args.push({ type: 'string', offset: f.offset, size: 8, signed: false });
+          args.push(
+            f.inRecord
+              ? { type: 'string', offset: f.offset, size: f.size, signed: false, inRecord: f.inRecord }
+              : { type: 'string', offset: f.offset, size: 8, signed: false },
+          );
           break;
         case 'sockaddr':
           args.push({ type: 'sockaddr', offset: f.offset, size: 8, signed: false });

@@ -73,6 +73,11 @@ export interface ArgField {
   offset: number;
   size: number;
   signed: boolean;
+  /**
+   * a string held in the record itself, not behind a pointer: a
+   * `__data_loc char[]` field or a `char name[N]` array
+   */
+  inRecord?: 'data_loc' | 'array';
 }
 
 export interface HookArg {

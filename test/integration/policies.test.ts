@@ -309,9 +309,11 @@ test('raw_syscalls.yaml: every syscall of the cgroup posts its id', async () => 
   });
 });
 
-test('a policy on sched_process_exit matches the exiting process by its binary, after the process sensor has let the process go', async () => {
-  // the process sensor's exit program runs first (it was attached first) and
-  // takes the process out of the kernel's table; the policy still knows it
+test('policies on sched_process_exec and sched_process_exit: strings of the record (__data_loc, char arrays), and the exiting process known by its binary', async () => {
+  // The process sensor's exit program runs first (it was attached first) and
+  // takes the process out of the kernel's table; the policy still knows it.
+  // filename is a __data_loc char[] field, comm a char[16]: both strings
+  // held in the record, filtered (Prefix, Equal: the quick reject) and posted.
   const text = `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
@@ -319,14 +321,32 @@ metadata:
 spec:
   tracepoints:
     - subsystem: sched
+      event: sched_process_exec
+      args:
+        - index: 4
+          type: string
+          label: filename
+      selectors:
+        - matchArgs:
+            - index: 4
+              operator: Prefix
+              values: [${JSON.stringify(`${tmp}/`)}]
+    - subsystem: sched
       event: sched_process_exit
       args:
+        - index: 4
+          type: string
+          label: comm
         - index: 5
           type: int
       selectors:
         - matchBinaries:
             - operator: In
               values: [${JSON.stringify(target)}]
+          matchArgs:
+            - index: 4
+              operator: Equal
+              values: [target]
 `;
   const parsed = parsePolicyText(text, 'exits.yaml');
   assert.deepEqual(parsed.errors.map(String), []);
@@ -337,14 +357,20 @@ spec:
     assert.equal(r.code, 0);
     assert.equal(other.code, 0);
     const tps = (await eventsOf(l, c, other.pid, pidsSeen(l.w))).map((e) => e.process_tracepoint!);
-    const pids = tps.map((t) => t.process.pid);
-    assert.equal(tps.length, 2, JSON.stringify(tps));
-    assert.equal(pids[1], r.pid, 'the parent exits after its child');
-    assert.notEqual(pids[0], r.pid);
-    for (const t of tps) {
-      assert.equal(t.event, 'sched_process_exit');
+    assert.deepEqual(
+      tps.map((t) => [t.event, t.process.pid]),
+      [
+        ['sched_process_exec', r.pid],
+        ['sched_process_exit', tps[1]?.process.pid],
+        ['sched_process_exit', r.pid],
+      ],
+      JSON.stringify(tps),
+    );
+    assert.notEqual(tps[1]!.process.pid, r.pid, 'the child exits first');
+    assert.deepEqual(tps[0]!.args, [{ string_arg: target, label: 'filename' }]);
+    for (const t of tps.slice(1)) {
       assert.equal(proc(t.process).binary, target);
-      assert.deepEqual(t.args, [{ int_arg: t.process.pid }]);
+      assert.deepEqual(t.args, [{ string_arg: 'target', label: 'comm' }, { int_arg: t.process.pid }]);
     }
   });
 });

@@ -278,6 +278,15 @@ test('exec-from-writable-dirs: a program in /tmp, run by its path or from its di
       assert.equal(t.action, 'KPROBE_ACTION_SIGKILL');
     }
     assert.equal(proc(tps[1]!.process).cwd, dir, 'the relative exec, resolved to its file');
+    // the path as given to execve
+    assert.deepEqual(
+      tps.slice(0, 2).map((t) => t.args),
+      [[{ string_arg: payload, label: 'filename' }], [{ string_arg: './payload', label: 'filename' }]],
+    );
+    assert.match(
+      JSON.stringify(tps[2]!.args),
+      /^\[\{"string_arg":"\/proc\/self\/fd\/\d+","label":"filename"\}\]$/,
+    );
   }
 });
 
@@ -307,6 +316,7 @@ test('java-spawns-shell: a shell started by a JVM dies before it runs, the JVM g
     assert.equal(t.action, 'KPROBE_ACTION_SIGKILL');
     assert.match(proc(t.process).binary, /\/(dash|bash|sh)$/);
     assert.equal(proc(t.parent).binary, java);
+    assert.deepEqual(t.args, [{ string_arg: '/bin/sh', label: 'filename' }]);
   });
 });
 

@@ -488,6 +488,8 @@ format:
 \tfield:char comm[16];\toffset:8;\tsize:16;\tsigned:0;
 \tfield:__data_loc char[] path;\toffset:24;\tsize:4;\tsigned:0;
 \tfield:s64 delta;\toffset:32;\tsize:8;\tsigned:1;
+\tfield:u32 saddr[4];\toffset:40;\tsize:16;\tsigned:0;
+\tfield:__data_loc u8[] bytes;\toffset:56;\tsize:4;\tsigned:0;
 
 print fmt: "x"
 `,
@@ -523,11 +525,33 @@ ${type ? `      type: ${type}\n` : ''}`;
     assert.equal(h.args[0]!.type, 'int64');
   });
 
-  test('array and __data_loc fields are refused, by name', () => {
+  test('char arrays and __data_loc char[] fields are strings in the record; other arrays are refused, by name', () => {
     const r = parsePolicyText(policy(2, 'string'), 'demo.yaml', { tracefsRoot: root });
-    assert.match(r.errors[0]!.message, /field comm \(char\[16\]\) is an array field/);
+    assert.deepEqual(r.errors.map(String), []);
+    assert.deepEqual(tracepointHook(r.policies[0]!.hooks[0]).args[0]!.field, {
+      name: 'comm',
+      ctype: 'char[16]',
+      formatIndex: 2,
+      offset: 8,
+      size: 16,
+      signed: false,
+      inRecord: 'array',
+    });
     const r2 = parsePolicyText(policy(3, 'string'), 'demo.yaml', { tracefsRoot: root });
-    assert.match(r2.errors[0]!.message, /field path \(__data_loc char\[\]\) is a __data_loc/);
+    assert.deepEqual(r2.errors.map(String), []);
+    assert.equal(tracepointHook(r2.policies[0]!.hooks[0]).args[0]!.field?.inRecord, 'data_loc');
+    const asInt = parsePolicyText(policy(2, 'int'), 'demo.yaml', { tracefsRoot: root });
+    assert.match(
+      asInt.errors[0]!.message,
+      /field comm \(char\[16\]\) is a string in the record: read it as type string/,
+    );
+    const ints = parsePolicyText(policy(5, 'string'), 'demo.yaml', { tracefsRoot: root });
+    assert.match(ints.errors[0]!.message, /field saddr \(u32\[4\]\) is an array field of other than char/);
+    const bytes = parsePolicyText(policy(6, 'string'), 'demo.yaml', { tracefsRoot: root });
+    assert.match(
+      bytes.errors[0]!.message,
+      /field bytes \(__data_loc u8\[\]\) is a __data_loc \(dynamic\) field of other than char/,
+    );
   });
 
   test('a format found is read once per process; one missing is looked for again', () => {

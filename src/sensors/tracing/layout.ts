@@ -35,7 +35,16 @@ export const OSP_LIMITS = {
 
 export const HookKind = { PLAIN: 0, ENTER: 1, EXIT: 2 } as const;
 
-export const ArgType = { NONE: 0, INT: 1, STRING: 2, CHAR_BUF: 3, FD: 4, SOCKADDR: 5 } as const;
+export const ArgType = {
+  NONE: 0,
+  INT: 1,
+  STRING: 2,
+  CHAR_BUF: 3,
+  FD: 4,
+  SOCKADDR: 5,
+  STR_LOC: 6,
+  STR_ARRAY: 7,
+} as const;
 
 export const Op = {
   EQ: 1,

@@ -121,7 +121,9 @@ export interface FieldRef {
  * - fd: an int fd, resolved in the kernel to the open file's absolute path.
  * - sockaddr: user pointer to struct sockaddr (family, port, IPv4/IPv6 address).
  */
-export interface ArgSpec extends FieldRef {
+export interface ArgSpec extends Omit<FieldRef, 'size'> {
+  /** 1, 2, 4 or 8; a char array in the record (inRecord 'array'): its length, 1..255 */
+  size: number;
   type: 'int' | 'string' | 'char_buf' | 'fd' | 'sockaddr';
   /** string, char_buf, fd path: bytes kept (default and maximum 4095) */
   maxBytes?: number;
@@ -129,6 +131,8 @@ export interface ArgSpec extends FieldRef {
   sizeArg?: number;
   /** char_buf: read at the syscall's return, the return value's count of bytes (returnCopy) */
   sizeFromReturn?: boolean;
+  /** string: in the record itself (a `__data_loc char[]` field of size 4, or a char array of `size` bytes) */
+  inRecord?: 'data_loc' | 'array';
   /** for events: the arg's label, if the policy gave one */
   label?: string;
 }
@@ -396,8 +400,16 @@ function validateHook(t: PolicyTables, h: HookTable, i: number): void {
     if (!['int', 'string', 'char_buf', 'fd', 'sockaddr'].includes(a.type)) {
       throw new TablesError(w, `type "${a.type}" is not int, string, char_buf, fd or sockaddr`);
     }
-    validateField(w, a);
-    if (a.type !== 'int' && a.type !== 'fd' && a.size !== 8) {
+    validateField(w, a.inRecord === 'array' ? { ...a, size: 1 } : (a as FieldRef));
+    if (a.inRecord !== undefined) {
+      if (a.type !== 'string') throw new TablesError(w, 'inRecord applies to string args only');
+      if (a.inRecord === 'data_loc' ? a.size !== 4 : a.size < 1 || a.size > 255) {
+        throw new TablesError(
+          w,
+          `a ${a.inRecord} string of ${a.size} bytes: a __data_loc field is 4, an array 1..255`,
+        );
+      }
+    } else if (a.type !== 'int' && a.type !== 'fd' && a.size !== 8) {
       throw new TablesError(w, `a ${a.type} arg is a pointer: size must be 8, not ${a.size}`);
     }
     if (
@@ -747,6 +759,9 @@ const ARG_TYPE_CODE = {
   sockaddr: ArgType.SOCKADDR,
 } as const;
 
+/** Arg codes whose value is a string: at a user pointer, or in the record. */
+const STRING_CODES: ReadonlySet<number> = new Set([ArgType.STRING, ArgType.STR_LOC, ArgType.STR_ARRAY]);
+
 /** The value a BPF program compares: the field sign- or zero-extended to 64 bits. */
 export function normalizeInt(v: bigint, size: number, signed: boolean): bigint {
   const bits = size * 8;
@@ -851,7 +866,7 @@ class Encoder {
         const a = sel.readUInt8(f + FILTER.arg);
         const op = sel.readUInt8(f + FILTER.op);
         if ((op !== Op.PREFIX && op !== Op.EQ) || a >= nargs || (arg !== undefined && a !== arg)) continue;
-        if (hook.readUInt8(HOOK.args + a * ARG_SPEC.SIZE + ARG_SPEC.type) !== ArgType.STRING) continue;
+        if (!STRING_CODES.has(hook.readUInt8(HOOK.args + a * ARG_SPEC.SIZE + ARG_SPEC.type))) continue;
         arg = a;
         pick = { id: sel.readUInt32LE(f + FILTER.id), op };
       }
@@ -888,7 +903,14 @@ class Encoder {
       const o = HOOK.args + j * ARG_SPEC.SIZE;
       b.writeUInt16LE(a.offset, o + ARG_SPEC.offset);
       b.writeUInt8(a.size, o + ARG_SPEC.size);
-      b.writeUInt8(ARG_TYPE_CODE[a.type], o + ARG_SPEC.type);
+      b.writeUInt8(
+        a.inRecord === 'data_loc'
+          ? ArgType.STR_LOC
+          : a.inRecord === 'array'
+            ? ArgType.STR_ARRAY
+            : ARG_TYPE_CODE[a.type],
+        o + ARG_SPEC.type,
+      );
       b.writeUInt8(a.signed ? 1 : 0, o + ARG_SPEC.is_signed);
       b.writeUInt8(
         a.sizeFromReturn ? OSP_LIMITS.SIZE_RET : (a.sizeArg ?? OSP_LIMITS.NO_ARG),
