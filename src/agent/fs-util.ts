@@ -1,4 +1,4 @@
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 /** "ENOENT: no such file or directory" from a Node fs error, without the path Node appends. */
@@ -50,4 +50,36 @@ export function mkdirp(dir: string, mode = 0o755): void {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
   }
+}
+
+/**
+ * Policy paths to files: a directory gives its *.yaml and *.yml, sorted.
+ * What cannot be read goes to `problems`, naming `what` (the flag or
+ * command) whose path to check.
+ */
+export function expandPolicyPaths(paths: readonly string[], problems: string[], what: string): string[] {
+  const files: string[] = [];
+  for (const p of paths) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch (err) {
+      problems.push(`${p}: ${describeFsError(err)} (check the ${what} path)`);
+      continue;
+    }
+    if (!isDir) {
+      files.push(p);
+      continue;
+    }
+    let names: string[];
+    try {
+      names = readdirSync(p).filter((n) => /\.ya?ml$/.test(n));
+    } catch (err) {
+      problems.push(`${p}: cannot list: ${describeFsError(err)}`);
+      continue;
+    }
+    if (names.length === 0) problems.push(`${p}: no *.yaml or *.yml files in this directory`);
+    for (const n of names.sort()) files.push(path.join(p, n));
+  }
+  return files;
 }

@@ -19,7 +19,7 @@
  * start. Changing them at run time (delete, disable, mode) lasts until the
  * agent stops.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { buildTracingEvent, type PolicyEventMeta, type ProcessLookup } from '../events/tracing.js';
 import type { ExportEvent } from '../events/types.js';
@@ -34,7 +34,7 @@ import {
   PolicyProgram,
   type PolicyProgramOptions,
 } from '../sensors/tracing/index.js';
-import { describeFsError, UserError } from './fs-util.js';
+import { describeFsError, expandPolicyPaths, UserError } from './fs-util.js';
 import type { TracingParse } from './policy-documents.js';
 import { PolicyStore, type StoredPolicy } from './policy-store.js';
 import { warmUpPolicyCode } from './policy-warmup.js';
@@ -193,7 +193,7 @@ export class PolicyManager {
     const problems: string[] = [];
     const out: PreparedPolicy[] = [];
     const seen = new Map<string, string>();
-    for (const file of expandPolicyPaths(paths, problems)) {
+    for (const file of expandPolicyPaths(paths, problems, '--policy')) {
       let text: string;
       try {
         text = readFileSync(file, 'utf8');
@@ -819,34 +819,6 @@ function compileMessages(err: unknown): string[] {
 function reason(err: unknown): string {
   if (err instanceof PolicyOpError) return err.errors.join('; ');
   return (err as Error).message;
-}
-
-/** --policy paths to files: a directory gives its *.yaml and *.yml, sorted. */
-function expandPolicyPaths(paths: string[], problems: string[]): string[] {
-  const files: string[] = [];
-  for (const p of paths) {
-    let isDir: boolean;
-    try {
-      isDir = statSync(p).isDirectory();
-    } catch (err) {
-      problems.push(`${p}: ${describeFsError(err)} (check the --policy path)`);
-      continue;
-    }
-    if (!isDir) {
-      files.push(p);
-      continue;
-    }
-    let names: string[];
-    try {
-      names = readdirSync(p).filter((n) => /\.ya?ml$/.test(n));
-    } catch (err) {
-      problems.push(`${p}: cannot list: ${describeFsError(err)}`);
-      continue;
-    }
-    if (names.length === 0) problems.push(`${p}: no *.yaml or *.yml files in this directory`);
-    for (const n of names.sort()) files.push(path.join(p, n));
-  }
-  return files;
 }
 
 // ---------------------------------------------------------------------------

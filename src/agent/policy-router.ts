@@ -5,13 +5,12 @@
  * (add, --policy) or by the name (the rest). A name is unique across both,
  * so `osprey policy delete NAME` never has to guess.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { NETPOLICY_KINDS } from '../netpolicy/index.js';
 import { parseNetworkPolicyText } from '../netpolicy/parse.js';
 import type { PolicyMode } from '../sensors/tracing/index.js';
 import type { PolicyApi } from './api.js';
-import { describeFsError, UserError } from './fs-util.js';
+import { describeFsError, expandPolicyPaths, UserError } from './fs-util.js';
 import {
   documentKinds,
   isNetworkPolicyText,
@@ -154,7 +153,7 @@ export function prepareStartupPolicies(
   const tracingFiles: string[] = [];
   const network: PreparedNetworkPolicy[] = [];
   const seen = new Map<string, string>();
-  for (const file of expandPolicyPaths(paths, problems)) {
+  for (const file of expandPolicyPaths(paths, problems, '--policy')) {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
@@ -208,32 +207,4 @@ export function prepareStartupPolicies(
     );
   }
   return { tracing, network };
-}
-
-/** --policy paths to files: a directory gives its *.yaml and *.yml, sorted. */
-function expandPolicyPaths(paths: string[], problems: string[]): string[] {
-  const files: string[] = [];
-  for (const p of paths) {
-    let isDir: boolean;
-    try {
-      isDir = statSync(p).isDirectory();
-    } catch (err) {
-      problems.push(`${p}: ${describeFsError(err)} (check the --policy path)`);
-      continue;
-    }
-    if (!isDir) {
-      files.push(p);
-      continue;
-    }
-    let names: string[];
-    try {
-      names = readdirSync(p).filter((n) => /\.ya?ml$/.test(n));
-    } catch (err) {
-      problems.push(`${p}: cannot list: ${describeFsError(err)}`);
-      continue;
-    }
-    if (names.length === 0) problems.push(`${p}: no *.yaml or *.yml files in this directory`);
-    for (const n of names.sort()) files.push(path.join(p, n));
-  }
-  return files;
 }

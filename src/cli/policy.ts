@@ -2,10 +2,10 @@
  * `osprey policy add|list|delete|enable|disable|set-mode`: manage the
  * TracingPolicies of the running agent through its API.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_SOCKET, parseCommandLine } from '../agent/config.js';
-import { describeFsError, UserError } from '../agent/fs-util.js';
+import { describeFsError, expandPolicyPaths, UserError } from '../agent/fs-util.js';
 import type { PolicyInfo } from '../agent/policies.js';
 import { type ApiAnswer, apiCall } from './client.js';
 import { isNetworkPolicy, networkAddedLine, renderNetworkPolicyTable } from './netpolicy-table.js';
@@ -40,7 +40,7 @@ export async function policyCommand(argv: string[]): Promise<number> {
 
   switch (sub as Sub) {
     case 'add':
-      return add(socket, oneArg(args, 'FILE'), mode);
+      return addPath(socket, oneArg(args, 'FILE'), mode);
     case 'list':
       if (args.length) throw new UserError(`unexpected argument "${args[0]}"`, 2);
       return list(socket, (f.output as string | undefined) ?? 'text');
@@ -83,6 +83,37 @@ export async function policyCommand(argv: string[]): Promise<number> {
       return 0;
     }
   }
+}
+
+/**
+ * A file, or a directory's *.yaml and *.yml in name order: each policy is
+ * added on its own (all of it or none), and one that fails does not stop the
+ * ones after it. Exits 1 when any failed.
+ */
+async function addPath(socket: string, file: string, mode: string | undefined): Promise<number> {
+  let isDir = false;
+  try {
+    isDir = statSync(file).isDirectory();
+  } catch {
+    // add() says why it cannot be read
+  }
+  if (!isDir) return add(socket, file, mode);
+  const problems: string[] = [];
+  const files = expandPolicyPaths([file], problems, 'policy add');
+  if (problems.length) throw new UserError(problems.join('\n'));
+  let failed = 0;
+  for (const f of files) {
+    try {
+      await add(socket, f, mode);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      failed++;
+      process.stderr.write(`osprey policy: ${f}: ${err.message}\n`);
+    }
+  }
+  if (failed)
+    process.stderr.write(`osprey policy: ${failed} of ${files.length} policies in ${file} not added\n`);
+  return failed ? 1 : 0;
 }
 
 async function add(socket: string, file: string, mode: string | undefined): Promise<number> {

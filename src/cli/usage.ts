@@ -96,7 +96,8 @@ loaded again when the agent restarts; those from --policy are not stored.
 
 Subcommands:
   add FILE [--mode monitor|enforce]   load the policy in FILE (one policy per file);
-                                      --mode overrides its policy-mode option
+                                      --mode overrides its policy-mode option;
+                                      a directory: each *.yaml and *.yml in it, in turn
   list [-o text|json]                 every policy: state, mode, counters, kernel memory
   delete NAME                         unload it and forget it
   disable NAME                        unload it, keep it (state disabled)

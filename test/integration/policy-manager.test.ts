@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -609,6 +610,32 @@ describe('osprey policy: live TracingPolicy management', { timeout: 180_000 }, (
       (await list()).map((p) => `${p.name}:${p.state}`),
       listed,
     );
+  });
+
+  it('adds every policy of a directory, each on its own, and names the one that did not load', async () => {
+    const dir = path.join(tmp, 'library');
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, '1-x.yaml'), openatPrefixPolicyText('dir-x', [`${tmp}/x/`]));
+    copyFileSync(files.bad, path.join(dir, '2-bad.yml'));
+    writeFileSync(path.join(dir, '3-y.yaml'), openatPrefixPolicyText('dir-y', [`${tmp}/y/`]));
+    writeFileSync(path.join(dir, 'README.txt'), 'not a policy');
+    const r = await cli('policy', 'add', dir);
+    assert.equal(r.code, 1, 'one of them failed');
+    assert.match(r.stdout, /^policy "dir-x" added: .*\npolicy "dir-y" added: /);
+    assert.match(r.stderr, /2-bad\.yml: the policy is not valid \(2 problems; nothing was loaded\)/);
+    assert.match(
+      r.stderr,
+      /2-bad\.yml:11:\d+: spec\.kprobes\[0\]\.args\[0\]\.type: unknown arg type "strng"/,
+    );
+    assert.match(r.stderr, /1 of 3 policies in .*library not added/);
+    const names = (await list()).map((p) => p.name);
+    assert.ok(names.includes('dir-x') && names.includes('dir-y'), names.join(','));
+    for (const n of ['dir-x', 'dir-y']) assert.equal((await cli('policy', 'delete', n)).code, 0);
+    const empty = path.join(tmp, 'no-policies');
+    mkdirSync(empty);
+    const e = await cli('policy', 'add', empty);
+    assert.equal(e.code, 1);
+    assert.match(e.stderr, /no-policies: no \*\.yaml or \*\.yml files in this directory/);
   });
 
   it('disables and enables a policy', async () => {
