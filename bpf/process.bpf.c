@@ -146,7 +146,7 @@ int BPF_PROG(osprey_prepare_exec, struct task_struct *task, struct linux_binprm 
 	struct file *file;
 	bool trunc;
 
-	if (!in_scope(cfg) || task->pid != pid)
+	if (!in_scope(cfg))
 		return 0;
 	s = bpf_map_lookup_elem(&exec_heap, &slot);
 	if (!s)

@@ -5,7 +5,7 @@
 // are what their authors meant.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -373,6 +373,72 @@ spec:
       assert.deepEqual(t.args, [{ string_arg: 'target', label: 'comm' }, { int_arg: t.process.pid }]);
     }
   });
+});
+
+test('a policy on sched_process_exec sees the new binary of an exec made by a thread, though another program there runs before the process sensor', async () => {
+  // execve(2) from a thread that is not the process's first: the kernel
+  // makes it the leader during the exec, after sched_prepare_exec
+  const src = path.join(tmp, 'thread-exec.c');
+  const threadExec = path.join(tmp, 'thread-exec');
+  writeFileSync(
+    src,
+    `#include <pthread.h>
+#include <unistd.h>
+static char **args;
+static void *run(void *x) { (void)x; execv(args[1], &args[1]); return 0; }
+int main(int argc, char **argv) {
+	pthread_t t;
+	(void)argc;
+	args = argv;
+	pthread_create(&t, 0, run, 0);
+	pthread_join(t, 0);
+	return 4;
+}
+`,
+  );
+  execFileSync('cc', ['-O2', '-pthread', '-o', threadExec, src]);
+  const payload = path.join(tmp, 'thread-payload');
+  copyFileSync('/bin/true', payload);
+  chmodSync(payload, 0o755);
+  const text = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: thread-exec
+spec:
+  tracepoints:
+    - subsystem: sched
+      event: sched_process_exec
+      selectors:
+        - matchBinaries:
+            - operator: In
+              values: [${JSON.stringify(payload)}]
+          matchActions:
+            - action: Sigkill
+`;
+  const parsed = parsePolicyText(text, 'thread-exec.yaml');
+  assert.deepEqual(parsed.errors.map(String), []);
+  // the same policy, loaded first beside a process sensor of its own: the
+  // tracepoint's perf side is registered before the second sensor's program
+  const first = await watch('thread-exec-first');
+  let decoy: PolicyProgram | undefined;
+  try {
+    decoy = load(first, compile(parsed.policies[0]!), []);
+    const c = compile(parsed.policies[0]!);
+    await withPolicy('thread-exec', c, async (l) => {
+      const r = await runIn(l.w.cgroup, [threadExec, payload]);
+      assert.equal(r.signal, 'SIGKILL', JSON.stringify(r));
+      const tps = (await eventsOf(l, c, r.pid, new Set([r.pid]))).map((e) => e.process_tracepoint!);
+      assert.equal(tps.length, 1, JSON.stringify(tps));
+      assert.equal(proc(tps[0]!.process).binary, payload);
+      assert.equal(tps[0]!.action, 'KPROBE_ACTION_SIGKILL');
+    });
+  } finally {
+    try {
+      decoy?.close();
+    } finally {
+      first.stop();
+    }
+  }
 });
 
 test('sigkill_tracepoint.yaml.tmpl: lseek whence 5555 by the matched pid is killed with SIGKILL, and the event says so', async () => {
