@@ -449,26 +449,17 @@ static long read_arg_cb(__u32 i, void *arg)
 		*(__u64 *)&h->data[at & DMASK] = av->val;
 		len = 8;
 		break;
-	case OSP_ARG_STRING: {
-		long n = bpf_probe_read_user_str(&h->data[at & DMASK], (max + 1) & (2 * OSP_STR_MAX - 1),
-						 (void *)av->val);
-
-		if (n <= 0) {
-			flags |= OSP_ARGF_FAULT;
-		} else {
-			len = n - 1;
-			if (len >= max)
-				flags |= OSP_ARGF_TRUNCATED;
-		}
-		av->off = at;
-		av->len = len;
-		break;
-	}
+	case OSP_ARG_STRING:
 	case OSP_ARG_STR_LOC:
 	case OSP_ARG_STR_ARRAY: {
-		long n = bpf_probe_read_kernel_str(&h->data[at & DMASK],
-						   record_str_cap(sp, max) & (2 * OSP_STR_MAX - 1),
-						   (void *)av->val);
+		/* at a user pointer, or in the record (kernel memory) */
+		long n = sp->type == OSP_ARG_STRING
+				 ? bpf_probe_read_user_str(&h->data[at & DMASK],
+							   (max + 1) & (2 * OSP_STR_MAX - 1),
+							   (void *)av->val)
+				 : bpf_probe_read_kernel_str(&h->data[at & DMASK],
+							     record_str_cap(sp, max) & (2 * OSP_STR_MAX - 1),
+							     (void *)av->val);
 
 		if (n <= 0) {
 			flags |= OSP_ARGF_FAULT;
