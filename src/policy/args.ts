@@ -153,7 +153,7 @@ function readType(
       if (host.kind === 'function') ctx.error(f.node ? f : o.self, 'arg type is required here', typeHint());
       return undefined;
     }
-    const inferred = inferIntType(s);
+    const inferred = recordString(s) ? 'string' : inferIntType(s);
     if (!inferred) {
       ctx.error(
         f.node ? f : o.self,

@@ -540,6 +540,8 @@ ${type ? `      type: ${type}\n` : ''}`;
     const r2 = parsePolicyText(policy(3, 'string'), 'demo.yaml', { tracefsRoot: root });
     assert.deepEqual(r2.errors.map(String), []);
     assert.equal(tracepointHook(r2.policies[0]!.hooks[0]).args[0]!.field?.inRecord, 'data_loc');
+    const auto = parsePolicyText(policy(2), 'demo.yaml', { tracefsRoot: root });
+    assert.equal(tracepointHook(auto.policies[0]!.hooks[0]).args[0]!.type, 'string', 'inferred, as ints are');
     const asInt = parsePolicyText(policy(2, 'int'), 'demo.yaml', { tracefsRoot: root });
     assert.match(
       asInt.errors[0]!.message,
