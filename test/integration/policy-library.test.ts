@@ -102,6 +102,9 @@ int main(int argc, char **argv)
 }
 `;
 
+/** memfd_create(2)'s number, for perl's syscall() */
+const MEMFD_CREATE = process.arch === 'arm64' ? 279 : 319;
+
 /** The test's scratch directory: below /tmp, where exec-from-writable-dirs looks. */
 let tmp: string;
 let helper: string;
@@ -246,7 +249,7 @@ test('exec-from-writable-dirs: a program in /tmp, run by its path or from its di
       'perl',
       '-e',
       [
-        'my $name = "osprey-payload"; my $fd = syscall(319, $name, 0); die "memfd_create: $!" if $fd < 0;',
+        `my $name = "osprey-payload"; my $fd = syscall(${MEMFD_CREATE}, $name, 0); die "memfd_create: $!" if $fd < 0;`,
         'open(my $out, ">&=", $fd) or die; open(my $in, "<:raw", "/bin/true") or die;',
         'binmode $out; { local $/; print {$out} <$in>; } $out->flush;',
         'exec { "/proc/self/fd/$fd" } "payload" or die "exec: $!";',
