@@ -60,6 +60,23 @@ test('a verifier rejection names the program and carries the log tail', () => {
   assert.equal(countPrograms('rejected_by_ver'), 0);
 });
 
+test('a program left out of a load (skipPrograms: its hook is not in this kernel) is not loaded, and the rest of the object is', () => {
+  const c = Collection.load(BAD, { skipPrograms: ['rejected_by_verifier'] });
+  try {
+    assert.equal(countPrograms('rejected_by_ver'), 0, 'never given to the verifier');
+    const p = c.programs().find((x) => x.name === 'rejected_by_verifier');
+    assert.ok(p && p.fd < 0, `not loaded: ${JSON.stringify(p)}`);
+    assert.throws(() => c.attach('rejected_by_verifier'));
+    assert.ok(c.mapInfo('counts').fd >= 0, 'its maps are made');
+  } finally {
+    c.close();
+  }
+  assert.throws(
+    () => Collection.load(BRIDGE, { skipPrograms: ['no_such_program'] }),
+    /no program named no_such_program/,
+  );
+});
+
 test('a missing object file says how to build it', () => {
   assert.throws(() => Collection.load('/nonexistent/x.bpf.o'), /does not exist; run scripts\/setup.sh/);
 });
