@@ -9,7 +9,9 @@
 // bundle imports dist/src/cli/agent.js when `osprey agent` is run through it.
 //
 // Run after tsc (scripts/setup.sh, test.sh and `npm run build` do); a bundle
-// older than the compiled main.js is not used (bin/cli.cjs).
+// older than the compiled main.js is not used (bin/cli.cjs). `osprey policy
+// validate` imports dist/src/cli/policy-validate.js the same way: it needs
+// the policy compiler, which the client commands do not.
 import { build } from 'esbuild';
 
 const result = await build({
@@ -21,7 +23,7 @@ const result = await build({
   target: 'node20',
   // npm packages load from node_modules as they are; the agent's modules as ES modules
   packages: 'external',
-  external: ['./agent.js'],
+  external: ['./agent.js', './policy-validate.js'],
   // the bundle sits where main.js does, so a path made from a module's own
   // URL (the repository root, three levels up) comes out the same
   define: { 'import.meta.url': '__osprey_module_url' },

@@ -189,11 +189,16 @@ export class PolicyManager {
    * in it) before anything is attached. Throws a UserError listing every
    * problem of every file, FILE:LINE:COL: field: message.
    */
-  static prepare(paths: string[], kernel: KernelCapabilities, tracefsRoot?: string): PreparedPolicy[] {
+  static prepare(
+    paths: string[],
+    kernel: KernelCapabilities,
+    tracefsRoot?: string,
+    what = '--policy',
+  ): PreparedPolicy[] {
     const problems: string[] = [];
     const out: PreparedPolicy[] = [];
     const seen = new Map<string, string>();
-    for (const file of expandPolicyPaths(paths, problems, '--policy')) {
+    for (const file of expandPolicyPaths(paths, problems, what)) {
       let text: string;
       try {
         text = readFileSync(file, 'utf8');
@@ -224,7 +229,7 @@ export class PolicyManager {
     if (problems.length) {
       const n = problems.length;
       throw new UserError(
-        `--policy: ${n} problem${n === 1 ? '' : 's'}; fix ${n === 1 ? 'it' : 'them'} and start again (nothing was loaded):\n${problems.map((p) => `  ${p}`).join('\n')}`,
+        `${what}: ${n} problem${n === 1 ? '' : 's'}; fix ${n === 1 ? 'it' : 'them'} and start again (nothing was loaded):\n${problems.map((p) => `  ${p}`).join('\n')}`,
       );
     }
     return out;

@@ -148,12 +148,13 @@ export interface StartupPolicies {
 export function prepareStartupPolicies(
   paths: string[],
   prepareTracing: (files: string[]) => PreparedPolicy[],
+  what = '--policy',
 ): StartupPolicies {
   const problems: string[] = [];
   const tracingFiles: string[] = [];
   const network: PreparedNetworkPolicy[] = [];
   const seen = new Map<string, string>();
-  for (const file of expandPolicyPaths(paths, problems, '--policy')) {
+  for (const file of expandPolicyPaths(paths, problems, what)) {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
@@ -203,7 +204,7 @@ export function prepareStartupPolicies(
   if (problems.length) {
     const n = problems.length;
     throw new UserError(
-      `--policy: ${n} problem${n === 1 ? '' : 's'}; fix ${n === 1 ? 'it' : 'them'} and start again (nothing was loaded):\n${problems.map((p) => `  ${p}`).join('\n')}`,
+      `${what}: ${n} problem${n === 1 ? '' : 's'}; fix ${n === 1 ? 'it' : 'them'} and start again (nothing was loaded):\n${problems.map((p) => `  ${p}`).join('\n')}`,
     );
   }
   return { tracing, network };

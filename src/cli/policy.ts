@@ -11,7 +11,7 @@ import { type ApiAnswer, apiCall } from './client.js';
 import { isNetworkPolicy, networkAddedLine, renderNetworkPolicyTable } from './netpolicy-table.js';
 import { commandUsage } from './usage.js';
 
-const SUBCOMMANDS = ['add', 'list', 'delete', 'enable', 'disable', 'set-mode'] as const;
+const SUBCOMMANDS = ['add', 'list', 'delete', 'enable', 'disable', 'set-mode', 'validate'] as const;
 type Sub = (typeof SUBCOMMANDS)[number];
 
 export async function policyCommand(argv: string[]): Promise<number> {
@@ -27,7 +27,7 @@ export async function policyCommand(argv: string[]): Promise<number> {
   }
   const [sub, ...args] = positionals;
   if (sub === undefined)
-    throw new UserError('give a subcommand: add, list, delete, enable, disable or set-mode', 2);
+    throw new UserError('give a subcommand: add, list, delete, enable, disable, set-mode or validate', 2);
   if (!(SUBCOMMANDS as readonly string[]).includes(sub)) {
     throw new UserError(`unknown subcommand "${sub}"; give one of: ${SUBCOMMANDS.join(', ')}`, 2);
   }
@@ -39,6 +39,14 @@ export async function policyCommand(argv: string[]): Promise<number> {
   if (f.output !== undefined && sub !== 'list') throw new UserError('-o goes with list', 2);
 
   switch (sub as Sub) {
+    case 'validate': {
+      if (f.socket !== undefined) throw new UserError('validate needs no agent: it takes no --socket', 2);
+      if (args.length === 0)
+        throw new UserError('validate takes one or more files or directories of policies', 2);
+      // not in the CLI's bundle: it loads the policy compiler and the kernel's feature probe
+      const { validatePolicies } = await import('./policy-validate.js');
+      return validatePolicies(args);
+    }
     case 'add':
       return addPath(socket, oneArg(args, 'FILE'), mode);
     case 'list':

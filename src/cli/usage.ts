@@ -105,6 +105,8 @@ Subcommands:
   set-mode NAME monitor|enforce       monitor: actions are counted, not taken
                                       (network policies: audit mode, verdicts
                                       reported as AUDIT, nothing dropped)
+  validate PATH...                    check files (or directories of them) as the agent would
+                                      before loading them; needs no agent
 
 An invalid policy prints every problem as FILE:LINE:COL: field: message and
 exits 1, with nothing loaded.

@@ -394,6 +394,47 @@ describe('osprey CLI', () => {
     );
   });
 
+  it('validates policy files with no agent: each valid one named, every problem at its file and line', async () => {
+    const ok = await osprey([
+      'policy',
+      'validate',
+      path.join(repo, 'policies'),
+      path.join(repo, 'test/fixtures/tetragon/sys_setuid.yaml'),
+      path.join(repo, 'test/fixtures/netpolicy/web.yaml'),
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /policies\/reverse-shell\.yaml: reverse-shell \(TracingPolicy\): valid\n/);
+    assert.match(ok.stdout, /sys_setuid\.yaml: syscalls \(TracingPolicy\): valid\n/);
+    assert.match(ok.stdout, /web\.yaml: \S+ \(CiliumNetworkPolicy\): valid\n/);
+    assert.equal(ok.stdout.trim().split('\n').length, 9, 'six, one, and web.yaml holds two');
+    const bad = await osprey([
+      'policy',
+      'validate',
+      path.join(repo, 'test/fixtures/policies/bad/bad-cidr.yaml'),
+      path.join(repo, 'test/fixtures/netpolicy/bad.yaml'),
+    ]);
+    assert.equal(bad.code, 1);
+    assert.equal(bad.stdout, '');
+    assert.match(
+      bad.stderr,
+      /bad-cidr\.yaml:20:19: spec\.kprobes\[0\]\.selectors\[0\]\.matchArgs\[0\]\.values\[0\]: /,
+    );
+    assert.match(
+      bad.stderr,
+      /netpolicy\/bad\.yaml:12:21: spec\.egress\[0\]\.toPorts\[0\]\.ports\[0\]\.port: port 70000/,
+    );
+    assert.match(bad.stderr, /osprey policy validate: 4 problems\n$/);
+    const none = await osprey(['policy', 'validate']);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /validate takes one or more files or directories of policies/);
+    const missing = await osprey(['policy', 'validate', path.join(tmp, 'no-such-policies')]);
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /no-such-policies: ENOENT: no such file or directory \(check the policy validate path\)/,
+    );
+  });
+
   it('works from any directory and through a symlink', async () => {
     const link = path.join(tmp, 'bin-link', 'osprey');
     mkdirSync(path.dirname(link), { recursive: true });
