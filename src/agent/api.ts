@@ -26,6 +26,7 @@
  * counted; a client that stays full for longer than a grace period is
  * disconnected and counted.
  */
+
 import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import http, { type ServerResponse } from 'node:http';
 import path from 'node:path';
@@ -38,6 +39,7 @@ import Fastify, {
 import { joinLines, type Line, linesBytes } from '../events/encode.js';
 import { native } from '../kernel/native.js';
 import type { PolicyMode } from '../sensors/tracing/index.js';
+import { POLICY_BODY_LIMIT, policyTooLarge } from './api-limits.js';
 import type { EventBus, Subscription } from './bus.js';
 import { describeFsError, mkdirp, UserError } from './fs-util.js';
 import { type PolicyInfo, PolicyOpError } from './policies.js';
@@ -52,12 +54,6 @@ export interface PolicyApi {
   disable(name: string): Promise<PolicyInfo>;
   setMode(name: string, mode: PolicyMode): Promise<PolicyInfo>;
 }
-
-/**
- * Policy bodies are small, but a network policy listing 100,000 CIDRs is
- * about 2 MiB of YAML; 16 MiB still catches a file that is not a policy.
- */
-const POLICY_BODY_LIMIT = 16 * 1024 * 1024;
 
 const STATUS_OF: Readonly<Record<PolicyOpError['code'], number>> = {
   invalid: 400,
@@ -169,10 +165,7 @@ export class ApiServer<T> {
     app.setErrorHandler((err: FastifyError, req, reply) => {
       if (err.statusCode === 413) {
         const source = (req.query as { source?: unknown } | undefined)?.source;
-        const mib = POLICY_BODY_LIMIT / (1024 * 1024);
-        const why =
-          `${typeof source === 'string' && source ? `${source}: ` : ''}the policy is larger than ` +
-          `${mib} MiB, the most the agent takes: split it into smaller policies`;
+        const why = policyTooLarge(typeof source === 'string' ? source : undefined);
         return reply.code(413).send({ error: why, errors: [why] });
       }
       throw err;

@@ -4,6 +4,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { POLICY_BODY_LIMIT, policyTooLarge } from '../agent/api-limits.js';
 import { DEFAULT_SOCKET, parseCommandLine } from '../agent/config.js';
 import { describeFsError, expandPolicyPaths, UserError } from '../agent/fs-util.js';
 import type { PolicyInfo } from '../agent/policies.js';
@@ -132,6 +133,8 @@ async function add(socket: string, file: string, mode: string | undefined): Prom
   } catch (err) {
     throw new UserError(`cannot read ${file}: ${describeFsError(err)}`);
   }
+  // the agent would refuse it, closing the connection while this still writes
+  if (Buffer.byteLength(text) > POLICY_BODY_LIMIT) throw new UserError(policyTooLarge(abs));
   const q = new URLSearchParams({ source: abs });
   if (mode) q.set('mode', mode);
   const t0 = process.hrtime.bigint();

@@ -18,10 +18,12 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { parseAnswer } from '../../src/cli/client.js';
 import { request } from '../lib/api.js';
 import { loadedPrograms, makeTestCgroup } from '../lib/bpf.js';
 import { openatPrefixPolicyText } from '../lib/policies.js';
@@ -604,6 +606,25 @@ describe('osprey policy: live TracingPolicy management', { timeout: 180_000 }, (
     assert.equal(h.code, 1);
     assert.match(
       h.stderr,
+      /huge\.yaml: the policy is larger than 16 MiB, the most the agent takes: split it into smaller policies/,
+    );
+    // the agent's own answer to such a body (the CLI does not send it): its
+    // length alone is refused, before the body is read
+    const raw = await new Promise<Buffer>((resolve, reject) => {
+      const s = net.createConnection(sock);
+      const got: Buffer[] = [];
+      s.on('data', (c) => got.push(c));
+      s.on('end', () => resolve(Buffer.concat(got)));
+      s.on('error', reject);
+      s.write(
+        `POST /v1/policies?source=${encodeURIComponent(huge)} HTTP/1.1\r\nHost: localhost\r\n` +
+          `Content-Type: application/yaml\r\nContent-Length: ${17 * 1024 * 1024}\r\nConnection: close\r\n\r\n`,
+      );
+    });
+    const answer = parseAnswer(raw);
+    assert.equal(answer.status, 413);
+    assert.match(
+      (JSON.parse(answer.body) as { error: string }).error,
       /huge\.yaml: the policy is larger than 16 MiB, the most the agent takes: split it into smaller policies/,
     );
     assert.deepEqual(
