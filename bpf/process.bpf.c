@@ -91,6 +91,14 @@ static __always_inline void read_namespaces(struct task_struct *task, __u32 *ns)
 	ns[OSPREY_NS_USER] = task->cred->user_ns->ns.inum;
 }
 
+/* The CPU's exec scratch, for an exec in scope; NULL otherwise. */
+static __always_inline struct exec_scratch *exec_scratch(const struct osprey_config *cfg, __u32 slot)
+{
+	if (!in_scope(cfg))
+		return NULL;
+	return bpf_map_lookup_elem(&exec_heap, &slot);
+}
+
 /* The table entry's binary: the path's length, and as much of it as fits. */
 static __always_inline void set_binary(struct osprey_proc *p, const __u8 *path, __u32 len)
 {
@@ -146,9 +154,7 @@ int BPF_PROG(osprey_prepare_exec, struct task_struct *task, struct linux_binprm 
 	struct file *file;
 	bool trunc;
 
-	if (!in_scope(cfg))
-		return 0;
-	s = bpf_map_lookup_elem(&exec_heap, &slot);
+	s = exec_scratch(cfg, slot);
 	if (!s)
 		return 0;
 	file = bprm->file;
@@ -191,9 +197,7 @@ int BPF_PROG(osprey_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	__u32 off, len, args_max;
 	bool trunc;
 
-	if (!in_scope(cfg))
-		return 0;
-	s = bpf_map_lookup_elem(&exec_heap, &slot);
+	s = exec_scratch(cfg, slot);
 	if (!s)
 		return 0;
 	e = &s->e;
