@@ -1,6 +1,7 @@
 /**
  * `osprey policy add|list|delete|enable|disable|set-mode`: manage the
- * TracingPolicies of the running agent through its API.
+ * policies of the running agent through its API; `validate` checks files
+ * with no agent (policy-validate.ts).
  */
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
