@@ -128,7 +128,7 @@ export class Agent {
     const tracefs = tracefsRoot();
     // routed by kind: TracingPolicy files to the policy manager, network policies to the network's
     const startup = prepareStartupPolicies(cfg.policy, (files) =>
-      PolicyManager.prepare(files, kernel, tracefs),
+      PolicyManager.checkTexts(files, kernel, tracefs),
     );
     const startupPolicies: PreparedPolicy[] = startup.tracing;
     const configuredWorkloads = parseConfiguredWorkloads(cfg.workloads, cfg.configFile);

@@ -34,7 +34,7 @@ import {
   PolicyProgram,
   type PolicyProgramOptions,
 } from '../sensors/tracing/index.js';
-import { describeFsError, expandPolicyPaths, UserError } from './fs-util.js';
+import { UserError } from './fs-util.js';
 import type { TracingParse } from './policy-documents.js';
 import { PolicyStore, type StoredPolicy } from './policy-store.js';
 import { warmUpPolicyCode } from './policy-warmup.js';
@@ -185,27 +185,19 @@ export class PolicyManager {
   }
 
   /**
-   * Read and validate the --policy files (a directory: each *.yaml and *.yml
-   * in it) before anything is attached. Throws a UserError listing every
-   * problem of every file, FILE:LINE:COL: field: message.
+   * Validate TracingPolicy texts (the --policy files, read by the router)
+   * before anything is attached: parsed, names distinct, compiled. Returns the
+   * policies that passed and every problem, FILE:LINE:COL: field: message.
    */
-  static prepare(
-    paths: string[],
+  static checkTexts(
+    files: readonly { file: string; text: string }[],
     kernel: KernelCapabilities,
     tracefsRoot?: string,
-    what = '--policy',
-  ): PreparedPolicy[] {
+  ): { policies: PreparedPolicy[]; problems: string[] } {
     const problems: string[] = [];
-    const out: PreparedPolicy[] = [];
+    const policies: PreparedPolicy[] = [];
     const seen = new Map<string, string>();
-    for (const file of expandPolicyPaths(paths, problems, what)) {
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (err) {
-        problems.push(`${file}: cannot read: ${describeFsError(err)}`);
-        continue;
-      }
+    for (const { file, text } of files) {
       const r = parsePolicyText(text, file, { kernel, ...(tracefsRoot ? { tracefsRoot } : {}) });
       problems.push(...r.errors.map(String));
       for (const p of r.policies) {
@@ -223,16 +215,10 @@ export class PolicyManager {
           problems.push(...compileMessages(err));
           continue;
         }
-        out.push({ name: p.name, text, file });
+        policies.push({ name: p.name, text, file });
       }
     }
-    if (problems.length) {
-      const n = problems.length;
-      throw new UserError(
-        `${what}: ${n} problem${n === 1 ? '' : 's'}; fix ${n === 1 ? 'it' : 'them'} and start again (nothing was loaded):\n${problems.map((p) => `  ${p}`).join('\n')}`,
-      );
-    }
-    return out;
+    return { policies, problems };
   }
 
   /**

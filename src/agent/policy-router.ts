@@ -139,19 +139,26 @@ export interface StartupPolicies {
   network: PreparedNetworkPolicy[];
 }
 
+/** TracingPolicy texts checked: the policies that passed, and every problem. */
+export type TracingCheck = (files: { file: string; text: string }[]) => {
+  policies: PreparedPolicy[];
+  problems: string[];
+};
+
 /**
- * Read and validate every --policy file (a directory: each *.yaml and *.yml
- * in it) before anything is attached, sending each file to the parser of its
- * kind. Throws a UserError listing every problem of every file as
- * FILE:LINE:COL: field: message.
+ * Read and validate every policy file of `paths` (a directory: each *.yaml
+ * and *.yml in it) before anything is attached, sending each file to the
+ * checker of its kind. Returns what passed and every problem of every file
+ * as FILE:LINE:COL: field: message; `what` (the flag or command) is named
+ * in a path that cannot be read.
  */
-export function prepareStartupPolicies(
+export function checkPolicyFiles(
   paths: string[],
-  prepareTracing: (files: string[]) => PreparedPolicy[],
-  what = '--policy',
-): StartupPolicies {
+  checkTracing: TracingCheck,
+  what: string,
+): StartupPolicies & { problems: string[] } {
   const problems: string[] = [];
-  const tracingFiles: string[] = [];
+  const tracingFiles: { file: string; text: string }[] = [];
   const network: PreparedNetworkPolicy[] = [];
   const seen = new Map<string, string>();
   for (const file of expandPolicyPaths(paths, problems, what)) {
@@ -163,7 +170,7 @@ export function prepareStartupPolicies(
       continue;
     }
     if (!isNetworkPolicyText(text)) {
-      tracingFiles.push(file);
+      tracingFiles.push({ file, text });
       continue;
     }
     const r = parseNetworkPolicyText(text, file);
@@ -182,18 +189,9 @@ export function prepareStartupPolicies(
       network.push({ name: p.name, kind, text, file, policy: p });
     });
   }
-  let tracing: PreparedPolicy[] = [];
-  if (tracingFiles.length) {
-    try {
-      tracing = prepareTracing(tracingFiles);
-    } catch (err) {
-      if (!(err instanceof UserError)) throw err;
-      // its message: a header line, then one indented line per problem
-      const lines = err.message.split('\n').slice(1);
-      problems.push(...(lines.length ? lines.map((l) => l.trim()) : [err.message]));
-    }
-  }
-  for (const t of tracing) {
+  const checked = tracingFiles.length ? checkTracing(tracingFiles) : { policies: [], problems: [] };
+  problems.push(...checked.problems);
+  for (const t of checked.policies) {
     const other = seen.get(t.name);
     if (other !== undefined) {
       problems.push(
@@ -201,10 +199,19 @@ export function prepareStartupPolicies(
       );
     }
   }
+  return { tracing: checked.policies, network, problems };
+}
+
+/**
+ * The --policy files, checked (checkPolicyFiles). Throws a UserError listing
+ * every problem when there is one: nothing is loaded then.
+ */
+export function prepareStartupPolicies(paths: string[], checkTracing: TracingCheck): StartupPolicies {
+  const { tracing, network, problems } = checkPolicyFiles(paths, checkTracing, '--policy');
   if (problems.length) {
     const n = problems.length;
     throw new UserError(
-      `${what}: ${n} problem${n === 1 ? '' : 's'}; fix ${n === 1 ? 'it' : 'them'} and start again (nothing was loaded):\n${problems.map((p) => `  ${p}`).join('\n')}`,
+      `--policy: ${n} problem${n === 1 ? '' : 's'}; fix ${n === 1 ? 'it' : 'them'} and start again (nothing was loaded):\n${problems.map((p) => `  ${p}`).join('\n')}`,
     );
   }
   return { tracing, network };

@@ -5,32 +5,23 @@
  * CLI's bundle (scripts/bundle-cli.mjs): it needs the policy compiler and
  * the kernel's feature probe, which the other client commands do not.
  */
-import { UserError } from '../agent/fs-util.js';
 import { PolicyManager } from '../agent/policies.js';
-import { prepareStartupPolicies } from '../agent/policy-router.js';
+import { checkPolicyFiles } from '../agent/policy-router.js';
 import { probeFeatures, tracefsRoot } from '../kernel/index.js';
 import { kernelCapabilities } from '../policy/kernel-caps.js';
-
-const WHAT = 'policy validate';
 
 /** Prints each policy found valid, or every problem at its file:line; returns the exit code. */
 export function validatePolicies(paths: string[]): number {
   const kernel = kernelCapabilities(probeFeatures());
   const tracefs = tracefsRoot();
-  let found: ReturnType<typeof prepareStartupPolicies>;
-  try {
-    found = prepareStartupPolicies(
-      paths,
-      (files) => PolicyManager.prepare(files, kernel, tracefs, WHAT),
-      WHAT,
-    );
-  } catch (err) {
-    if (!(err instanceof UserError)) throw err;
-    // a header line, then one indented line per problem
-    const lines = err.message.split('\n').slice(1);
-    const problems = lines.length ? lines.map((l) => l.trim()) : [err.message];
-    for (const p of problems) process.stderr.write(`${p}\n`);
-    const n = problems.length;
+  const found = checkPolicyFiles(
+    paths,
+    (files) => PolicyManager.checkTexts(files, kernel, tracefs),
+    'policy validate',
+  );
+  if (found.problems.length) {
+    for (const p of found.problems) process.stderr.write(`${p}\n`);
+    const n = found.problems.length;
     process.stderr.write(`osprey policy validate: ${n} problem${n === 1 ? '' : 's'}\n`);
     return 1;
   }
