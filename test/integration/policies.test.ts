@@ -4,7 +4,6 @@
 // from the engine's records (with the process cache of the process sensor)
 // are what their authors meant.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -12,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { type CompiledPolicy, compilePolicy } from '../../src/policy/compile.js';
 import { parsePolicyFile, parsePolicyText, type TracingPolicy } from '../../src/policy/index.js';
 import type { PolicyProgram, TracingRecord } from '../../src/sensors/tracing/index.js';
+import { compileC } from '../lib/cc.js';
 import { bytesArg, eventsOf, load, pidsSeen, proc, runIn, withPolicy } from '../lib/policy-run.js';
 import { exitOf, watch } from '../lib/process.js';
 
@@ -84,9 +84,7 @@ let policyId = 100;
 before(() => {
   tmp = mkdtempSync('/tmp/osprey-policies-');
   chmodSync(tmp, 0o755);
-  writeFileSync(path.join(tmp, 'target.c'), TARGET_C);
-  target = path.join(tmp, 'target');
-  execFileSync('cc', ['-O2', '-Wall', '-o', target, path.join(tmp, 'target.c')]);
+  target = compileC(tmp, 'target', TARGET_C);
 });
 
 after(() => {
@@ -378,10 +376,9 @@ spec:
 test('a policy on sched_process_exec sees the new binary of an exec made by a thread, though another program there runs before the process sensor', async () => {
   // execve(2) from a thread that is not the process's first: the kernel
   // makes it the leader during the exec, after sched_prepare_exec
-  const src = path.join(tmp, 'thread-exec.c');
-  const threadExec = path.join(tmp, 'thread-exec');
-  writeFileSync(
-    src,
+  const threadExec = compileC(
+    tmp,
+    'thread-exec',
     `#include <pthread.h>
 #include <unistd.h>
 static char **args;
@@ -395,8 +392,8 @@ int main(int argc, char **argv) {
 	return 4;
 }
 `,
+    ['-pthread'],
   );
-  execFileSync('cc', ['-O2', '-pthread', '-o', threadExec, src]);
   const payload = path.join(tmp, 'thread-payload');
   copyFileSync('/bin/true', payload);
   chmodSync(payload, 0o755);

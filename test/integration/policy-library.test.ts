@@ -4,17 +4,7 @@
 // reported, with the event an operator will read, and the look-alike that is
 // not an attack goes through untouched.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +12,7 @@ import { type CompiledPolicy, compilePolicy } from '../../src/policy/compile.js'
 import type { PolicyMode } from '../../src/policy/index.js';
 import { parsePolicyFile } from '../../src/policy/index.js';
 import type { PolicyProgram } from '../../src/sensors/tracing/index.js';
+import { compileC } from '../lib/cc.js';
 import { makeTestNet, type TestNet } from '../lib/netns.js';
 import {
   type Ev,
@@ -113,9 +104,7 @@ let policyId = 900;
 before(() => {
   tmp = mkdtempSync('/tmp/osprey-library-');
   chmodSync(tmp, 0o755);
-  writeFileSync(path.join(tmp, 'helper.c'), HELPER_C);
-  helper = path.join(tmp, 'helper');
-  execFileSync('cc', ['-O2', '-Wall', '-o', helper, path.join(tmp, 'helper.c')]);
+  helper = compileC(tmp, 'helper', HELPER_C);
 });
 
 after(() => {

@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAnswer } from '../../src/cli/client.js';
 import { request } from '../lib/api.js';
 import { loadedPrograms, makeTestCgroup } from '../lib/bpf.js';
+import { compileC } from '../lib/cc.js';
 import { openatPrefixPolicyText } from '../lib/policies.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -366,8 +367,7 @@ describe('osprey policy: live TracingPolicy management', { timeout: 180_000 }, (
 
   before(async () => {
     for (const d of [dirA, dirB, dirK, dirC]) mkdirSync(d);
-    writeFileSync(path.join(tmp, 'opener.c'), OPENER_C);
-    execFileSync('cc', ['-O2', '-Wall', '-o', opener, path.join(tmp, 'opener.c')]);
+    compileC(tmp, 'opener', OPENER_C);
     writeFileSync(files.a, policyYaml('watch-a', `${dirA}/`, 'Post'));
     writeFileSync(files.b, policyYaml('watch-b', `${dirB}/`, 'Post'));
     writeFileSync(files.k, policyYaml('kill-k', `${dirK}/`, 'Sigkill'));

@@ -2,7 +2,7 @@
 // kernel. Every policy is scoped to a cgroup of the test's own, and the
 // target processes are a small C program compiled here, run inside it.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -24,6 +24,7 @@ import {
 import { HOOK } from '../../src/sensors/tracing/layout.js';
 import { encodeTables } from '../../src/sensors/tracing/tables.js';
 import { loadedPrograms, makeTestCgroup } from '../lib/bpf.js';
+import { compileC } from '../lib/cc.js';
 
 const TARGET_C = String.raw`
 #define _GNU_SOURCE
@@ -118,10 +119,8 @@ let other: string;
 before(() => {
   tmp = mkdtempSync('/tmp/osprey-tracing-');
   chmodSync(tmp, 0o755);
-  writeFileSync(path.join(tmp, 'target.c'), TARGET_C);
-  target = path.join(tmp, 'target');
+  target = compileC(tmp, 'target', TARGET_C);
   other = path.join(tmp, 'other');
-  execFileSync('cc', ['-O2', '-Wall', '-o', target, path.join(tmp, 'target.c')]);
   copyFileSync(target, other);
   chmodSync(other, 0o755);
 });
