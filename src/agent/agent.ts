@@ -201,6 +201,7 @@ export class Agent {
       workloadLabels: net.labelsOf,
       caps: cfg.processCaps,
       namespaces: cfg.processNs,
+      capsNsEveryEvent: cfg.capsNsEveryEvent,
     });
     this.pipeline = pipeline;
     // takes requests once the stored policies are loaded (restore below)

@@ -30,6 +30,8 @@ export interface AgentConfig {
   processCaps: boolean;
   /** process.ns in events */
   processNs: boolean;
+  /** process.cap and process.ns in every event naming the process, not only its own process_exec */
+  capsNsEveryEvent: boolean;
   /** the process sensor's ring buffer, MiB (a power of 2) */
   ringBufferMb: number;
   /** wake-up coalescing of the ring readers, ms (0 = off) */
@@ -168,6 +170,12 @@ export const SETTINGS: readonly Setting[] = [
     field: 'processNs',
     kind: 'bool',
     help: 'namespace inodes (process.ns) in events',
+  },
+  {
+    key: 'caps-ns-every-event',
+    field: 'capsNsEveryEvent',
+    kind: 'bool',
+    help: "process.cap and process.ns in every event that names a process, not only in the process's own process_exec",
   },
   {
     key: 'ring-buffer-mb',
@@ -363,6 +371,7 @@ export function defaults(hostname = os.hostname()): DefaultConfig {
     argsMax: 4096,
     processCaps: true,
     processNs: true,
+    capsNsEveryEvent: false,
     ringBufferMb: 4,
     ringHoldoffMs: 1,
     apiClientBufferMb: 32,

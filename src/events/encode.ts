@@ -1,54 +1,13 @@
 import { BuiltFlowEvent, encodeFlowLine, type FlowEvent } from './flow.js';
 import { jsonString } from './json.js';
+import { type Slot, slot } from './kept.js';
 import type { ExportEvent } from './types.js';
 
 function bigintAsString(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;
 }
 
-/**
- * Encodings kept on the objects they encode, in private fields (which
- * for...in, Object.keys, JSON.stringify, spread, Object.assign and
- * structured clones all skip), so copies do not inherit a stale one.
- * Objects that carry them are never changed after they are built: process
- * objects (see src/process/builder.ts), the capability sets, namespaces and
- * workloads they share, and events once published. A field on the object
- * rather than a WeakMap: tens of thousands of WeakMap entries made the
- * garbage collector's ephemeron pass a measurable part of the agent's CPU
- * in exec storms; and a private field rather than a non-enumerable symbol
- * property: Object.defineProperty took ~1 µs a process.
- */
-class Host {
-  constructor(o: object) {
-    // the object being constructed is o: a subclass's private field lands on it
-    // biome-ignore lint/correctness/noConstructorReturn: the point of this class
-    return o as Host;
-  }
-}
-
-/** One kept encoding: a private field any object can be given. */
-function slot<V>(): { get(o: object): V | undefined; set(o: object, v: V): void } {
-  class Kept extends Host {
-    #v: V;
-    constructor(o: object, v: V) {
-      super(o);
-      this.#v = v;
-    }
-    static get(o: object): V | undefined {
-      return #v in o ? (o as Kept).#v : undefined;
-    }
-  }
-  return {
-    get: Kept.get,
-    set(o, v) {
-      // frozen shared constants are encoded each time
-      if (Object.isExtensible(o)) new Kept(o, v);
-    },
-  };
-}
-
-type Slot<V> = ReturnType<typeof slot<V>>;
-
+/** encodings kept on the objects they encode (see kept.ts: why there) */
 const JSON_OF: Slot<string> = slot<string>();
 const BYTES_OF: Slot<Buffer> = slot<Buffer>();
 const LINE_OF: Slot<EncodedLine> = slot<EncodedLine>();

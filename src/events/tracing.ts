@@ -126,7 +126,7 @@ export type TracepointEvent = { process_tracepoint: ProcessTracepoint; node_name
 /** Where events find their processes: ProcessPipeline.cache. */
 export interface ProcessLookup {
   get(pid: number): { readonly process: Process; thread(tid: number): Process } | undefined;
-  byExecId(execId: string): { readonly process: Process } | undefined;
+  byExecId(execId: string): { readonly brief: Process } | undefined;
 }
 
 // ---------------------------------------------------------------------------
@@ -257,7 +257,7 @@ function processes(rec: TracingRecord, lookup: ProcessLookup): { process: EventP
   // cached Process objects are shared with other events: another thread's is a copy, kept by the cache
   const process = entry.thread(rec.tid);
   const pe = entry.process.parent_exec_id;
-  const parent = pe === undefined ? undefined : lookup.byExecId(pe)?.process;
+  const parent = pe === undefined ? undefined : lookup.byExecId(pe)?.brief;
   return parent ? { process, parent } : { process };
 }
 

@@ -1,3 +1,4 @@
+import { briefProcess } from '../events/brief.js';
 import type { Process } from '../events/types.js';
 
 /** Where an entry's knowledge came from. */
@@ -16,7 +17,14 @@ export interface ProcessEntry {
   readonly origin: EntryOrigin;
   /** exec_id of the exec that replaced this image in the same pid */
   readonly replacedBy?: string;
-  /** the process as one of its threads: the process itself for its own tid, else a copy with that tid, made once */
+  /**
+   * The process as the events it did not start name it (its parent's exec,
+   * its policy events, its exit): without cap and ns unless the cache keeps
+   * them in every event (ProcessCache's `briefEvents` off), else the process
+   * itself. Made once; fullProcess() gives the process back.
+   */
+  readonly brief: Process;
+  /** brief as one of its threads: brief itself for the process's own tid, else a copy with that tid, made once */
   thread(tid: number): Process;
 }
 
@@ -37,6 +45,7 @@ class Entry implements ProcessEntry {
   newer: Entry | undefined = undefined;
   /** thread(tid)'s copies: each keeps its own encoding, so an event of a thread does not encode its process again */
   private threads: Map<number, Process> | undefined = undefined;
+  private brief_: Process | undefined = undefined;
 
   constructor(
     readonly process: Process,
@@ -44,18 +53,29 @@ class Entry implements ProcessEntry {
     readonly pid: number,
     readonly startNs: bigint,
     readonly origin: EntryOrigin,
+    private readonly briefEvents: boolean,
   ) {}
+
+  get brief(): Process {
+    if (this.brief_ === undefined) {
+      const p = this.process;
+      this.brief_ =
+        this.briefEvents && (p.cap !== undefined || p.ns !== undefined) ? briefProcess(p, p.tid) : p;
+    }
+    return this.brief_;
+  }
 
   get execId(): string {
     return this.process.exec_id;
   }
 
   thread(tid: number): Process {
-    if (this.process.tid === tid) return this.process;
+    const b = this.brief;
+    if (b.tid === tid) return b;
     let t = this.threads?.get(tid);
     if (t === undefined) {
       // cached Process objects are shared with events: a copy carries the thread
-      t = { ...this.process, tid };
+      t = b === this.process ? { ...b, tid } : briefProcess(this.process, tid);
       this.threads ??= new Map();
       if (this.threads.size >= MAX_THREAD_VIEWS) this.threads.clear();
       this.threads.set(tid, t);
@@ -89,6 +109,11 @@ const MAX_DEPTH = 4096;
  * child's entry that an exec replaced before anything referenced it is
  * dropped at once: no event ever carried its exec_id.
  *
+ * A process's capability sets and namespaces are three quarters of its
+ * JSON; by default only its own process_exec carries them, and the events
+ * that name it later take its brief form (ProcessEntry.brief), which the
+ * event store, given one, turns back into the full process (fullProcess).
+ *
  * Mutations (add, end) are for the ProcessPipeline; everyone else reads.
  */
 export class ProcessCache {
@@ -104,12 +129,15 @@ export class ProcessCache {
   private liveCount = 0;
   private evictions = 0;
   readonly maxExited: number;
+  /** events other than a process's own exec name it without cap and ns (ProcessEntry.brief) */
+  readonly briefEvents: boolean;
 
-  constructor(maxExited = 8192) {
+  constructor(maxExited = 8192, opts: { briefEvents?: boolean } = {}) {
     if (!Number.isInteger(maxExited) || maxExited < 0) {
       throw new Error(`maxExited ${maxExited} is not a whole number >= 0`);
     }
     this.maxExited = maxExited;
+    this.briefEvents = opts.briefEvents ?? true;
   }
 
   /** The current entry of a pid: its live process, or the last one that ran under it while still cached. */
@@ -172,7 +200,14 @@ export class ProcessCache {
     if (dup) return dup;
     const stale = this.pids.get(opts.pid);
     if (stale && !stale.exited && stale !== opts.replaces) this.end(stale);
-    const e = new Entry(process, process.parent_exec_id, opts.pid, opts.startNs, opts.origin);
+    const e = new Entry(
+      process,
+      process.parent_exec_id,
+      opts.pid,
+      opts.startNs,
+      opts.origin,
+      this.briefEvents,
+    );
     this.execs.set(e.execId, e);
     this.pids.set(e.pid, e);
     this.liveCount++;

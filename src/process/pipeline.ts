@@ -26,6 +26,8 @@ export interface ProcessPipelineOptions {
   caps?: boolean;
   /** process.ns in events (default true) */
   namespaces?: boolean;
+  /** process.cap and process.ns in every event that names the process, not only its own process_exec (default false) */
+  capsNsEveryEvent?: boolean;
 }
 
 /**
@@ -50,7 +52,7 @@ export class ProcessPipeline {
     if (!opts.nodeName) throw new Error('ProcessPipeline needs a nodeName: it is part of every exec_id');
     this.nodeName = opts.nodeName;
     this.procRoot = opts.procRoot ?? '/proc';
-    this.cache = new ProcessCache(opts.maxExited ?? 4096);
+    this.cache = new ProcessCache(opts.maxExited ?? 4096, { briefEvents: opts.capsNsEveryEvent !== true });
     let root = opts.cgroupRoot;
     if (root === undefined) {
       try {
@@ -145,7 +147,7 @@ export class ProcessPipeline {
     const replaces = cur && !cur.exited && this.sameProcess(cur, r.startTime) ? cur : undefined;
     this.cache.add(proc, { pid: r.pid, startNs: r.startTime, origin: 'exec', parent, replaces });
     return {
-      process_exec: { process: proc, parent: parent?.process },
+      process_exec: { process: proc, parent: parent?.brief },
       node_name: this.nodeName,
       time,
     };
@@ -171,9 +173,8 @@ export class ProcessPipeline {
     let proc: Process;
     let parent: Process | undefined;
     if (entry) {
-      proc = entry.process;
-      parent =
-        entry.parentExecId === undefined ? undefined : this.cache.byExecId(entry.parentExecId)?.process;
+      proc = entry.brief;
+      parent = entry.parentExecId === undefined ? undefined : this.cache.byExecId(entry.parentExecId)?.brief;
       this.cache.end(entry);
     } else {
       // a live entry under this pid that is not this process missed its own exit
@@ -182,7 +183,7 @@ export class ProcessPipeline {
       const p = this.cache.get(r.ppid);
       const live = p && !p.exited ? p : undefined;
       proc = this.builder.forUnknownExit(r, live?.process.exec_id);
-      parent = live?.process;
+      parent = live?.brief;
     }
     const { signal, status } = decodeWaitStatus(r.exitCode);
     return {

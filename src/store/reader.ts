@@ -39,7 +39,7 @@ export interface StoredProcess {
   exit_time?: string;
   exit_status?: number;
   exit_signal?: string;
-  /** the process as the last event that named it carried it */
+  /** the process as the last event that named it carried it (all of it: an event's brief form is stored whole) */
   process: Process;
 }
 

@@ -16,6 +16,7 @@ import { closeSync, existsSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describeFsError, mkdirp } from '../agent/fs-util.js';
+import { fullProcess } from '../events/brief.js';
 import { type EncodedLine, eventLine, storedProcessJson } from '../events/encode.js';
 import type { ExportEvent, Process } from '../events/types.js';
 import { BlockBuilder, MAX_BLOCK_EVENTS } from './blocks.js';
@@ -713,8 +714,8 @@ export class EventStore {
       typeof p.arguments === 'string' ? p.arguments : '',
       typeof p.start_time === 'string' ? p.start_time : null,
       timeNs,
-      // its shared parts by reference: each is written once (see partId)
-      storedProcessJson(p, (v, json) => this.partId(v, json, timeNs, rows)),
+      // all of it (an event may name its brief form), its shared parts by reference: each is written once (see partId)
+      storedProcessJson(fullProcess(p), (v, json) => this.partId(v, json, timeNs, rows)),
       // its exit, when this batch has it too
       null,
       null,

@@ -39,6 +39,7 @@ describe('agent config', () => {
       argsMax: 4096,
       processCaps: true,
       processNs: true,
+      capsNsEveryEvent: false,
       ringBufferMb: 4,
       ringHoldoffMs: 1,
       apiClientBufferMb: 32,

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fullProcess } from '../../src/events/brief.js';
 import type { ExportEvent, ProcessExec, ProcessExit } from '../../src/events/types.js';
 import { calibrate, measureRealtimeOffsetNs } from '../../src/process/clock.js';
 import {
@@ -45,7 +46,13 @@ before(() => {
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 function pipeline(
-  extra: { maxExited?: number; realpath?: (p: string) => string; caps?: boolean; namespaces?: boolean } = {},
+  extra: {
+    maxExited?: number;
+    realpath?: (p: string) => string;
+    caps?: boolean;
+    namespaces?: boolean;
+    capsNsEveryEvent?: boolean;
+  } = {},
 ): ProcessPipeline {
   return new ProcessPipeline({
     nodeName: NODE,
@@ -55,6 +62,7 @@ function pipeline(
     ...(extra.maxExited === undefined ? {} : { maxExited: extra.maxExited }),
     ...(extra.caps === undefined ? {} : { caps: extra.caps }),
     ...(extra.namespaces === undefined ? {} : { namespaces: extra.namespaces }),
+    ...(extra.capsNsEveryEvent === undefined ? {} : { capsNsEveryEvent: extra.capsNsEveryEvent }),
   });
 }
 
@@ -286,6 +294,51 @@ describe('ProcessPipeline.apply', () => {
     assert.deepEqual(onlyNs.ns, full.ns);
   });
 
+  test('cap and ns are in a process`s own exec only, unless caps-ns-every-event', () => {
+    for (const every of [false, true]) {
+      const pl = pipeline({ capsNsEveryEvent: every });
+      const sh = execOf(pl.apply([execRec({ pid: 100, argv: ['bash'], path: '/usr/bin/bash' })])[0]).process;
+      assert.ok(sh.cap && sh.ns, 'its own exec has them');
+      const [childEv] = pl.apply([
+        execRec({
+          pid: 101,
+          ppid: 100,
+          ktime: 7_000_000_000n,
+          startTime: 6_000_000_000n,
+          parentStartTime: 4_000_000_000n,
+        }),
+      ]);
+      const child = execOf(childEv);
+      assert.ok(child.process.cap && child.process.ns);
+      const parent = child.parent!;
+      assert.equal(parent.exec_id, sh.exec_id);
+      assert.equal(fullProcess(parent), sh, 'the brief form leads back to the full process');
+      const [exitEv] = pl.apply([exitRec({ pid: 100, startTime: 4_000_000_000n })]);
+      const exit = exitOf(exitEv).process;
+      assert.equal(exit.exec_id, sh.exec_id);
+      const entry = pl.cache.byExecId(sh.exec_id)!;
+      assert.equal(entry.process, sh, 'the cache keeps the full process');
+      if (every) {
+        assert.equal(parent, sh);
+        assert.equal(exit, sh);
+        assert.equal(entry.thread(555).cap, sh.cap);
+      } else {
+        assert.equal(parent.cap, undefined);
+        assert.equal(parent.ns, undefined);
+        assert.equal(exit.cap, undefined);
+        assert.equal(exit.ns, undefined);
+        // everything else as it was; a brief thread is brief too
+        assert.deepEqual({ ...parent, cap: sh.cap, ns: sh.ns }, sh);
+        assert.equal(parent, exit, 'made once');
+        const t = entry.thread(555);
+        assert.equal(t.tid, 555);
+        assert.equal(t.cap, undefined);
+        assert.equal(fullProcess(t), sh);
+        assert.ok(!JSON.stringify(exitEv).includes('"cap"'), JSON.stringify(exitEv));
+      }
+    }
+  });
+
   test('fork makes no event but a "clone" entry with the parent`s program; exec then replaces it', () => {
     const pl = pipeline();
     const [shEv] = pl.apply([execRec({ pid: 100, argv: ['bash', '-i'], path: '/usr/bin/bash' })]);
@@ -310,7 +363,7 @@ describe('ProcessPipeline.apply', () => {
     ]);
     const x = execOf(ev);
     assert.equal(x.process.parent_exec_id, sh.exec_id);
-    assert.equal(x.parent, sh);
+    assert.equal(fullProcess(x.parent!), sh, 'the parent, in its brief form');
     assert.equal(pl.cache.get(101)?.process, x.process);
     assert.equal(pl.cache.byExecId(clone.process.exec_id), undefined, 'nothing referenced the clone');
     assert.deepEqual(
@@ -329,7 +382,7 @@ describe('ProcessPipeline.apply', () => {
     pl.apply([forkRec()]);
     const x = exitOf(pl.apply([exitRec({ exitCode: 3 << 8 })])[0]);
     assert.equal(x.process.flags, 'clone');
-    assert.equal(x.parent, sh);
+    assert.equal(fullProcess(x.parent!), sh);
     assert.equal(x.status, 3);
     assert.equal(x.signal, undefined);
     assert.equal(x.time, ktimeToTime(9_000_000_000n));

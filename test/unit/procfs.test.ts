@@ -16,6 +16,8 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fullProcess } from '../../src/events/brief.js';
+import type { Process } from '../../src/events/types.js';
 import {
   listProcesses,
   makeExecId,
@@ -261,7 +263,9 @@ describe('ProcessPipeline.seedFromProc', () => {
         cgroupId: 1n,
       },
     ]);
-    assert.equal((ev as { process_exit: { process: unknown } }).process_exit.process, bash);
+    const exited = (ev as { process_exit: { process: Process } }).process_exit.process;
+    assert.equal(fullProcess(exited), bash);
+    assert.equal(exited.cap, undefined, 'brief: cap and ns were in its exec (or, seeded, in the store)');
   });
 });
 

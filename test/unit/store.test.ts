@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
+import { briefProcess } from '../../src/events/brief.js';
 import type { ExportEvent, Process } from '../../src/events/types.js';
 import { ALL_BLOCKS_SQL, type BlockRowRead, storedEvents } from '../../src/store/blocks.js';
 import { EventStore, StoreError } from '../../src/store/index.js';
@@ -327,6 +328,41 @@ describe('EventStore', () => {
       assert.match(json, /"cap":\{"\$part":"[\w-]+"\},/);
       assert.doesNotMatch(json, /CAP_CHOWN/);
     });
+  });
+
+  it('keeps the full process when events name its brief form (no cap, no ns)', () => {
+    const file = fresh();
+    const caps = { permitted: ['CAP_KILL'], effective: ['CAP_KILL'], inheritable: [] };
+    const ns = { mnt: { inum: 4026531832, is_host: true } };
+    const sh = { ...proc('c2g', 10, '/bin/sh'), cap: caps, ns } as Process;
+    const a = { ...proc('YQ', 11, '/bin/cat', sh.exec_id), cap: caps, ns } as Process;
+    // a's policy event and its exit name it briefly, a's exec names sh briefly; the first event naming sh is brief
+    const shBrief = briefProcess(sh, 10);
+    const aBrief = briefProcess(a, 11);
+    const aThread = briefProcess(a, 12);
+    const store = EventStore.open(file, { retentionIntervalMs: 0 });
+    try {
+      store.append([kprobe(shBrief, at(100), 'p'), exec(a, at(200), shBrief)]);
+      store.append([kprobe(aThread, at(300), 'p'), exit(aBrief, at(400))]);
+      assert.deepEqual(
+        store.process(sh.exec_id)?.process.process.cap,
+        caps,
+        'first seen brief, stored whole',
+      );
+      const ra = store.process(a.exec_id)!.process.process;
+      assert.deepEqual([ra.cap, ra.ns, ra.tid], [caps, ns, 11], 'its exit (brief) did not overwrite it');
+      const back = store.query({});
+      assert.equal(back.length, 4);
+      // stored events name their processes by reference: read back, they are whole
+      for (const ev of back) {
+        const body = Object.values(ev).find((v) => typeof v === 'object' && v && 'process' in v) as {
+          process: Process;
+        };
+        assert.deepEqual(body.process.cap, caps, JSON.stringify(ev));
+      }
+    } finally {
+      store.close();
+    }
   });
 
   it('reads a store of schema 1 (processes whole in their rows) and brings it forward', () => {
