@@ -7,7 +7,7 @@
 import type { ArgType } from '../policy/arg-types.js';
 import { ktimeToTime } from '../process/clock.js';
 import type { TracingArg, TracingRecord } from '../sensors/tracing/decode.js';
-import { presetPieces, stringify } from './encode.js';
+import { type Piece, PiecedEvent, stringify } from './encode.js';
 import { jsonString } from './json.js';
 import type { ExportEvent, Process } from './types.js';
 
@@ -294,7 +294,6 @@ export function buildTracingEvent(
   const action = kprobeAction(rec);
   const text = hookText(hook, meta.policyName, nodeName);
   const argsText = args.length ? `,"args":[${argsJson}]` : '';
-  let built: KprobeEvent | TracepointEvent;
   let own: string;
   if (hook.shape === 'kprobe') {
     // keys in the proto's field order, as protojson writes them
@@ -311,9 +310,10 @@ export function buildTracingEvent(
     ev.policy_name = meta.policyName;
     if (hook.message) ev.message = hook.message;
     if (hook.tags.length) ev.tags = [...hook.tags];
-    built = { process_kprobe: ev, node_name: nodeName, time };
     own = `${text.head}${argsText}${returnText}${text.beforeAction},"action":"${action}"${text.tail}"${time}"}`;
-  } else {
+    return new BuiltKprobeEvent(ev, nodeName, time, linePieces(text.open, process, parent, own));
+  }
+  {
     const ev = { process } as ProcessTracepoint;
     if (parent) ev.parent = parent;
     ev.subsys = hook.subsys;
@@ -323,13 +323,46 @@ export function buildTracingEvent(
     ev.action = action;
     if (hook.message) ev.message = hook.message;
     if (hook.tags.length) ev.tags = [...hook.tags];
-    built = { process_tracepoint: ev, node_name: nodeName, time };
     own = `${text.head}${argsText}${text.beforeAction},"action":"${action}"${text.tail}"${time}"}`;
+    return new BuiltTracepointEvent(ev, nodeName, time, linePieces(text.open, process, parent, own));
   }
-  // the line's text made here, where every value is at hand: only args, action and time change
-  // from one event of a hook to the next (time is ours and ASCII: it needs no escape)
-  presetPieces(built, parent ? [text.open, process, ',"parent":', parent, own] : [text.open, process, own]);
-  return built;
+}
+
+/**
+ * The pieces of a policy event's line, made where every value is at hand:
+ * from one event of a hook to the next only the args, action and time
+ * change (time is ours and ASCII: it needs no escape).
+ */
+function linePieces(open: string, process: EventProcess, parent: Process | undefined, own: string): Piece[] {
+  return parent ? [open, process, ',"parent":', parent, own] : [open, process, own];
+}
+
+/** A process_kprobe event as buildTracingEvent makes it: its line's pieces kept with it. */
+class BuiltKprobeEvent extends PiecedEvent implements KprobeEvent {
+  readonly process_kprobe: ProcessKprobe;
+  readonly node_name: string;
+  readonly time: string;
+
+  constructor(ev: ProcessKprobe, nodeName: string, time: string, pieces: Piece[]) {
+    super(pieces);
+    this.process_kprobe = ev;
+    this.node_name = nodeName;
+    this.time = time;
+  }
+}
+
+/** A process_tracepoint event as buildTracingEvent makes it. */
+class BuiltTracepointEvent extends PiecedEvent implements TracepointEvent {
+  readonly process_tracepoint: ProcessTracepoint;
+  readonly node_name: string;
+  readonly time: string;
+
+  constructor(ev: ProcessTracepoint, nodeName: string, time: string, pieces: Piece[]) {
+    super(pieces);
+    this.process_tracepoint = ev;
+    this.node_name = nodeName;
+    this.time = time;
+  }
 }
 
 /** The text of a hook's events that is the same in every one of them. */

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { renderCompact } from '../../src/events/compact.js';
-import { encodeEvent } from '../../src/events/encode.js';
+import { encodeEvent, processJson } from '../../src/events/encode.js';
 import {
   buildTracingEvent,
   type KprobeHookMeta,
@@ -307,6 +307,49 @@ describe('process_tracepoint', () => {
 });
 
 describe("the builder's own line", () => {
+  test('one process`s lines stay right across hooks, parents and the process ring going round', () => {
+    // a process's events copy its opening and processes as one run of bytes kept on it: a
+    // kprobe's and a tracepoint's differ, a new parent differs, and the ring they live in
+    // is overwritten once 4 MiB of other processes went through it
+    const c = cache();
+    const other = proc(300, '/usr/bin/other');
+    let parent: Process | undefined = c.byExecId(shell.exec_id)!.brief;
+    const lookup = {
+      get: (pid: number) => c.get(pid),
+      byExecId: (id: string) => (id === shell.exec_id && parent ? { brief: parent } : undefined),
+    };
+    const lines = () => {
+      for (const r of [
+        rec(0, [
+          int(1n),
+          { type: 'bytes', value: Buffer.from('x'), truncated: false, fault: false },
+          int(1n),
+        ]),
+        rec(4, [int(7n)]),
+        rec(3, [int(0n)]),
+      ]) {
+        const ev = buildTracingEvent(r, META, lookup, 'n');
+        assert.equal(encodeEvent(ev), JSON.stringify(ev));
+      }
+    };
+    lines();
+    lines();
+    parent = other;
+    lines();
+    parent = undefined;
+    lines();
+    parent = other;
+    lines();
+    // 5 MiB of other processes' JSON through the ring
+    const big = 'a'.repeat(4096);
+    for (let i = 0; i < 1300; i++) processJson({ ...proc(10_000 + i, `/bin/${i}`), arguments: big });
+    lines();
+    assert.match(
+      encodeEvent(buildTracingEvent(rec(3, [int(0n)]), META, lookup, 'n')),
+      /"parent":\{"exec_id":"exec-300"/,
+    );
+  });
+
   test('escapes what needs it in the names, message and tags, with an unknown process and a kill', () => {
     const meta: PolicyEventMeta = {
       policyName: 'pol "quoted" \\ é',
