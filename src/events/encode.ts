@@ -352,6 +352,8 @@ export class EncodedLine implements CopyableLine {
     private at: number,
     length: number,
     private readonly own?: Buffer,
+    /** a pieced line's (PiecedEvent): where its own text starts, after its opening and processes */
+    private readonly ownAt = -1,
   ) {
     this.length = length;
   }
@@ -368,8 +370,15 @@ export class EncodedLine implements CopyableLine {
   writeStored(dst: Buffer, off: number): number {
     // a line its maker wrote as text names no process: its text is its bytes
     if (!Array.isArray(this.parts)) return this.copyTo(dst, off);
+    // a pieced line: its stored opening, then its own text's bytes from the ring (not encoded again)
+    if (this.ownAt >= 0 && ringPos <= this.at + RING_BYTES) {
+      const at = off + utf8Write(dst, storedPrefix(this.parts), off);
+      const from = this.at % RING_BYTES;
+      ring.copy(dst, at, from + this.ownAt, from + this.length);
+      return at + this.length - this.ownAt - off;
+    }
     let at = off;
-    for (const p of this.parts) at += dst.write(typeof p === 'string' ? p : processRef(p as object), at);
+    for (const p of this.parts) at += utf8Write(dst, typeof p === 'string' ? p : processRef(p as object), at);
     return at - off;
   }
 
@@ -523,6 +532,8 @@ interface Prefix {
   /** the parent the bytes have, or undefined for none */
   parent: object | undefined;
   bytes: ProcBytes;
+  /** the same as the event store keeps it (storedPrefix), once wanted */
+  stored?: string | undefined;
 }
 
 const PREFIX_OF: Slot<Prefix> = slot<Prefix>();
@@ -540,11 +551,12 @@ function prefixBytes(ps: readonly Piece[]): ProcBytes {
     return had.bytes;
   }
   const bytes = placeInProcRing(ps.slice(0, -1));
-  if (had === undefined) PREFIX_OF.set(proc, { opening, parent, bytes });
+  if (had === undefined) PREFIX_OF.set(proc, { opening, parent, bytes, stored: undefined });
   else {
     had.opening = opening;
     had.parent = parent;
     had.bytes = bytes;
+    had.stored = undefined;
   }
   return bytes;
 }
@@ -563,7 +575,27 @@ function encodePieced(ps: Piece[]): EncodedLine {
     procRing.copy(ring, from, at, at + prefix.length);
   }
   const length = prefix.length + utf8Write(ring, last, from + prefix.length);
-  return new EncodedLine(ps, ringCommit(length), length);
+  return new EncodedLine(ps, ringCommit(length), length, undefined, prefix.length);
+}
+
+/** A pieced line's opening and processes as the event store keeps them (as references), kept with its Prefix. */
+function storedPrefix(ps: readonly Piece[]): string {
+  const had = PREFIX_OF.get(ps[1] as object);
+  const parent = ps.length === 5 ? (ps[3] as object) : undefined;
+  if (had !== undefined && had.opening === ps[0] && had.parent === parent) {
+    had.stored ??= makeStoredPrefix(ps);
+    return had.stored;
+  }
+  return makeStoredPrefix(ps);
+}
+
+function makeStoredPrefix(ps: readonly Piece[]): string {
+  let out = '';
+  for (let i = 0; i < ps.length - 1; i++) {
+    const p = ps[i]!;
+    out += typeof p === 'string' ? p : processRef(p as object);
+  }
+  return out;
 }
 
 /** The pieces of an event's line. */

@@ -6,7 +6,10 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { briefProcess } from '../../src/events/brief.js';
+import { encodeEvent, eventLine } from '../../src/events/encode.js';
+import { buildTracingEvent, type PolicyEventMeta } from '../../src/events/tracing.js';
 import type { ExportEvent, Process } from '../../src/events/types.js';
+import { ProcessCache } from '../../src/process/cache.js';
 import { ALL_BLOCKS_SQL, type BlockRowRead, storedEvents } from '../../src/store/blocks.js';
 import { EventStore, StoreError } from '../../src/store/index.js';
 import { QueryError, StoreQueries } from '../../src/store/queries.js';
@@ -328,6 +331,76 @@ describe('EventStore', () => {
       assert.match(json, /"cap":\{"\$part":"[\w-]+"\},/);
       assert.doesNotMatch(json, /CAP_CHOWN/);
     });
+  });
+
+  it('stores policy events built with their lines, also once the ring of lines has gone past them', () => {
+    const file = fresh();
+    const cache = new ProcessCache();
+    const sh = proc('c2g', 10, '/bin/sh');
+    const cat = proc('Y2F0', 11, '/bin/cat', sh.exec_id);
+    cache.add(cat, {
+      pid: 11,
+      startNs: 2n,
+      origin: 'exec',
+      parent: cache.add(sh, { pid: 10, startNs: 1n, origin: 'exec' }),
+    });
+    const meta = {
+      policyName: 'p',
+      hooks: [
+        {
+          shape: 'kprobe',
+          hookId: 'kprobes[0]',
+          tags: [],
+          functionName: '__x64_sys_openat',
+          args: [{ type: 'int' }, { type: 'string' }],
+        },
+      ],
+    } as unknown as PolicyEventMeta;
+    const built = (i: number, pid: number) =>
+      buildTracingEvent(
+        {
+          kind: 'tracing',
+          cpu: 0,
+          ktime: 1_000_000_000n + BigInt(i),
+          pid,
+          tid: pid,
+          policyId: 1,
+          hook: 0,
+          selector: 0,
+          action: 'none',
+          actionResult: 'none',
+          signal: 0,
+          args: [
+            { type: 'int', value: -100n },
+            { type: 'string', value: `/tmp/café-${i}`, truncated: false, fault: false },
+          ],
+        },
+        meta,
+        cache,
+        NODE,
+      ) as ExportEvent;
+    // lines made now (as the export file makes them before the store takes the events) ...
+    const early = [built(0, 11), built(1, 10), built(2, 999)];
+    for (const ev of early) eventLine(ev);
+    // ... and some whose lines the ring of lines has gone past since (8 MiB)
+    const stale = [built(3, 11)];
+    eventLine(stale[0]!);
+    for (let i = 0; i < 9000; i++)
+      eventLine({ ...kprobe(proc('eA', 1, `/x/${'y'.repeat(1000)}${i}`), at(1), 'z') });
+    const late = [built(4, 11), built(5, 10)];
+    const evs = [...early, ...stale, ...late];
+    const store = EventStore.open(file, { retentionIntervalMs: 0 });
+    try {
+      store.append(evs);
+      const back = store.query({ types: ['process_kprobe'] });
+      assert.deepEqual(
+        back.map((e) => JSON.stringify(e)),
+        evs.map((e) => encodeEvent(e)),
+      );
+      assert.match(JSON.stringify(back[0]), /"parent":\{"exec_id":"c2g"/);
+    } finally {
+      store.close();
+    }
   });
 
   it('keeps the full process when events name its brief form (no cap, no ns)', () => {
