@@ -1,4 +1,4 @@
-import { briefProcess } from '../events/brief.js';
+import { briefProcess, threadProcess } from '../events/brief.js';
 import type { Process } from '../events/types.js';
 
 /** Where an entry's knowledge came from. */
@@ -75,7 +75,7 @@ class Entry implements ProcessEntry {
     let t = this.threads?.get(tid);
     if (t === undefined) {
       // cached Process objects are shared with events: a copy carries the thread
-      t = b === this.process ? { ...b, tid } : briefProcess(this.process, tid);
+      t = b === this.process ? threadProcess(b, tid) : briefProcess(this.process, tid);
       this.threads ??= new Map();
       if (this.threads.size >= MAX_THREAD_VIEWS) this.threads.clear();
       this.threads.set(tid, t);

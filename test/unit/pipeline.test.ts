@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -328,7 +329,7 @@ describe('ProcessPipeline.apply', () => {
         assert.equal(exit.cap, undefined);
         assert.equal(exit.ns, undefined);
         // everything else as it was; a brief thread is brief too
-        assert.deepEqual({ ...parent, cap: sh.cap, ns: sh.ns }, sh);
+        assert.deepEqual(JSON.stringify({ ...parent, cap: sh.cap, ns: sh.ns }), JSON.stringify(sh));
         assert.equal(parent, exit, 'made once');
         const t = entry.thread(555);
         assert.equal(t.tid, 555);
@@ -337,6 +338,29 @@ describe('ProcessPipeline.apply', () => {
         assert.ok(!JSON.stringify(exitEv).includes('"cap"'), JSON.stringify(exitEv));
       }
     }
+  });
+
+  test('brief and thread copies stay fast objects once encoded (V8 kept spread copies as dictionaries)', () => {
+    // V8's own view of the objects, from a node of its own with its natives syntax on
+    const code = `
+      const { ProcessCache } = await import(${JSON.stringify(new URL('../../src/process/cache.js', import.meta.url).href)});
+      const { eventLine } = await import(${JSON.stringify(new URL('../../src/events/encode.js', import.meta.url).href)});
+      const cap = { permitted: ['CAP_KILL'], effective: ['CAP_KILL'], inheritable: undefined };
+      const p = { exec_id: 'e', pid: 7, uid: 0, cwd: '/', binary: '/bin/x', arguments: '', flags: 'execve',
+        start_time: '2026-01-01T00:00:00.000000000Z', auid: 0, parent_exec_id: undefined, cap, ns: { mnt: { inum: 1 } },
+        tid: 7, process_credentials: undefined, binary_properties: undefined, interpreter: undefined, ppid: 1, workload: undefined };
+      const e = new ProcessCache().add(p, { pid: 7, startNs: 1n, origin: 'exec' });
+      const out = [];
+      for (const q of [e.brief, e.thread(8)]) {
+        eventLine({ process_exit: { process: q, parent: q, time: 't' }, node_name: 'n', time: 't' });
+        out.push(q.cap === undefined && %HasFastProperties(q));
+      }
+      console.log(JSON.stringify(out));`;
+    const r = spawnSync(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', code], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), [true, true]);
   });
 
   test('fork makes no event but a "clone" entry with the parent`s program; exec then replaces it', () => {
