@@ -129,6 +129,16 @@ function forkRec(over: Partial<ForkRecord> = {}): ForkRecord {
   };
 }
 
+/** pid 101's exec, a child of execRec()'s pid 100 (forked at 6 s) */
+const childExecRec = (): ExecRecord =>
+  execRec({
+    pid: 101,
+    ppid: 100,
+    ktime: 7_000_000_000n,
+    startTime: 6_000_000_000n,
+    parentStartTime: 4_000_000_000n,
+  });
+
 function exitRec(over: Partial<ExitRecord> = {}): ExitRecord {
   const pid = over.pid ?? 101;
   return {
@@ -300,15 +310,7 @@ describe('ProcessPipeline.apply', () => {
       const pl = pipeline({ capsNsEveryEvent: every });
       const sh = execOf(pl.apply([execRec({ pid: 100, argv: ['bash'], path: '/usr/bin/bash' })])[0]).process;
       assert.ok(sh.cap && sh.ns, 'its own exec has them');
-      const [childEv] = pl.apply([
-        execRec({
-          pid: 101,
-          ppid: 100,
-          ktime: 7_000_000_000n,
-          startTime: 6_000_000_000n,
-          parentStartTime: 4_000_000_000n,
-        }),
-      ]);
+      const [childEv] = pl.apply([childExecRec()]);
       const child = execOf(childEv);
       assert.ok(child.process.cap && child.process.ns);
       const parent = child.parent!;
@@ -376,15 +378,7 @@ describe('ProcessPipeline.apply', () => {
     assert.equal(clone.parentExecId, sh.exec_id);
     assert.equal(clone.exited, false);
 
-    const [ev] = pl.apply([
-      execRec({
-        pid: 101,
-        ppid: 100,
-        ktime: 7_000_000_000n,
-        startTime: 6_000_000_000n,
-        parentStartTime: 4_000_000_000n,
-      }),
-    ]);
+    const [ev] = pl.apply([childExecRec()]);
     const x = execOf(ev);
     assert.equal(x.process.parent_exec_id, sh.exec_id);
     assert.equal(fullProcess(x.parent!), sh, 'the parent, in its brief form');
