@@ -136,10 +136,12 @@ export function describeEvent(ev: ExportEvent): EventSummary {
       if (ret) detail += ` = ${argText(ret)}`;
       if (typeof p['message'] === 'string' && p['message']) detail = `${p['message']}: ${detail}`;
       const enforcement = ACTIONS[String(p['action'] ?? '')];
+      // what a policy in monitor mode held back: shown, not alarmed
+      const held = ACTIONS[String(p['monitored_action'] ?? '')];
       return {
         verb,
         detail: detail.trim(),
-        ...(enforcement ? { enforcement } : {}),
+        ...(enforcement ? { enforcement } : held ? { enforcement: `monitor: would ${held}` } : {}),
         severity: enforcement ? 'danger' : 'notice',
       };
     }

@@ -70,8 +70,12 @@ function syscallName(id: number, abi: string): string {
   return syscallNames.get(id) ?? 'unknown';
 }
 
-/** What enforcement the event reports, after the line (nothing for Post). */
-function enforced(action: KprobeAction): string | undefined {
+/** What enforcement the event reports, after the line (nothing for Post); one monitor mode held back, as such. */
+function enforced(action: KprobeAction, monitored?: KprobeAction): string | undefined {
+  if (monitored !== undefined && action === 'KPROBE_ACTION_POST') {
+    const would = enforced(monitored);
+    return would === undefined ? undefined : `👁 monitor: would ${would}`;
+  }
   switch (action) {
     case 'KPROBE_ACTION_SIGKILL':
       return '☠️ SIGKILL';
@@ -120,7 +124,7 @@ function kprobeLine(k: ProcessKprobe): string {
     default:
       line = words(label('☎ ', 'syscall'), bin, k.function_name);
   }
-  return words(line, enforced(k.action));
+  return words(line, enforced(k.action, k.monitored_action));
 }
 
 function tracepointLine(t: ProcessTracepoint): string {
@@ -133,7 +137,7 @@ function tracepointLine(t: ProcessTracepoint): string {
   } else {
     line = words(label('⁉️', 'tracepoint'), bin, t.subsys, t.event);
   }
-  return words(line, enforced(t.action));
+  return words(line, enforced(t.action, t.monitored_action));
 }
 
 /**

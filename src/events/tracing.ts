@@ -103,6 +103,8 @@ export interface ProcessKprobe {
   args?: KprobeArgument[];
   return?: KprobeArgument;
   action: KprobeAction;
+  /** the enforcement monitor mode held back (Osprey's; action then says Post) */
+  monitored_action?: KprobeAction;
   policy_name: string;
   message?: string;
   tags?: string[];
@@ -116,6 +118,8 @@ export interface ProcessTracepoint {
   args?: KprobeArgument[];
   policy_name: string;
   action: KprobeAction;
+  /** the enforcement monitor mode held back (Osprey's; action then says Post) */
+  monitored_action?: KprobeAction;
   message?: string;
   tags?: string[];
 }
@@ -141,6 +145,19 @@ export interface ProcessLookup {
  */
 export function kprobeAction(rec: TracingRecord): KprobeAction {
   if (rec.actionResult !== 'taken' && rec.actionResult !== 'failed') return 'KPROBE_ACTION_POST';
+  return actionOf(rec);
+}
+
+/**
+ * The enforcement a policy in monitor mode held back, reported beside
+ * action (which says Post: nothing was done) so that a policy can be
+ * watched before it is enforced; undefined for any other record.
+ */
+export function monitoredAction(rec: TracingRecord): KprobeAction | undefined {
+  return rec.actionResult === 'monitored' && rec.action !== 'none' ? actionOf(rec) : undefined;
+}
+
+function actionOf(rec: TracingRecord): KprobeAction {
   switch (rec.action) {
     case 'sigkill':
       return 'KPROBE_ACTION_SIGKILL';
@@ -292,6 +309,8 @@ export function buildTracingEvent(
   const { process, parent } = processes(rec, lookup);
   const time = ktimeToTime(rec.ktime);
   const action = kprobeAction(rec);
+  const held = monitoredAction(rec);
+  const actionText = held ? `,"action":"${action}","monitored_action":"${held}"` : `,"action":"${action}"`;
   const text = hookText(hook, meta.policyName, nodeName);
   const argsText = args.length ? `,"args":[${argsJson}]` : '';
   let own: string;
@@ -307,10 +326,11 @@ export function buildTracingEvent(
       returnText = `,"return":${stringify(ev.return)}`;
     }
     ev.action = action;
+    if (held) ev.monitored_action = held;
     ev.policy_name = meta.policyName;
     if (hook.message) ev.message = hook.message;
     if (hook.tags.length) ev.tags = [...hook.tags];
-    own = `${text.head}${argsText}${returnText}${text.beforeAction},"action":"${action}"${text.tail}"${time}"}`;
+    own = `${text.head}${argsText}${returnText}${text.beforeAction}${actionText}${text.tail}"${time}"}`;
     return new BuiltKprobeEvent(ev, nodeName, time, linePieces(text.open, process, parent, own));
   }
   {
@@ -321,9 +341,10 @@ export function buildTracingEvent(
     if (args.length) ev.args = args;
     ev.policy_name = meta.policyName;
     ev.action = action;
+    if (held) ev.monitored_action = held;
     if (hook.message) ev.message = hook.message;
     if (hook.tags.length) ev.tags = [...hook.tags];
-    own = `${text.head}${argsText}${text.beforeAction},"action":"${action}"${text.tail}"${time}"}`;
+    own = `${text.head}${argsText}${text.beforeAction}${actionText}${text.tail}"${time}"}`;
     return new BuiltTracepointEvent(ev, nodeName, time, linePieces(text.open, process, parent, own));
   }
 }

@@ -195,6 +195,7 @@ test('sensitive-files as shipped (monitor mode): the open is reported, the proce
     assert.equal(ks.length, 1, JSON.stringify(ks));
     assert.equal(stringArg(ks[0]!, 1), '/etc/shadow');
     assert.equal(ks[0]!.action, 'KPROBE_ACTION_POST');
+    assert.equal(ks[0]!.monitored_action, 'KPROBE_ACTION_SIGKILL', 'what enforce mode would have done');
   });
 });
 

@@ -67,6 +67,7 @@ interface Ev {
     function_name: string;
     args?: KprobeArg[];
     action: string;
+    monitored_action?: string;
     policy_name: string;
   };
 }
@@ -509,6 +510,11 @@ describe('osprey policy: live TracingPolicy management', { timeout: 180_000 }, (
     assert.equal((await one('kill-k')).counters!.actions_taken, 0);
     const monitored = streamKprobes.events().find((e) => e.process_kprobe?.process.pid === survived.pid);
     assert.equal(monitored?.process_kprobe?.action, 'KPROBE_ACTION_POST', 'the event claims no kill');
+    assert.equal(
+      monitored?.process_kprobe?.monitored_action,
+      'KPROBE_ACTION_SIGKILL',
+      'it says what was held back',
+    );
 
     assert.equal((await cli('policy', 'set-mode', 'kill-k', 'enforce')).code, 0);
     const killed = await open(dirK, 1);

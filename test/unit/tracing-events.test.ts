@@ -178,14 +178,32 @@ describe('process_kprobe', () => {
     assert.equal(line, '📬 openat  /usr/bin/app /etc/shadow ☠️ SIGKILL');
   });
 
-  test('an action held back (monitor mode) or refused is reported as Post', () => {
-    for (const actionResult of ['monitored', 'refused'] as const) {
-      const { json, line } = build(
-        rec(1, [int(-100n), str('/x'), int(0n)], { action: 'sigkill', actionResult }),
-      );
-      assert.equal(json.process_kprobe.action, 'KPROBE_ACTION_POST', actionResult);
-      assert.equal(line, '📬 openat  /usr/bin/app /x');
-    }
+  test('an action held back (monitor mode) or refused is reported as Post; monitor mode says what it held back', () => {
+    const monitored = build(
+      rec(1, [int(-100n), str('/x'), int(0n)], { action: 'sigkill', actionResult: 'monitored' }),
+    );
+    assert.equal(monitored.json.process_kprobe.action, 'KPROBE_ACTION_POST');
+    assert.equal(monitored.json.process_kprobe.monitored_action, 'KPROBE_ACTION_SIGKILL');
+    assert.deepEqual(Object.keys(monitored.json.process_kprobe).slice(-5), [
+      'action',
+      'monitored_action',
+      'policy_name',
+      'message',
+      'tags',
+    ]);
+    assert.equal(monitored.line, '📬 openat  /usr/bin/app /x 👁 monitor: would ☠️ SIGKILL');
+    const refused = build(
+      rec(1, [int(-100n), str('/x'), int(0n)], { action: 'sigkill', actionResult: 'refused' }),
+    );
+    assert.equal(refused.json.process_kprobe.action, 'KPROBE_ACTION_POST');
+    assert.equal(refused.json.process_kprobe.monitored_action, undefined);
+    assert.equal(refused.line, '📬 openat  /usr/bin/app /x');
+    const tp = build(rec(4, [int(1n)], { action: 'signal', actionResult: 'monitored', signal: 10 }));
+    assert.equal(tp.json.process_tracepoint.action, 'KPROBE_ACTION_POST');
+    assert.equal(tp.json.process_tracepoint.monitored_action, 'KPROBE_ACTION_SIGNAL');
+    assert.match(tp.line, /👁 monitor: would ☠️ signal$/);
+    const posted = build(rec(3, [int(0n)], { action: 'none', actionResult: 'monitored' }));
+    assert.equal(posted.json.process_kprobe.monitored_action, undefined);
     const sig = build(rec(3, [int(0n)], { action: 'signal', actionResult: 'taken', signal: 10 }));
     assert.equal(sig.json.process_kprobe.action, 'KPROBE_ACTION_SIGNAL');
     assert.equal(sig.line, '🔑 setuid  /usr/bin/app 0 ☠️ signal');

@@ -68,6 +68,16 @@ describe('web UI model', () => {
       enforcement: 'SIGKILL',
       severity: 'danger',
     });
+    // monitor mode: Post, with what it held back
+    const held = JSON.parse(JSON.stringify(kp)) as { process_kprobe: Record<string, unknown> };
+    held.process_kprobe['action'] = 'KPROBE_ACTION_POST';
+    held.process_kprobe['monitored_action'] = 'KPROBE_ACTION_SIGKILL';
+    assert.deepEqual(describeEvent(held as unknown as ExportEvent), {
+      verb: 'openat',
+      detail: '-100 path="/etc/shadow" = 3',
+      enforcement: 'monitor: would SIGKILL',
+      severity: 'notice',
+    });
     const flow = {
       flow: {
         verdict: 'DROPPED',
