@@ -9,6 +9,7 @@ import { banner, clear, fmtNum, fmtTime, h } from './dom.js';
 import {
   describeEvent,
   type ExportEvent,
+  enforcementClass,
   eventPolicy,
   eventProcess,
   eventTime,
@@ -226,7 +227,7 @@ export function mountEvents(root: HTMLElement, params: URLSearchParams): () => v
         h('b', null, d.verb),
         ' ',
         d.detail,
-        d.enforcement ? h('span', { class: 'tag tag-enforce' }, d.enforcement) : null,
+        d.enforcement ? h('span', { class: enforcementClass(d.enforcement) }, d.enforcement) : null,
       ),
       h('td', null, eventPolicy(ev) ?? ''),
     );

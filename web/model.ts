@@ -103,6 +103,11 @@ const ACTIONS: Record<string, string> = {
   KPROBE_ACTION_NOTIFYENFORCER: 'enforcer',
 };
 
+/** The class of an event's enforcement tag: taken (or a drop), or what monitor mode held back. */
+export function enforcementClass(enforcement: string): string {
+  return enforcement.startsWith('monitor:') ? 'tag tag-monitor' : 'tag tag-enforce';
+}
+
 /** A one-line description of any event; unknown types get their JSON, cut. */
 export function describeEvent(ev: ExportEvent): EventSummary {
   const type = eventType(ev);
