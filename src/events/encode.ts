@@ -1,7 +1,8 @@
+import { fullProcess } from './brief.js';
 import { BuiltFlowEvent, encodeFlowLine, type FlowEvent } from './flow.js';
 import { jsonString } from './json.js';
 import { type Slot, slot } from './kept.js';
-import type { ExportEvent } from './types.js';
+import type { ExportEvent, Process } from './types.js';
 
 function bigintAsString(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;
@@ -45,6 +46,13 @@ interface ProcBytes {
   at: number;
   length: number;
   own: Buffer | undefined;
+  /**
+   * For a process in the builder's key order with cap or ns: where its
+   * `,"cap":…,"ns":…` run starts and ends, so that its brief form (the
+   * same without them) is these bytes with the run cut out; -1 otherwise.
+   */
+  cutFrom: number;
+  cutTo: number;
 }
 
 const PROC_OF: Slot<ProcBytes> = slot<ProcBytes>();
@@ -53,15 +61,55 @@ const PROC_OF: Slot<ProcBytes> = slot<ProcBytes>();
 function procBytes(p: object): ProcBytes {
   const b = PROC_OF.get(p);
   if (b !== undefined && (b.own !== undefined || procPos <= b.at + PROC_RING_BYTES)) return b;
-  const fresh = placeProcess(p);
+  const fresh = briefFromFull(p) ?? placeProcess(p);
   if (b === undefined) PROC_OF.set(p, fresh);
-  else {
-    b.at = fresh.at;
-    b.length = fresh.length;
-    b.own = fresh.own;
-  }
+  else Object.assign(b, fresh);
   return fresh;
 }
+
+/**
+ * A brief process's JSON cut from its full process's (their fields are the
+ * same but for cap and ns, in the same order): two copies instead of
+ * walking its fields again. Undefined when p is not brief, is another
+ * thread, or the full process's bytes have no cut.
+ */
+function briefFromFull(p: object): ProcBytes | undefined {
+  const full = fullProcess(p as Process);
+  if (full === p || full.tid !== (p as Process).tid) return undefined;
+  const fb = procBytes(full);
+  if (fb.cutFrom < 0 || fb.own !== undefined) return undefined;
+  const n = fb.length - (fb.cutTo - fb.cutFrom);
+  if (n > procScratch.length) return undefined;
+  // assembled apart: the full's bytes are in procRing, where the brief's go
+  const at = fb.at % PROC_RING_BYTES;
+  procRing.copy(procScratch, 0, at, at + fb.cutFrom);
+  procRing.copy(procScratch, fb.cutFrom, at + fb.cutTo, at + fb.length);
+  const from = procRingStart(n);
+  procScratch.copy(procRing, from, 0, n);
+  return { at: procRingCommit(n), length: n, own: undefined, cutFrom: -1, cutTo: -1 };
+}
+
+/** The process builder's key order (src/process/builder.ts; copyProcess in brief.ts). */
+const BUILDER_KEYS = [
+  'exec_id',
+  'pid',
+  'uid',
+  'cwd',
+  'binary',
+  'arguments',
+  'flags',
+  'start_time',
+  'auid',
+  'parent_exec_id',
+  'cap',
+  'ns',
+  'tid',
+  'process_credentials',
+  'binary_properties',
+  'interpreter',
+  'ppid',
+  'workload',
+];
 
 /**
  * A process's JSON straight into bytes: its own fields as text, the objects
@@ -74,9 +122,26 @@ function placeProcess(p: object): ProcBytes {
   const ps: (string | Buffer)[] = [];
   let out = '{';
   let first = true;
+  // the cut (see ProcBytes): the pieces where it starts and ends, when every key comes in the builder's order
+  // (copyProcess's, so the brief form's JSON is this one's without the cut)
+  let i = 0;
+  let inOrder = true;
+  let cutStart = -1;
+  let cutEnd = -1;
   for (const key in rec) {
+    if (inOrder && key !== BUILDER_KEYS[i]) inOrder = false;
+    i++;
     const v = rec[key];
     if (v === undefined) continue;
+    if (inOrder && cutStart < 0 && (key === 'cap' || key === 'ns')) {
+      ps.push(out);
+      out = '';
+      cutStart = ps.length;
+    } else if (inOrder && cutStart >= 0 && cutEnd < 0 && key === 'tid') {
+      ps.push(out);
+      out = '';
+      cutEnd = ps.length;
+    }
     out += `${first ? '' : ','}${quoted(key)}:`;
     first = false;
     if (isShared(v)) {
@@ -89,16 +154,26 @@ function placeProcess(p: object): ProcBytes {
   ps.push(`${out}}`);
   let max = 0;
   for (const x of ps) max += typeof x === 'string' ? x.length * 3 : x.length;
+  const cut = inOrder && cutEnd > cutStart;
   if (max > PROC_OWN_BYTES) {
     let n = 0;
     for (const x of ps) n += typeof x === 'string' ? Buffer.byteLength(x) : x.length;
     const own = Buffer.allocUnsafe(n);
     writePieces(ps, own, 0);
-    return { at: -1, length: n, own };
+    return { at: -1, length: n, own, cutFrom: -1, cutTo: -1 };
   }
   const from = procRingStart(max);
-  const length = writePieces(ps, procRing, from);
-  return { at: procRingCommit(length), length, own: undefined };
+  let off = from;
+  let cutFrom = -1;
+  let cutTo = -1;
+  for (let k = 0; k < ps.length; k++) {
+    if (cut && k === cutStart) cutFrom = off - from;
+    if (cut && k === cutEnd) cutTo = off - from;
+    const x = ps[k]!;
+    off += typeof x === 'string' ? utf8Write(procRing, x, off) : copyPiece(x, procRing, off);
+  }
+  const length = off - from;
+  return { at: procRingCommit(length), length, own: undefined, cutFrom, cutTo };
 }
 
 /** Where bytes of at most max bytes start in procRing (never across its end). */
@@ -128,10 +203,11 @@ function placeInProcRing(ps: readonly Piece[]): ProcBytes {
   const max = bound(ps);
   if (max > procScratch.length) procScratch = Buffer.allocUnsafeSlow(Math.max(max, 2 * procScratch.length));
   const n = writePieces(ps, procScratch, 0);
-  if (n > PROC_OWN_BYTES) return { at: -1, length: n, own: Buffer.from(procScratch.subarray(0, n)) };
+  if (n > PROC_OWN_BYTES)
+    return { at: -1, length: n, own: Buffer.from(procScratch.subarray(0, n)), cutFrom: -1, cutTo: -1 };
   const from = procRingStart(n);
   procScratch.copy(procRing, from, 0, n);
-  return { at: procRingCommit(n), length: n, own: undefined };
+  return { at: procRingCommit(n), length: n, own: undefined, cutFrom: -1, cutTo: -1 };
 }
 
 /** Capability name lists are shared arrays, other arrays are small; objects are shared. */

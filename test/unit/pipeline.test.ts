@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fullProcess } from '../../src/events/brief.js';
+import { encodeEvent, processJson } from '../../src/events/encode.js';
 import type { ExportEvent, ProcessExec, ProcessExit } from '../../src/events/types.js';
 import { calibrate, measureRealtimeOffsetNs } from '../../src/process/clock.js';
 import {
@@ -340,6 +341,28 @@ describe('ProcessPipeline.apply', () => {
         assert.ok(!JSON.stringify(exitEv).includes('"cap"'), JSON.stringify(exitEv));
       }
     }
+  });
+
+  test('a brief process`s line is its full one`s with cap and ns cut out, byte for byte', () => {
+    const pl = pipeline();
+    // the exec's line places the full process first (its bytes then give the brief's)
+    const [execEv] = pl.apply([execRec({ pid: 100, argv: ['bash', 'é'], path: '/usr/bin/bash' })]);
+    assert.equal(encodeEvent(execEv!), JSON.stringify(execEv));
+    // a child's exec names it briefly; its exit too; then another process, brief before full
+    const [childEv] = pl.apply([childExecRec()]);
+    const [exitEv] = pl.apply([exitRec({ pid: 100, startTime: 4_000_000_000n })]);
+    const [lateEv] = pl.apply([exitRec()]);
+    for (const ev of [childEv!, exitEv!, lateEv!]) {
+      const line = encodeEvent(ev);
+      assert.equal(line, JSON.stringify(ev));
+      const body = Object.values(JSON.parse(line))[0] as { process: object; parent?: object };
+      for (const p of [...(ev === childEv ? [] : [body.process]), body.parent]) {
+        if (p) assert.ok(!('cap' in p) && !('ns' in p), line);
+      }
+    }
+    // a thread of it, briefly: another tid, walked
+    const t = pl.cache.byExecId(execOf(execEv!).process.exec_id)!.thread(555);
+    assert.equal(processJson(t), JSON.stringify(t));
   });
 
   test('brief and thread copies stay fast objects once encoded (V8 kept spread copies as dictionaries)', () => {
