@@ -83,6 +83,19 @@ class Entry implements ProcessEntry {
     return t;
   }
 
+  /**
+   * Lets go of the brief and thread copies once the process has ended: its
+   * exit event (made just before) holds what it named, and an exited
+   * process is rarely named again (made anew if it is). Kept, each
+   * process's copy lived on in the old generation for as long as the
+   * exited entry (thousands of processes later): in an exec storm, ~10 MB
+   * more heap between major collections.
+   */
+  forgetCopies(): void {
+    this.brief_ = undefined;
+    this.threads = undefined;
+  }
+
   get held(): boolean {
     return !this.exited || this.heldChildren > 0;
   }
@@ -228,6 +241,7 @@ export class ProcessCache {
     if (e.exited || this.execs.get(e.execId) !== e) return;
     e.exited = true;
     e.replacedBy = replacedBy;
+    e.forgetCopies();
     this.liveCount--;
     if (e.heldChildren === 0) this.release(e);
   }

@@ -360,9 +360,13 @@ describe('ProcessPipeline.apply', () => {
         if (p) assert.ok(!('cap' in p) && !('ns' in p), line);
       }
     }
-    // a thread of it, briefly: another tid, walked
-    const t = pl.cache.byExecId(execOf(execEv!).process.exec_id)!.thread(555);
+    // a thread of it, briefly: another tid, walked; made anew after the exit let the copies go
+    const entry = pl.cache.byExecId(execOf(execEv!).process.exec_id)!;
+    assert.ok(entry.exited);
+    const t = entry.thread(555);
     assert.equal(processJson(t), JSON.stringify(t));
+    assert.equal(processJson(entry.brief), JSON.stringify(entry.brief));
+    assert.equal(fullProcess(entry.brief), entry.process);
   });
 
   test('brief and thread copies stay fast objects once encoded (V8 kept spread copies as dictionaries)', () => {
