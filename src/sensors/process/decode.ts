@@ -1,3 +1,4 @@
+import { u64At } from '../ints.js';
 import { EXEC, EXIT, FORK, HDR, RecordType } from './layout.js';
 import {
   type ExecRecord,
@@ -18,7 +19,7 @@ export function decodeRecord(buf: Buffer, off: number, len: number): ProcessReco
   const type = buf.readUInt16LE(off + HDR.type);
   const hdr = {
     cpu: buf.readUInt16LE(off + HDR.cpu),
-    ktime: buf.readBigUInt64LE(off + HDR.ktime),
+    ktime: u64At(buf, off + HDR.ktime),
     pid: buf.readUInt32LE(off + HDR.pid),
     tid: buf.readUInt32LE(off + HDR.tid),
   };
@@ -32,9 +33,9 @@ export function decodeRecord(buf: Buffer, off: number, len: number): ProcessReco
         kind: 'fork',
         ...hdr,
         ppid: buf.readUInt32LE(off + FORK.ppid),
-        startTime: buf.readBigUInt64LE(off + FORK.start_time),
-        parentStartTime: buf.readBigUInt64LE(off + FORK.parent_start_time),
-        cgroupId: buf.readBigUInt64LE(off + FORK.cgroup_id),
+        startTime: u64At(buf, off + FORK.start_time),
+        parentStartTime: u64At(buf, off + FORK.parent_start_time),
+        cgroupId: u64At(buf, off + FORK.cgroup_id),
       };
       return r;
     }
@@ -45,8 +46,8 @@ export function decodeRecord(buf: Buffer, off: number, len: number): ProcessReco
         ...hdr,
         ppid: buf.readUInt32LE(off + EXIT.ppid),
         exitCode: buf.readUInt32LE(off + EXIT.exit_code),
-        startTime: buf.readBigUInt64LE(off + EXIT.start_time),
-        cgroupId: buf.readBigUInt64LE(off + EXIT.cgroup_id),
+        startTime: u64At(buf, off + EXIT.start_time),
+        cgroupId: u64At(buf, off + EXIT.cgroup_id),
       };
       return r;
     }
@@ -98,13 +99,13 @@ function decodeExec(
     auid: buf.readUInt32LE(off + EXEC.auid),
     flags: buf.readUInt32LE(off + EXEC.flags),
     nlink: buf.readUInt32LE(off + EXEC.nlink),
-    ino: buf.readBigUInt64LE(off + EXEC.ino),
-    cgroupId: buf.readBigUInt64LE(off + EXEC.cgroup_id),
-    startTime: buf.readBigUInt64LE(off + EXEC.start_time),
-    parentStartTime: buf.readBigUInt64LE(off + EXEC.parent_start_time),
-    capPermitted: buf.readBigUInt64LE(off + EXEC.cap_permitted),
-    capEffective: buf.readBigUInt64LE(off + EXEC.cap_effective),
-    capInheritable: buf.readBigUInt64LE(off + EXEC.cap_inheritable),
+    ino: u64At(buf, off + EXEC.ino),
+    cgroupId: u64At(buf, off + EXEC.cgroup_id),
+    startTime: u64At(buf, off + EXEC.start_time),
+    parentStartTime: u64At(buf, off + EXEC.parent_start_time),
+    capPermitted: u64At(buf, off + EXEC.cap_permitted),
+    capEffective: u64At(buf, off + EXEC.cap_effective),
+    capInheritable: u64At(buf, off + EXEC.cap_inheritable),
     ns,
     fileUid: buf.readUInt32LE(off + EXEC.file_uid),
     fileGid: buf.readUInt32LE(off + EXEC.file_gid),

@@ -2,6 +2,7 @@
  * Ring-buffer records of the policy engine (struct osp_event and its args,
  * bpf/include/policy.h) to typed TracingRecords.
  */
+import { i64At, u64At } from '../ints.js';
 import { HDR } from '../process/layout.js';
 import { ARG_REC, ArgFlag, ArgType, EVENT, EventFlag, OSP_LIMITS, REC_TRACING, SOCKADDR } from './layout.js';
 import type { HookTable } from './tables.js';
@@ -57,32 +58,32 @@ export function decodeTracingRecord(
   const dataLen = buf.readUInt32LE(off + EVENT.data_len);
   if (EVENT.SIZE + dataLen > len) throw new Error(`tracing record of ${len} bytes is shorter than its args`);
   const hook = buf.readUInt16LE(off + EVENT.hook);
-  const sel = buf.readUInt8(off + EVENT.selector);
-  const flags = buf.readUInt8(off + EVENT.flags);
-  const nargs = buf.readUInt8(off + EVENT.nargs);
+  const sel = buf[off + EVENT.selector] as number;
+  const flags = buf[off + EVENT.flags] as number;
+  const nargs = buf[off + EVENT.nargs] as number;
   const specs = hooks?.[hook]?.args;
   const rec: TracingRecord = {
     kind: 'tracing',
     cpu: buf.readUInt16LE(off + HDR.cpu),
-    ktime: buf.readBigUInt64LE(off + HDR.ktime),
+    ktime: u64At(buf, off + HDR.ktime),
     pid: buf.readUInt32LE(off + HDR.pid),
     tid: buf.readUInt32LE(off + HDR.tid),
     policyId: buf.readUInt32LE(off + EVENT.policy_id),
     hook,
     selector: sel === OSP_LIMITS.NO_SELECTOR ? undefined : sel,
-    action: ACTIONS[buf.readUInt8(off + EVENT.action)] ?? 'none',
-    actionResult: RESULTS[buf.readUInt8(off + EVENT.result)] ?? 'none',
-    signal: buf.readUInt8(off + EVENT.signal),
+    action: ACTIONS[buf[off + EVENT.action] as number] ?? 'none',
+    actionResult: RESULTS[buf[off + EVENT.result] as number] ?? 'none',
+    signal: buf[off + EVENT.signal] as number,
     args: [],
   };
-  if (flags & EventFlag.RET) rec.ret = buf.readBigInt64LE(off + EVENT.ret);
+  if (flags & EventFlag.RET) rec.ret = i64At(buf, off + EVENT.ret);
   let at = off + EVENT.SIZE;
   const end = at + dataLen;
   // char_bufs read at the syscall's return (returnCopy): placeholders, filled from records after the args
   let atReturn: number[] | undefined;
   for (let i = 0; i < nargs && at + ARG_REC.SIZE <= end; i++) {
-    const type = buf.readUInt8(at + ARG_REC.type);
-    const aflags = buf.readUInt8(at + ARG_REC.flags);
+    const type = buf[at + ARG_REC.type] as number;
+    const aflags = buf[at + ARG_REC.flags] as number;
     const alen = buf.readUInt16LE(at + ARG_REC.len);
     const p = at + ARG_REC.SIZE;
     if (p + alen > end) throw new Error(`arg ${i} of ${alen} bytes runs past the record`);
@@ -92,7 +93,7 @@ export function decodeTracingRecord(
       case ArgType.INT:
         rec.args.push({
           type: 'int',
-          value: specs?.[i]?.signed ? buf.readBigInt64LE(p) : buf.readBigUInt64LE(p),
+          value: specs?.[i]?.signed ? i64At(buf, p) : u64At(buf, p),
         });
         break;
       case ArgType.STRING:
@@ -124,7 +125,7 @@ export function decodeTracingRecord(
   for (const k of atReturn ?? []) {
     // none when the syscall did not return (the thread died in it) or there was no room
     if (at + ARG_REC.SIZE > end) break;
-    const aflags = buf.readUInt8(at + ARG_REC.flags);
+    const aflags = buf[at + ARG_REC.flags] as number;
     const alen = buf.readUInt16LE(at + ARG_REC.len);
     const p = at + ARG_REC.SIZE;
     if (p + alen > end) throw new Error(`returned buffer of ${alen} bytes runs past the record`);
