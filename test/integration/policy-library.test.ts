@@ -12,7 +12,7 @@ import { type CompiledPolicy, compilePolicy } from '../../src/policy/compile.js'
 import type { PolicyMode } from '../../src/policy/index.js';
 import { parsePolicyFile } from '../../src/policy/index.js';
 import type { PolicyProgram } from '../../src/sensors/tracing/index.js';
-import { compileC } from '../lib/cc.js';
+import { CONNECT_OP_C, compileC } from '../lib/cc.js';
 import { makeTestNet, type TestNet } from '../lib/netns.js';
 import {
   type Ev,
@@ -70,21 +70,7 @@ int main(int argc, char **argv)
 		} else if (!strcmp(op, "setresgid")) {
 			int r = atoi(argv[++i]), e = atoi(argv[++i]);
 			syscall(SYS_setresgid, r, e, atoi(argv[++i]));
-		} else if (!strcmp(op, "connect")) {
-			const char *a = argv[++i];
-			int port = atoi(argv[++i]), fd;
-			if (strchr(a, ':')) {
-				struct sockaddr_in6 s = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
-				inet_pton(AF_INET6, a, &s.sin6_addr);
-				fd = socket(AF_INET6, SOCK_STREAM, 0);
-				connect(fd, (void *)&s, sizeof s);
-			} else {
-				struct sockaddr_in s = { .sin_family = AF_INET, .sin_port = htons(port) };
-				inet_pton(AF_INET, a, &s.sin_addr);
-				fd = socket(AF_INET, SOCK_STREAM, 0);
-				connect(fd, (void *)&s, sizeof s);
-			}
-			close(fd);
+${CONNECT_OP_C}
 		} else {
 			return 2;
 		}

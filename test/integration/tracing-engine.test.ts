@@ -24,7 +24,7 @@ import {
 import { HOOK } from '../../src/sensors/tracing/layout.js';
 import { encodeTables } from '../../src/sensors/tracing/tables.js';
 import { loadedPrograms, makeTestCgroup } from '../lib/bpf.js';
-import { compileC } from '../lib/cc.js';
+import { CONNECT_OP_C, compileC } from '../lib/cc.js';
 
 const TARGET_C = String.raw`
 #define _GNU_SOURCE
@@ -71,21 +71,7 @@ int main(int argc, char **argv)
 			if (write(fd, s, strlen(s)) < 0)
 				return 5;
 			close(fd);
-		} else if (!strcmp(op, "connect")) {
-			const char *a = argv[++i];
-			int port = atoi(argv[++i]), fd;
-			if (strchr(a, ':')) {
-				struct sockaddr_in6 s = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
-				inet_pton(AF_INET6, a, &s.sin6_addr);
-				fd = socket(AF_INET6, SOCK_STREAM, 0);
-				connect(fd, (void *)&s, sizeof s);
-			} else {
-				struct sockaddr_in s = { .sin_family = AF_INET, .sin_port = htons(port) };
-				inet_pton(AF_INET, a, &s.sin_addr);
-				fd = socket(AF_INET, SOCK_STREAM, 0);
-				connect(fd, (void *)&s, sizeof s);
-			}
-			close(fd);
+${CONNECT_OP_C}
 		} else if (!strcmp(op, "fork")) {
 			/* the child runs the rest of the script; the parent reports how it ended */
 			int st;
