@@ -26,7 +26,6 @@
  * counted; a client that stays full for longer than a grace period is
  * disconnected and counted.
  */
-
 import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import http, { type ServerResponse } from 'node:http';
 import path from 'node:path';

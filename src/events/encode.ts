@@ -614,26 +614,30 @@ interface Prefix {
 
 const PREFIX_OF: Slot<Prefix> = slot<Prefix>();
 
+/** The parent a pieced line names, if any. */
+const parentOf = (ps: readonly Piece[]): object | undefined =>
+  ps.length === 5 ? (ps[3] as object) : undefined;
+
+/** Whether a Prefix kept on a pieced line's process is this line's (the same opening and parent). */
+const isPrefixOf = (had: Prefix, ps: readonly Piece[]): boolean =>
+  had.opening === ps[0] && had.parent === parentOf(ps);
+
 /** The bytes of a pieced line up to its last text: made, or made again when the opening or parent differs or the ring went past them. */
 function prefixBytes(ps: readonly Piece[]): ProcBytes {
   const proc = ps[1] as object;
-  const parent = ps.length === 5 ? (ps[3] as object) : undefined;
-  const opening = ps[0] as string;
   const had = PREFIX_OF.get(proc);
-  if (had !== undefined && had.opening === opening && had.parent === parent) {
+  if (had !== undefined && isPrefixOf(had, ps)) {
     const b = had.bytes;
     if (b.own !== undefined || procPos <= b.at + PROC_RING_BYTES) return b;
     had.bytes = placeInProcRing(ps.slice(0, -1));
     return had.bytes;
   }
   const bytes = placeInProcRing(ps.slice(0, -1));
+  const opening = ps[0] as string;
+  const parent = parentOf(ps);
+  // a process's slot is given once: another hook shape or parent takes over its Prefix
   if (had === undefined) PREFIX_OF.set(proc, { opening, parent, bytes, stored: undefined });
-  else {
-    had.opening = opening;
-    had.parent = parent;
-    had.bytes = bytes;
-    had.stored = undefined;
-  }
+  else Object.assign(had, { opening, parent, bytes, stored: undefined });
   return bytes;
 }
 
@@ -657,12 +661,9 @@ function encodePieced(ps: Piece[]): EncodedLine {
 /** A pieced line's opening and processes as the event store keeps them (as references), kept with its Prefix. */
 function storedPrefix(ps: readonly Piece[]): string {
   const had = PREFIX_OF.get(ps[1] as object);
-  const parent = ps.length === 5 ? (ps[3] as object) : undefined;
-  if (had !== undefined && had.opening === ps[0] && had.parent === parent) {
-    had.stored ??= makeStoredPrefix(ps);
-    return had.stored;
-  }
-  return makeStoredPrefix(ps);
+  if (had === undefined || !isPrefixOf(had, ps)) return makeStoredPrefix(ps);
+  had.stored ??= makeStoredPrefix(ps);
+  return had.stored;
 }
 
 function makeStoredPrefix(ps: readonly Piece[]): string {

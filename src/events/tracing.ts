@@ -313,7 +313,6 @@ export function buildTracingEvent(
   const actionText = held ? `,"action":"${action}","monitored_action":"${held}"` : `,"action":"${action}"`;
   const text = hookText(hook, meta.policyName, nodeName);
   const argsText = args.length ? `,"args":[${argsJson}]` : '';
-  let own: string;
   if (hook.shape === 'kprobe') {
     // keys in the proto's field order, as protojson writes them
     const ev = { process } as ProcessKprobe;
@@ -330,10 +329,9 @@ export function buildTracingEvent(
     ev.policy_name = meta.policyName;
     if (hook.message) ev.message = hook.message;
     if (hook.tags.length) ev.tags = [...hook.tags];
-    own = `${text.head}${argsText}${returnText}${text.beforeAction}${actionText}${text.tail}"${time}"}`;
+    const own = `${text.head}${argsText}${returnText}${text.beforeAction}${actionText}${text.tail}"${time}"}`;
     return new BuiltKprobeEvent(ev, nodeName, time, linePieces(text.open, process, parent, own));
-  }
-  {
+  } else {
     const ev = { process } as ProcessTracepoint;
     if (parent) ev.parent = parent;
     ev.subsys = hook.subsys;
@@ -344,7 +342,7 @@ export function buildTracingEvent(
     if (held) ev.monitored_action = held;
     if (hook.message) ev.message = hook.message;
     if (hook.tags.length) ev.tags = [...hook.tags];
-    own = `${text.head}${argsText}${text.beforeAction}${actionText}${text.tail}"${time}"}`;
+    const own = `${text.head}${argsText}${text.beforeAction}${actionText}${text.tail}"${time}"}`;
     return new BuiltTracepointEvent(ev, nodeName, time, linePieces(text.open, process, parent, own));
   }
 }
