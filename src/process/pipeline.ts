@@ -109,13 +109,15 @@ export class ProcessPipeline {
   /** Apply one batch of records in order; returns the events they make, in order. */
   apply(records: ProcessRecord[]): ExportEvent[] {
     const out: ExportEvent[] = [];
-    for (const r of records) {
+    const execd = records.length > 1 ? execdForks(records) : undefined;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
       switch (r.kind) {
         case 'exec':
           out.push(this.onExec(r));
           break;
         case 'fork':
-          this.onFork(r);
+          if (execd === undefined || !execd.has(i)) this.onFork(r);
           break;
         case 'exit':
           out.push(this.onExit(r));
@@ -217,4 +219,34 @@ export class ProcessPipeline {
     if (parent) return parent.process.exec_id;
     return ppid === 0 ? undefined : this.builder.execId(parentStartTime, ppid);
   }
+}
+
+/**
+ * The forks of a batch whose child execs later in the same batch with no
+ * record in between naming it (as its pid or as a parent): their clone
+ * entries would be replaced by the exec before anything could name them
+ * (no event carries a replaced clone's exec_id, and the cache drops it at
+ * once), so they are not made at all. Most forks are such: a shell's, a
+ * build's, an exec storm's children exec at once. By index into records;
+ * undefined when there are none.
+ */
+function execdForks(records: readonly ProcessRecord[]): Set<number> | undefined {
+  let pending: Map<number, number> | undefined;
+  let out: Set<number> | undefined;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    if (pending !== undefined && pending.size > 0) {
+      const f = pending.get(r.pid);
+      if (f !== undefined) {
+        pending.delete(r.pid);
+        if (r.kind === 'exec' && r.startTime === (records[f] as ForkRecord).startTime) {
+          out ??= new Set();
+          out.add(f);
+        }
+      }
+      pending.delete(r.ppid);
+    }
+    if (r.kind === 'fork') (pending ??= new Map()).set(r.pid, i);
+  }
+  return out;
 }

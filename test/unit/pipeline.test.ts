@@ -421,6 +421,48 @@ describe('ProcessPipeline.apply', () => {
     );
   });
 
+  test('a fork and its exec in one batch give what they give in two, and the cache ends the same', () => {
+    const sep = pipeline();
+    const one = pipeline();
+    const sh = execRec({ pid: 100, argv: ['bash', '-i'], path: '/usr/bin/bash' });
+    sep.apply([sh]);
+    one.apply([sh]);
+    const apart = [...sep.apply([forkRec()]), ...sep.apply([childExecRec()]), ...sep.apply([exitRec()])];
+    const together = one.apply([forkRec(), childExecRec(), exitRec()]);
+    assert.equal(together.length, 2);
+    assert.equal(encodeEvent(together[0]!), encodeEvent(apart[0]!));
+    assert.equal(encodeEvent(together[1]!), encodeEvent(apart[1]!));
+    assert.deepEqual(one.cache.stats(), sep.cache.stats());
+    const clone = makeExecId(NODE, 6_000_000_000n, 101);
+    assert.equal(one.cache.byExecId(clone), undefined);
+  });
+
+  test('a fork whose child is named before its exec in the batch keeps its clone entry', () => {
+    // 101 forks 102, which exits, before 101 execs: 102's exit names 101's clone as its parent
+    const pl = pipeline();
+    pl.apply([execRec({ pid: 100, argv: ['bash', '-i'], path: '/usr/bin/bash' })]);
+    const clone = makeExecId(NODE, 6_000_000_000n, 101);
+    const evs = pl.apply([
+      forkRec({ pid: 101 }),
+      forkRec({ pid: 102, ppid: 101, startTime: 6_500_000_000n, parentStartTime: 6_000_000_000n }),
+      exitRec({ pid: 102, ppid: 101, startTime: 6_500_000_000n, ktime: 6_600_000_000n }),
+      childExecRec(),
+    ]);
+    assert.equal(evs.length, 2);
+    const exit = exitOf(evs[0]);
+    assert.equal(exit.process.parent_exec_id, clone);
+    assert.equal(exit.parent?.exec_id, clone);
+    assert.equal(exit.parent?.flags, 'clone');
+    assert.equal(exit.parent?.binary, '/usr/bin/bash');
+    assert.equal(execOf(evs[1]).process.pid, 101);
+
+    // an exec under the pid with another start time is another process: the fork keeps its entry
+    const other = pipeline();
+    other.apply([execRec({ pid: 100 })]);
+    other.apply([forkRec({ pid: 101 }), execRec({ pid: 101, ppid: 100, ktime: 7_000_000_000n, startTime: 1n })]);
+    assert.equal(other.cache.byExecId(clone)?.exited, true, 'its exit was missed: ended by the exec');
+  });
+
   test('a child that exits without exec reports its clone process and its parent', () => {
     const pl = pipeline();
     const sh = execOf(pl.apply([execRec()])[0]).process;
