@@ -246,7 +246,10 @@ function execdForks(records: readonly ProcessRecord[]): Set<number> | undefined 
       }
       pending.delete(r.ppid);
     }
-    if (r.kind === 'fork') (pending ??= new Map()).set(r.pid, i);
+    if (r.kind === 'fork') {
+      pending ??= new Map();
+      pending.set(r.pid, i);
+    }
   }
   return out;
 }

@@ -22,7 +22,7 @@ test('an exec record decodes field by field, its namespaces by name in NS_NAMES 
   buf.writeUInt32LE(4294967295, EXEC.auid);
   buf.writeBigUInt64LE(0x1ffffffffffn, EXEC.cap_effective);
   buf.writeBigUInt64LE(123n, EXEC.start_time);
-  NS_NAMES.forEach((_, i) => buf.writeUInt32LE(4026531800 + i, EXEC.ns + 4 * i));
+  for (let i = 0; i < NS_NAMES.length; i++) buf.writeUInt32LE(4026531800 + i, EXEC.ns + 4 * i);
   buf.writeUInt16LE(parts[0]!.length, EXEC.path_len);
   buf.writeUInt16LE(parts[1]!.length, EXEC.filename_len);
   buf.writeUInt32LE(parts[2]!.length, EXEC.args_len);
