@@ -574,26 +574,29 @@ function placeInRing(ps: readonly Piece[]): { at: number; length: number } {
  * (no slot added per event: at the rate of policy events, adding two cost
  * ~0.15 µs an event). The pieces are `[opening, process, text]` or
  * `[opening, process, text, parent, text]` and must be what the walk would
- * give; the event is not changed afterwards (as every published event),
+ * give (src/events/lifecycle.ts makes the process sensor's events so too); the event is not changed afterwards (as every published event),
  * and a copy of it (an export filter's) is walked as usual.
  */
 export class PiecedEvent {
   readonly #pieces: Piece[];
+  /** whether its process's events come in runs (see Prefix); a process's exec and exit do not */
+  readonly #runs: boolean;
   #line: EncodedLine | undefined = undefined;
 
-  constructor(pieces: Piece[]) {
+  constructor(pieces: Piece[], runs = true) {
     this.#pieces = pieces;
+    this.#runs = runs;
   }
 
   /** Its line, made once. */
   static lineOf(ev: PiecedEvent): EncodedLine {
-    ev.#line ??= encodePieced(ev.#pieces);
+    ev.#line ??= PiecedEvent.encode(ev);
     return ev.#line;
   }
 
   /** Its line made anew (encodeLine). */
   static encode(ev: PiecedEvent): EncodedLine {
-    return encodePieced(ev.#pieces);
+    return ev.#runs ? encodePieced(ev.#pieces) : encodePieces(ev.#pieces);
   }
 }
 

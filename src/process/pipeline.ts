@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { LifecycleEvents } from '../events/lifecycle.js';
 import { decodeWaitStatus } from '../events/signals.js';
 import type { ExportEvent, Process } from '../events/types.js';
 import { cgroup2Root } from '../kernel/mounts.js';
@@ -46,11 +47,13 @@ export class ProcessPipeline {
   readonly hostNamespaces: HostNamespaces;
   readonly cgroups: CgroupPaths;
   private readonly builder: ProcessBuilder;
+  private readonly events: LifecycleEvents;
   private readonly procRoot: string;
 
   constructor(opts: ProcessPipelineOptions) {
     if (!opts.nodeName) throw new Error('ProcessPipeline needs a nodeName: it is part of every exec_id');
     this.nodeName = opts.nodeName;
+    this.events = new LifecycleEvents(opts.nodeName);
     this.procRoot = opts.procRoot ?? '/proc';
     this.cache = new ProcessCache(opts.maxExited ?? 4096, { briefEvents: opts.capsNsEveryEvent !== true });
     let root = opts.cgroupRoot;
@@ -148,11 +151,7 @@ export class ProcessPipeline {
     const cur = this.cache.get(r.pid);
     const replaces = cur && !cur.exited && this.sameProcess(cur, r.startTime) ? cur : undefined;
     this.cache.add(proc, { pid: r.pid, startNs: r.startTime, origin: 'exec', parent, replaces });
-    return {
-      process_exec: { process: proc, parent: parent?.brief },
-      node_name: this.nodeName,
-      time,
-    };
+    return this.events.exec(proc, parent?.brief, time);
   }
 
   private onFork(r: ForkRecord): void {
@@ -187,12 +186,7 @@ export class ProcessPipeline {
       proc = this.builder.forUnknownExit(r, live?.process.exec_id);
       parent = live?.brief;
     }
-    const { signal, status } = decodeWaitStatus(r.exitCode);
-    return {
-      process_exit: { process: proc, parent, signal, status, time },
-      node_name: this.nodeName,
-      time,
-    };
+    return this.events.exit(proc, parent, decodeWaitStatus(r.exitCode), time);
   }
 
   /**

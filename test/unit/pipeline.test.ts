@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fullProcess } from '../../src/events/brief.js';
 import { encodeEvent, processJson } from '../../src/events/encode.js';
-import type { ExportEvent, ProcessExec, ProcessExit } from '../../src/events/types.js';
+import { type ExportEvent, eventType, type ProcessExec, type ProcessExit } from '../../src/events/types.js';
 import { calibrate, measureRealtimeOffsetNs } from '../../src/process/clock.js';
 import {
   CgroupPaths,
@@ -437,6 +437,32 @@ describe('ProcessPipeline.apply', () => {
     assert.equal(one.cache.byExecId(clone), undefined);
   });
 
+  test('exec and exit lines are JSON.stringify`s of the events, with and without parent, status or signal', () => {
+    for (const node of [NODE, 'nœud "ü"\\x']) {
+      const pl = new ProcessPipeline({ nodeName: node, procRoot, cgroupRoot: cgRoot, realpath: (p) => p });
+      const evs = [
+        ...pl.apply([execRec({ pid: 100, ppid: 0 })]),
+        ...pl.apply([childExecRec()]),
+        ...pl.apply([exitRec({ exitCode: 9 })]),
+        ...pl.apply([exitRec({ pid: 100, ppid: 0, startTime: 4_000_000_000n, exitCode: 1 << 8 })]),
+        ...pl.apply([exitRec({ pid: 555, ppid: 4242, startTime: 7n })]),
+      ];
+      assert.equal(evs.length, 5);
+      assert.equal(execOf(evs[0]).parent, undefined);
+      assert.equal(exitOf(evs[2]).signal, 'SIGKILL');
+      assert.equal(exitOf(evs[3]).status, 1);
+      for (const ev of evs) {
+        assert.equal(encodeEvent(ev), JSON.stringify(ev));
+        assert.equal(
+          encodeEvent({ ...ev }),
+          JSON.stringify(ev),
+          'a copy (an export filter`s) walked as usual',
+        );
+        assert.equal(eventType(ev), Object.keys(ev)[0]);
+      }
+    }
+  });
+
   test('a fork whose child is named before its exec in the batch keeps its clone entry', () => {
     // 101 forks 102, which exits, before 101 execs: 102's exit names 101's clone as its parent
     const pl = pipeline();
@@ -459,7 +485,10 @@ describe('ProcessPipeline.apply', () => {
     // an exec under the pid with another start time is another process: the fork keeps its entry
     const other = pipeline();
     other.apply([execRec({ pid: 100 })]);
-    other.apply([forkRec({ pid: 101 }), execRec({ pid: 101, ppid: 100, ktime: 7_000_000_000n, startTime: 1n })]);
+    other.apply([
+      forkRec({ pid: 101 }),
+      execRec({ pid: 101, ppid: 100, ktime: 7_000_000_000n, startTime: 1n }),
+    ]);
     assert.equal(other.cache.byExecId(clone)?.exited, true, 'its exit was missed: ended by the exec');
   });
 
