@@ -77,7 +77,7 @@ const USAGE = `usage: bench/exec/run.sh [--execs N] [--warmup-execs N] [--repeat
 
   --execs N      execs per storm (default 20000, at least 20000 for a reported run)
   --warmup-execs N  execs of a copy of the binary before each measured storm, in every
-                 mode, not measured and not counted (default 2000; 0: none)
+                 mode, not measured and not counted (default 20000; 0: none)
   --repeat R     rounds; each round runs every mode once (default 3)
   --parallel P   children the storm keeps in flight (default 2 = the cores here)
   --modes LIST   which modes to run, e.g. "ab" (default abcd; e = Osprey with its
@@ -97,7 +97,7 @@ async function main() {
       execs: { type: 'string', default: '20000' },
       repeat: { type: 'string', default: '3' },
       parallel: { type: 'string', default: '2' },
-      'warmup-execs': { type: 'string', default: '2000' },
+      'warmup-execs': { type: 'string', default: '20000' },
       modes: { type: 'string', default: 'abcd' },
       keep: { type: 'boolean', default: false },
       'quiet-wait': { type: 'string', default: '60' },
