@@ -105,7 +105,10 @@ const ACTIONS: Record<string, string> = {
 
 /** The class of an event's enforcement tag: taken (or a drop), or what monitor mode held back. */
 export function enforcementClass(enforcement: string): string {
-  return enforcement.startsWith('monitor:') ? 'tag tag-monitor' : 'tag tag-enforce';
+  // held back or refused: outlined, not the red of a kill that happened
+  return enforcement.startsWith('monitor:') || enforcement.startsWith('refused:')
+    ? 'tag tag-monitor'
+    : 'tag tag-enforce';
 }
 
 /** A one-line description of any event; unknown types get their JSON, cut. */
@@ -143,10 +146,18 @@ export function describeEvent(ev: ExportEvent): EventSummary {
       const enforcement = ACTIONS[String(p['action'] ?? '')];
       // what a policy in monitor mode held back: shown, not alarmed
       const held = ACTIONS[String(p['monitored_action'] ?? '')];
+      // what the engine would not do to PID 1, a kernel thread or the agent
+      const refused = ACTIONS[String(p['refused_action'] ?? '')];
       return {
         verb,
         detail: detail.trim(),
-        ...(enforcement ? { enforcement } : held ? { enforcement: `monitor: would ${held}` } : {}),
+        ...(enforcement
+          ? { enforcement }
+          : held
+            ? { enforcement: `monitor: would ${held}` }
+            : refused
+              ? { enforcement: `refused: ${refused} (protected target)` }
+              : {}),
         severity: enforcement ? 'danger' : 'notice',
       };
     }

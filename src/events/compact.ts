@@ -71,10 +71,18 @@ function syscallName(id: number, abi: string): string {
 }
 
 /** What enforcement the event reports, after the line (nothing for Post); one monitor mode held back, as such. */
-function enforced(action: KprobeAction, monitored?: KprobeAction): string | undefined {
+function enforced(
+  action: KprobeAction,
+  monitored?: KprobeAction,
+  refused?: KprobeAction,
+): string | undefined {
   if (monitored !== undefined && action === 'KPROBE_ACTION_POST') {
     const would = enforced(monitored);
     return would === undefined ? undefined : `👁 monitor: would ${would}`;
+  }
+  if (refused !== undefined && action === 'KPROBE_ACTION_POST') {
+    const would = enforced(refused);
+    return would === undefined ? undefined : `🛡 refused: ${would} (protected target)`;
   }
   switch (action) {
     case 'KPROBE_ACTION_SIGKILL':
@@ -124,7 +132,7 @@ function kprobeLine(k: ProcessKprobe): string {
     default:
       line = words(label('☎ ', 'syscall'), bin, k.function_name);
   }
-  return words(line, enforced(k.action, k.monitored_action));
+  return words(line, enforced(k.action, k.monitored_action, k.refused_action));
 }
 
 function tracepointLine(t: ProcessTracepoint): string {
@@ -137,7 +145,7 @@ function tracepointLine(t: ProcessTracepoint): string {
   } else {
     line = words(label('⁉️', 'tracepoint'), bin, t.subsys, t.event);
   }
-  return words(line, enforced(t.action, t.monitored_action));
+  return words(line, enforced(t.action, t.monitored_action, t.refused_action));
 }
 
 /**

@@ -105,6 +105,8 @@ export interface ProcessKprobe {
   action: KprobeAction;
   /** the enforcement monitor mode held back (Osprey's; action then says Post) */
   monitored_action?: KprobeAction;
+  /** the enforcement refused: its target was PID 1, a kernel thread or the agent (Osprey's; action then says Post) */
+  refused_action?: KprobeAction;
   policy_name: string;
   message?: string;
   tags?: string[];
@@ -120,6 +122,8 @@ export interface ProcessTracepoint {
   action: KprobeAction;
   /** the enforcement monitor mode held back (Osprey's; action then says Post) */
   monitored_action?: KprobeAction;
+  /** the enforcement refused: its target was PID 1, a kernel thread or the agent (Osprey's; action then says Post) */
+  refused_action?: KprobeAction;
   message?: string;
   tags?: string[];
 }
@@ -155,6 +159,17 @@ export function kprobeAction(rec: TracingRecord): KprobeAction {
  */
 export function monitoredAction(rec: TracingRecord): KprobeAction | undefined {
   return rec.actionResult === 'monitored' && rec.action !== 'none' ? actionOf(rec) : undefined;
+}
+
+/**
+ * The enforcement refused because its target was PID 1, a kernel thread or
+ * the agent itself, reported beside action (which says Post): the policy
+ * matched and nothing was done, on purpose, which the event says rather
+ * than leave a reader to wonder why a kill did not happen; undefined for
+ * any other record.
+ */
+export function refusedAction(rec: TracingRecord): KprobeAction | undefined {
+  return rec.actionResult === 'refused' && rec.action !== 'none' ? actionOf(rec) : undefined;
 }
 
 function actionOf(rec: TracingRecord): KprobeAction {
@@ -310,7 +325,10 @@ export function buildTracingEvent(
   const time = ktimeToTime(rec.ktime);
   const action = kprobeAction(rec);
   const held = monitoredAction(rec);
-  const actionText = held ? `,"action":"${action}","monitored_action":"${held}"` : `,"action":"${action}"`;
+  const refused = refusedAction(rec);
+  let actionText = `,"action":"${action}"`;
+  if (held) actionText += `,"monitored_action":"${held}"`;
+  if (refused) actionText += `,"refused_action":"${refused}"`;
   const text = hookText(hook, meta.policyName, nodeName);
   const argsText = args.length ? `,"args":[${argsJson}]` : '';
   if (hook.shape === 'kprobe') {
@@ -326,6 +344,7 @@ export function buildTracingEvent(
     }
     ev.action = action;
     if (held) ev.monitored_action = held;
+    if (refused) ev.refused_action = refused;
     ev.policy_name = meta.policyName;
     if (hook.message) ev.message = hook.message;
     if (hook.tags.length) ev.tags = [...hook.tags];
@@ -340,6 +359,7 @@ export function buildTracingEvent(
     ev.policy_name = meta.policyName;
     ev.action = action;
     if (held) ev.monitored_action = held;
+    if (refused) ev.refused_action = refused;
     if (hook.message) ev.message = hook.message;
     if (hook.tags.length) ev.tags = [...hook.tags];
     const own = `${text.head}${argsText}${text.beforeAction}${actionText}${text.tail}"${time}"}`;

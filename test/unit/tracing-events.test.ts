@@ -178,7 +178,7 @@ describe('process_kprobe', () => {
     assert.equal(line, '📬 openat  /usr/bin/app /etc/shadow ☠️ SIGKILL');
   });
 
-  test('an action held back (monitor mode) or refused is reported as Post; monitor mode says what it held back', () => {
+  test('an action held back (monitor mode) or refused is reported as Post, beside what was held back or refused', () => {
     const monitored = build(
       rec(1, [int(-100n), str('/x'), int(0n)], { action: 'sigkill', actionResult: 'monitored' }),
     );
@@ -197,7 +197,20 @@ describe('process_kprobe', () => {
     );
     assert.equal(refused.json.process_kprobe.action, 'KPROBE_ACTION_POST');
     assert.equal(refused.json.process_kprobe.monitored_action, undefined);
-    assert.equal(refused.line, '📬 openat  /usr/bin/app /x');
+    assert.equal(refused.json.process_kprobe.refused_action, 'KPROBE_ACTION_SIGKILL');
+    assert.deepEqual(Object.keys(refused.json.process_kprobe).slice(-5), [
+      'action',
+      'refused_action',
+      'policy_name',
+      'message',
+      'tags',
+    ]);
+    assert.equal(refused.line, '📬 openat  /usr/bin/app /x 🛡 refused: ☠️ SIGKILL (protected target)');
+    const refusedTp = build(rec(4, [int(1n)], { action: 'signal', actionResult: 'refused', signal: 10 }));
+    assert.equal(refusedTp.json.process_tracepoint.refused_action, 'KPROBE_ACTION_SIGNAL');
+    assert.equal(refusedTp.json.process_tracepoint.monitored_action, undefined);
+    assert.match(refusedTp.line, /🛡 refused: ☠️ signal \(protected target\)$/);
+    assert.equal(monitored.json.process_kprobe.refused_action, undefined);
     const tp = build(rec(4, [int(1n)], { action: 'signal', actionResult: 'monitored', signal: 10 }));
     assert.equal(tp.json.process_tracepoint.action, 'KPROBE_ACTION_POST');
     assert.equal(tp.json.process_tracepoint.monitored_action, 'KPROBE_ACTION_SIGNAL');

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import {
   describeEvent,
   type ExportEvent,
+  enforcementClass,
   flowGraph,
   type HubbleFlow,
   PauseBuffer,
@@ -78,6 +79,16 @@ describe('web UI model', () => {
       enforcement: 'monitor: would SIGKILL',
       severity: 'notice',
     });
+    assert.equal(enforcementClass('monitor: would SIGKILL'), 'tag tag-monitor');
+    // refused (the target was PID 1, a kernel thread or the agent): Post, with what was not done
+    const refused = JSON.parse(JSON.stringify(kp)) as { process_kprobe: Record<string, unknown> };
+    refused.process_kprobe['action'] = 'KPROBE_ACTION_POST';
+    refused.process_kprobe['refused_action'] = 'KPROBE_ACTION_SIGKILL';
+    const r = describeEvent(refused as unknown as ExportEvent);
+    assert.equal(r.enforcement, 'refused: SIGKILL (protected target)');
+    assert.equal(r.severity, 'notice');
+    assert.equal(enforcementClass(r.enforcement!), 'tag tag-monitor');
+    assert.equal(enforcementClass('SIGKILL'), 'tag tag-enforce');
     const flow = {
       flow: {
         verdict: 'DROPPED',
