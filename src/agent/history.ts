@@ -19,9 +19,10 @@
  * and sends the bytes.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { makeFilter } from '../events/filter.js';
 import type { ExportEvent } from '../events/types.js';
 import { ExportOptionError } from '../export/json-list.js';
-import { StoreError, type StoreQuery } from '../store/index.js';
+import { boundToNs, StoreError, type StoreQuery } from '../store/index.js';
 import { QueryError } from '../store/queries.js';
 import { parseTimeBound } from './duration.js';
 import { type EventFilterOptions, eventFilter } from './event-filter.js';
@@ -79,11 +80,27 @@ export function historyQuery(
     const until = one(q.until);
     if (since) query.since = parseTimeBound(since, 'since', nowMs);
     if (until) query.until = parseTimeBound(until, 'until', nowMs);
+    if (query.since !== undefined && query.until !== undefined) {
+      if (boundToNs(query.since, 'since') > boundToNs(query.until, 'until')) {
+        throw new Error(
+          `since "${since}" (${query.since}) is after until "${until}" (${query.until}): no event lies ` +
+            'between them; since is the older bound (e.g. since 2h, until 1h)',
+        );
+      }
+    }
   } catch (err) {
     throw new BadRequest((err as Error).message);
   }
   const types = list(q.type) ?? list(q.types);
-  if (types) query.types = types;
+  if (types) {
+    // a misspelt type would match nothing, silently
+    try {
+      makeFilter({ eventTypes: types });
+    } catch (err) {
+      throw new BadRequest((err as Error).message);
+    }
+    query.types = types;
+  }
   const binary = one(q.binary);
   if (binary) {
     try {

@@ -1,3 +1,4 @@
+import { closest } from '../policy/yaml-view.js';
 import { payloadProcess } from './compact.js';
 import { EVENT_TYPES, type ExportEvent, eventType } from './types.js';
 
@@ -8,21 +9,21 @@ export interface FilterOptions {
   process?: string;
 }
 
-const TYPE_NAME = /^[a-z_]+$/;
-
 /**
- * A predicate for the events a user asked for. Event types are not checked
- * against a closed list, because sensors added later bring their own; a
- * name that cannot be an event type at all is refused. Events without a
- * process never match a process filter.
+ * A predicate for the events a user asked for. Event types are the ones
+ * this build emits (EVENT_TYPES): a misspelt one is refused with the name
+ * it is closest to, rather than match nothing, silently, forever. Events
+ * without a process never match a process filter.
  */
 export function makeFilter(opts: FilterOptions): (ev: ExportEvent) => boolean {
   let types: Set<string> | undefined;
   if (opts.eventTypes && opts.eventTypes.length > 0) {
+    const known: readonly string[] = EVENT_TYPES;
     for (const t of opts.eventTypes) {
-      if (!TYPE_NAME.test(t)) {
+      if (!known.includes(t)) {
+        const guess = closest(t, known);
         throw new Error(
-          `event type "${t}" is not a valid name (lower case letters and "_"); known types: ${EVENT_TYPES.join(', ')}`,
+          `unknown event type "${t}": ${guess ? `did you mean "${guess}"? ` : ''}known types: ${known.join(', ')}`,
         );
       }
     }

@@ -104,7 +104,14 @@ export type ExportEvent =
   | (EventBase & Record<string, unknown>);
 
 /** The event kinds Osprey emits, as named in the JSON (`--event-types`). */
-export const EVENT_TYPES = ['process_exec', 'process_exit', 'process_kprobe', 'process_tracepoint'] as const;
+export const EVENT_TYPES = [
+  'process_exec',
+  'process_exit',
+  'process_kprobe',
+  'process_tracepoint',
+  'flow',
+  'rate_limit_info',
+] as const;
 export type EventType = (typeof EVENT_TYPES)[number] | string;
 
 /** Name of the one top-level payload key of an export event. */

@@ -69,11 +69,24 @@ describe('makeFilter', () => {
     );
   });
 
-  test('an impossible event type throws and lists the known ones', () => {
+  test('an unknown event type throws, with the closest known one and the list', () => {
     assert.throws(
       () => makeFilter({ eventTypes: ['Process-Exec'] }),
-      /"Process-Exec".*process_exec, process_exit/,
+      /unknown event type "Process-Exec": did you mean "process_exec"\? known types: process_exec, process_exit/,
     );
-    assert.throws(() => makeFilter({ eventTypes: [''] }), /not a valid name/);
+    assert.throws(() => makeFilter({ eventTypes: ['proces_kprob'] }), /did you mean "process_kprobe"/);
+    assert.throws(
+      () => makeFilter({ eventTypes: ['dns'] }),
+      /^Error: unknown event type "dns": known types: /,
+    );
+    for (const t of [
+      'process_exec',
+      'process_exit',
+      'process_kprobe',
+      'process_tracepoint',
+      'flow',
+      'rate_limit_info',
+    ])
+      assert.doesNotThrow(() => makeFilter({ eventTypes: [t] }));
   });
 });

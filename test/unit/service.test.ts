@@ -99,6 +99,21 @@ describe('history query parameters', () => {
       () => historyQuery({ deny: '{"pid":"x"}' }),
       /deny filter line 1: pid: expected a list of pids/,
     );
+    // a misspelt type or a range backwards would match nothing, silently
+    assert.throws(
+      () => historyQuery({ type: 'process_exec,process_exce' }),
+      /unknown event type "process_exce": did you mean "process_exec"\? known types: process_exec, process_exit, process_kprobe, process_tracepoint, flow, rate_limit_info/,
+    );
+    const now = Date.parse('2026-11-25T10:00:00Z');
+    assert.throws(
+      () => historyQuery({ since: '1h', until: '2h' }, now),
+      /since "1h" \(2026-11-25T09:00:00.000Z\) is after until "2h" \(2026-11-25T08:00:00.000Z\): no event lies between them/,
+    );
+    // the same instant at both ends is a range (of one instant), as is an RFC 3339 time with an offset before a later one
+    assert.doesNotThrow(() =>
+      historyQuery({ since: '2026-11-25T10:00:00+01:00', until: '2026-11-25T09:30:00Z' }),
+    );
+    assert.doesNotThrow(() => historyQuery({ since: '2026-11-25T09:00:00Z', until: '2026-11-25T09:00:00Z' }));
   });
 });
 
