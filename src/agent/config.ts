@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Node } from 'yaml';
+import { closest } from '../policy/yaml-view.js';
 import { checkAddress, checkDuration } from './config-kinds.js';
 import { describeFsError, UserError } from './fs-util.js';
 
@@ -528,8 +529,10 @@ export function parseCommandLine(
     const e = err as Error & { code?: string };
     const name = /'(-[^' ]+)/.exec(e.message)?.[1];
     switch (e.code) {
-      case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-        throw new UserError(`unknown flag ${name ?? e.message}`, 2);
+      case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+        const near = name?.startsWith('--') ? closest(name.slice(2), Object.keys(options), 3) : undefined;
+        throw new UserError(`unknown flag ${name ?? e.message}${near ? `; did you mean --${near}?` : ''}`, 2);
+      }
       case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
         if (/argument missing/.test(e.message)) throw new UserError(`flag ${name} needs a value`, 2);
         if (/does not take an argument/.test(e.message)) {
@@ -652,7 +655,7 @@ function applyFile(cfg: ReturnType<typeof defaults>, file: string): void {
     const key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
     const s = BY_KEY.get(key);
     if (!s) {
-      const near = closest(key, [...BY_KEY.keys()]);
+      const near = closest(key, [...BY_KEY.keys()], 3);
       throw new UserError(
         `${at(keyNode?.range?.[0])}: unknown key "${key}"; ` +
           (near
@@ -673,32 +676,6 @@ function applyFile(cfg: ReturnType<typeof defaults>, file: string): void {
           : r.value;
     set(cfg, s, v);
   }
-}
-
-/** The candidate within edit distance 3 of word, if any. */
-function closest(word: string, candidates: string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = 4;
-  for (const c of candidates) {
-    const d = editDistance(word, c);
-    if (d < bestD) {
-      best = c;
-      bestD = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length]!;
 }
 
 /** `osprey agent --help` text for the settings. */

@@ -248,13 +248,13 @@ function truncate(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n)}...` : s;
 }
 
-/** The known name within edit distance 2 of a misspelt one, if exactly one is closest. */
-export function closest(word: string, candidates: readonly string[]): string | undefined {
+/** The known name within edit distance `within` (default 2) of a misspelt one, ignoring case: the first closest. */
+export function closest(word: string, candidates: readonly string[], within = 2): string | undefined {
   let best: string | undefined;
-  let bestD = 3;
+  let bestD = within + 1;
   const w = word.toLowerCase();
   for (const c of candidates) {
-    const d = editDistance(w, c.toLowerCase());
+    const d = editDistance(w, c.toLowerCase(), within);
     if (d < bestD) {
       best = c;
       bestD = d;
@@ -263,8 +263,9 @@ export function closest(word: string, candidates: readonly string[]): string | u
   return best;
 }
 
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2) return 3;
+/** Levenshtein distance, or more than `within` when the lengths alone say so. */
+function editDistance(a: string, b: string, within: number): number {
+  if (Math.abs(a.length - b.length) > within) return within + 1;
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];

@@ -138,7 +138,12 @@ describe('agent config', () => {
   });
 
   it('names an unknown flag (exit code 2)', () => {
-    throwsUser(() => load(['--bogus']), /unknown flag --bogus/, 2);
+    throwsUser(() => load(['--bogus']), /unknown flag --bogus$/, 2);
+    throwsUser(
+      () => load(['--ring-holdof-ms', '2']),
+      /unknown flag --ring-holdof-ms; did you mean --ring-holdoff-ms\?/,
+      2,
+    );
     throwsUser(() => load(['--args-max']), /flag --args-max needs a value/, 2);
     throwsUser(() => load(['stray']), /unexpected argument "stray"/, 2);
     throwsUser(() => load(['--seed', '--no-seed']), /--seed and --no-seed contradict/, 2);
