@@ -221,11 +221,27 @@ async function floorUnavailable(ctx) {
 
 /** The loop with the floor's program attached (detached again whatever happens). */
 async function runFloor(ctx, setup) {
-  const { Collection } = await import('../../dist/src/kernel/index.js');
+  const { Collection, programStats } = await import('../../dist/src/kernel/index.js');
   const coll = Collection.load(ctx.floorObject);
   try {
     coll.attachTracepoint(FLOOR_PROGRAM, 'syscalls', 'sys_enter_openat');
-    return await measuredLoop(ctx, [], ctx.opens, setup.loopFile);
+    const m = await measuredLoop(ctx, [], ctx.opens, setup.loopFile);
+    // its ns per run with the statistics on, as (b)'s program is measured:
+    // what the statistics' own clock reads and an empty run cost, which
+    // the summary takes off (b)'s to leave the work of Osprey's program
+    const fd = coll.programs().find((p) => p.name === FLOOR_PROGRAM)?.fd;
+    const calibration = Math.max(1, Math.round(ctx.opens / 10));
+    const nsPerRun =
+      fd === undefined
+        ? null
+        : await withKernelBpfStats(async () => {
+            const before = programStats(fd);
+            await measuredLoop(ctx, [], calibration, setup.loopFile);
+            const after = programStats(fd);
+            const runs = after.runCount - before.runCount;
+            return runs > 0 ? (after.runTimeNs - before.runTimeNs) / runs : null;
+          });
+    return { ...m, bpf_ns_per_run: nsPerRun === null ? null : Math.round(nsPerRun) };
   } finally {
     coll.close();
   }
@@ -272,10 +288,12 @@ function summarize(ctx, runs, discarded, skipped, setup) {
       other_observers: [...new Set(rs.flatMap((r) => r.other_observers ?? []))],
       other_benchmarks: [...new Set(rs.flatMap((r) => r.other_benchmarks ?? []))],
     };
-    if (m === 'b') {
+    if (m === 'b' || m === 'f') {
       entry.bpf_ns_per_run_median = nums('bpf_ns_per_run').length
         ? Math.round(median(nums('bpf_ns_per_run')))
         : null;
+    }
+    if (m === 'b') {
       entry.bpf_runs_all = rs.map((r) => r.bpf_runs);
       entry.events_posted_all = rs.map((r) => r.events_posted);
       entry.policy_load_ms_all = rs.map((r) => r.policy_load_ms);
@@ -287,7 +305,25 @@ function summarize(ctx, runs, discarded, skipped, setup) {
     }
     modes[m] = entry;
   }
+  // A floor of (b)'s overhead that the machine's noise does not move: the
+  // work of Osprey's program beyond an empty one on the same tracepoint (both
+  // timed by the kernel, statistics on, so their clock reads cancel) over
+  // (a)'s time per open+close. (b) adds at least that (and the tracepoint's
+  // own path, which (f) adds too), whatever its wall time says.
+  const b = modes.b;
+  const fl = modes.f;
+  const a = modes.a;
+  const programFloor =
+    b?.bpf_ns_per_run_median != null && fl?.bpf_ns_per_run_median != null && a?.ns_per_open_close_median
+      ? {
+          ns_per_open: b.bpf_ns_per_run_median - fl.bpf_ns_per_run_median,
+          pct: round3(
+            ((b.bpf_ns_per_run_median - fl.bpf_ns_per_run_median) / a.ns_per_open_close_median) * 100,
+          ),
+        }
+      : null;
   return {
+    program_floor: programFloor,
     params: {
       opens: ctx.opens,
       repeat: ctx.repeat,
