@@ -104,7 +104,8 @@ export interface AgentStatus {
 /** A readable summary of a status document. */
 export function renderStatusText(s: AgentStatus): string {
   const out: string[] = [];
-  const kv = (k: string, v: string | number) => out.push(`  ${k.padEnd(22)} ${v}`);
+  // wide enough for every fixed key (api_clients_disconnected); a longer policy name pushes its own value over
+  const kv = (k: string, v: string | number) => out.push(`  ${k.padEnd(24)} ${v}`);
   out.push(`Osprey agent ${s.version} on ${s.node_name} (pid ${s.pid}), up ${duration(s.uptime_s)}`);
   kv('kernel', `${s.kernel.release}${s.kernel.btf ? ', BTF' : ', no BTF'}`);
   if (s.scope_cgroup) kv('watching cgroup', s.scope_cgroup);
@@ -126,7 +127,8 @@ export function renderStatusText(s: AgentStatus): string {
   for (const p of s.policies ?? []) {
     const c = p.counters;
     const what = c
-      ? `${p.mode}, ${c.events_posted} events, ${c.actions_taken} actions taken, ${c.actions_monitored} monitored, ${c.drops} dropped`
+      ? `${p.mode}, ${c.events_posted} events, ${c.actions_taken} actions taken, ${c.actions_monitored} monitored, ` +
+        `${c.actions_refused ? `${c.actions_refused} refused (protected targets), ` : ''}${c.drops} dropped`
       : p.state === 'error'
         ? `error: ${p.error ?? ''}`
         : p.state;

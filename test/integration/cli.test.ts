@@ -354,6 +354,14 @@ describe('osprey CLI', () => {
       );
       assert.match(r.stdout, /osprey_exec\s+tp_btf\/sched_process_exec/);
       assert.match(r.stdout, /kernel_ringbuf\s+0/);
+      // the values of a section in one column, the longest key's too
+      const drops = r.stdout.split('Drops\n')[1]!.split('\n\n')[0]!.split('\n');
+      assert.ok(
+        drops.some((l) => l.startsWith('  api_clients_disconnected ')),
+        drops.join('\n'),
+      );
+      const columns = new Set(drops.map((l) => /^ {2}\S+ +/.exec(l)?.[0].length));
+      assert.equal(columns.size, 1, drops.join('\n'));
     });
 
     it('leaves BPF run-time statistics off unless asked (--bpf-stats)', async (t) => {
