@@ -116,9 +116,10 @@ function recordString(s: Slot): 'data_loc' | 'array' | undefined {
 function slotProblem(type: ArgType, s: Slot): string | undefined {
   const cls = ARG_TYPES[type].class;
   if (s.dataLoc || s.array) {
-    if (cls === 'string' && recordString(s)) return undefined;
+    const str = recordString(s);
+    if (cls === 'string' && str) return undefined;
     const kind = s.dataLoc ? 'a __data_loc (dynamic) field' : 'an array field';
-    return recordString(s)
+    return str
       ? `field ${s.name} (${s.type}) is a string in the record: read it as type string`
       : `field ${s.name} (${s.type}) is ${kind} of other than char, which Osprey cannot read`;
   }
