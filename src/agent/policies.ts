@@ -28,6 +28,7 @@ import type { KernelCapabilities } from '../policy/kernel-caps.js';
 import type { TracingPolicy } from '../policy/model.js';
 import { parsePolicyText } from '../policy/parse.js';
 import type { ValidateOptions } from '../policy/validate.js';
+import { closest } from '../policy/yaml-view.js';
 import {
   type PolicyCounters,
   type PolicyMode,
@@ -556,9 +557,13 @@ export class PolicyManager {
     const e = this.entries.get(name);
     if (!e) {
       const known = [...this.entries.keys()];
-      throw new PolicyOpError('not-found', [
-        `no policy "${name}"; ${known.length ? `loaded: ${known.join(', ')}` : 'none is loaded'} (see osprey policy list)`,
-      ]);
+      const near = closest(name, known);
+      const hint = near
+        ? `did you mean "${near}"?`
+        : known.length
+          ? `loaded: ${known.join(', ')}`
+          : 'none is loaded';
+      throw new PolicyOpError('not-found', [`no policy "${name}"; ${hint} (see osprey policy list)`]);
     }
     return e;
   }

@@ -674,6 +674,9 @@ describe('osprey policy: live TracingPolicy management', { timeout: 180_000 }, (
     };
     const loaded = await ids();
     assert.ok(loaded.length > 0);
+    const typo = await cli('policy', 'disable', 'wach-a');
+    assert.equal(typo.code, 1);
+    assert.match(typo.stderr, /no policy "wach-a"; did you mean "watch-a"\? \(see osprey policy list\)/);
     const d = await cli('policy', 'disable', 'watch-a');
     assert.equal(d.code, 0, d.stderr);
     const p = await one('watch-a');
