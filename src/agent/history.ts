@@ -19,7 +19,7 @@
  * and sends the bytes.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { makeFilter } from '../events/filter.js';
+import { checkEventTypes } from '../events/filter.js';
 import type { ExportEvent } from '../events/types.js';
 import { ExportOptionError } from '../export/json-list.js';
 import { boundToNs, StoreError, type StoreQuery } from '../store/index.js';
@@ -93,9 +93,8 @@ export function historyQuery(
   }
   const types = list(q.type) ?? list(q.types);
   if (types) {
-    // a misspelt type would match nothing, silently
     try {
-      makeFilter({ eventTypes: types });
+      checkEventTypes(types);
     } catch (err) {
       throw new BadRequest((err as Error).message);
     }

@@ -70,7 +70,7 @@ function syscallName(id: number, abi: string): string {
   return syscallNames.get(id) ?? 'unknown';
 }
 
-/** What enforcement the event reports, after the line (nothing for Post); one monitor mode held back, as such. */
+/** What enforcement the event reports, after the line (nothing for Post); one monitor mode held back or the engine refused, as such. */
 function enforced(
   action: KprobeAction,
   monitored?: KprobeAction,

@@ -572,9 +572,10 @@ function placeInRing(ps: readonly Piece[]): { at: number; length: number } {
  * engine's events: src/events/tracing.ts), to be used instead of walking
  * its fields; they, and its line once made, are kept in fields of its own
  * (no slot added per event: at the rate of policy events, adding two cost
- * ~0.15 µs an event). The pieces are `[opening, process, text]` or
+ * ~0.15 µs an event). src/events/lifecycle.ts makes the process sensor's
+ * events so too. The pieces are `[opening, process, text]` or
  * `[opening, process, text, parent, text]` and must be what the walk would
- * give (src/events/lifecycle.ts makes the process sensor's events so too); the event is not changed afterwards (as every published event),
+ * give; the event is not changed afterwards (as every published event),
  * and a copy of it (an export filter's) is walked as usual.
  */
 export class PiecedEvent {

@@ -10,23 +10,31 @@ export interface FilterOptions {
 }
 
 /**
- * A predicate for the events a user asked for. Event types are the ones
- * this build emits (EVENT_TYPES): a misspelt one is refused with the name
- * it is closest to, rather than match nothing, silently, forever. Events
- * without a process never match a process filter.
+ * Throws unless every one of types is an event type this build emits
+ * (EVENT_TYPES): a misspelt one is refused with the name it is closest to,
+ * rather than match nothing, silently, forever.
+ */
+export function checkEventTypes(types: readonly string[]): void {
+  const known: readonly string[] = EVENT_TYPES;
+  for (const t of types) {
+    if (!known.includes(t)) {
+      const guess = closest(t, known);
+      throw new Error(
+        `unknown event type "${t}": ${guess ? `did you mean "${guess}"? ` : ''}known types: ${known.join(', ')}`,
+      );
+    }
+  }
+}
+
+/**
+ * A predicate for the events a user asked for (event types as
+ * checkEventTypes takes them). Events without a process never match a
+ * process filter.
  */
 export function makeFilter(opts: FilterOptions): (ev: ExportEvent) => boolean {
   let types: Set<string> | undefined;
   if (opts.eventTypes && opts.eventTypes.length > 0) {
-    const known: readonly string[] = EVENT_TYPES;
-    for (const t of opts.eventTypes) {
-      if (!known.includes(t)) {
-        const guess = closest(t, known);
-        throw new Error(
-          `unknown event type "${t}": ${guess ? `did you mean "${guess}"? ` : ''}known types: ${known.join(', ')}`,
-        );
-      }
-    }
+    checkEventTypes(opts.eventTypes);
     types = new Set(opts.eventTypes);
   }
   let re: RegExp | undefined;
