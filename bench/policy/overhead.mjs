@@ -133,17 +133,9 @@ async function runOsprey(round, attempt, ctx, setup) {
     const m = await measuredLoop(ctx, [agent.pid], ctx.opens, setup.loopFile);
     // The program's own cost, from a shorter loop with the statistics on
     // (not part of the measured time above).
-    const calibration = Math.max(1, Math.round(ctx.opens / 10));
-    const { runsDuring, nsPerRun } = await withKernelBpfStats(async () => {
-      const before = policyProgramStats(await agentStatus(agent.socket), POLICY);
-      await measuredLoop(ctx, [agent.pid], calibration, setup.loopFile);
-      const after = policyProgramStats(await agentStatus(agent.socket), POLICY);
-      const runs = after.run_count - before.run_count;
-      return {
-        runsDuring: runs,
-        nsPerRun: runs > 0 ? (after.run_time_ns - before.run_time_ns) / runs : null,
-      };
-    });
+    const { calibration, runsDuring, nsPerRun } = await timedRuns(ctx, setup, [agent.pid], async () =>
+      policyProgramStats(await agentStatus(agent.socket), POLICY),
+    );
     const status = await agentStatus(agent.socket);
     const info = policyInfo(status, POLICY);
     const exit = await stopAgent(agent);
@@ -164,6 +156,26 @@ async function runOsprey(round, attempt, ctx, setup) {
     agent.stopNow();
     if (!ctx.keep) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Runs of a program and its ns per run over a loop a tenth as long as the
+ * measured one, with the kernel's statistics on for it alone; `stats` reads
+ * the program's {run_count, run_time_ns}.
+ */
+async function timedRuns(ctx, setup, observerPids, stats) {
+  const calibration = Math.max(1, Math.round(ctx.opens / 10));
+  return withKernelBpfStats(async () => {
+    const before = await stats();
+    await measuredLoop(ctx, observerPids, calibration, setup.loopFile);
+    const after = await stats();
+    const runs = after.run_count - before.run_count;
+    return {
+      calibration,
+      runsDuring: runs,
+      nsPerRun: runs > 0 ? (after.run_time_ns - before.run_time_ns) / runs : null,
+    };
+  });
 }
 
 async function runAuditd(round, attempt, ctx, setup) {
@@ -230,17 +242,15 @@ async function runFloor(ctx, setup) {
     // what the statistics' own clock reads and an empty run cost, which
     // the summary takes off (b)'s to leave the work of Osprey's program
     const fd = coll.programs().find((p) => p.name === FLOOR_PROGRAM)?.fd;
-    const calibration = Math.max(1, Math.round(ctx.opens / 10));
     const nsPerRun =
       fd === undefined
         ? null
-        : await withKernelBpfStats(async () => {
-            const before = programStats(fd);
-            await measuredLoop(ctx, [], calibration, setup.loopFile);
-            const after = programStats(fd);
-            const runs = after.runCount - before.runCount;
-            return runs > 0 ? (after.runTimeNs - before.runTimeNs) / runs : null;
-          });
+        : (
+            await timedRuns(ctx, setup, [], async () => {
+              const st = programStats(fd);
+              return { run_count: st.runCount, run_time_ns: st.runTimeNs };
+            })
+          ).nsPerRun;
     return { ...m, bpf_ns_per_run: nsPerRun === null ? null : Math.round(nsPerRun) };
   } finally {
     coll.close();
