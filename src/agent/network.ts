@@ -88,7 +88,6 @@ export class NetworkFeature {
   /** why the datapath (or everything) is not available */
   readonly unavailable: string | undefined;
   private pending: ExportEvent[] = [];
-  private flushQueued = false;
   private readonly flowCounts = { total: 0, forwarded: 0, dropped: 0, audit: 0 };
   private stopped = false;
 
@@ -112,6 +111,7 @@ export class NetworkFeature {
           registry: this.workloads.registry,
           nodeName: opts.nodeName,
           onFlow: (line) => this.onFlow(line),
+          onFlowsEnd: () => this.flush(),
           log: opts.log,
           ...(opts.ringHoldoffMs ? { holdoffMs: opts.ringHoldoffMs } : {}),
         });
@@ -221,16 +221,11 @@ export class NetworkFeature {
     else this.flowCounts.audit++;
     const ref = f.egress_allowed_by ?? f.egress_denied_by ?? f.ingress_allowed_by ?? f.ingress_denied_by;
     if (ref?.[0]) this.policies.countFlow(ref[0].name, f.verdict);
+    // published as one batch when the controller's hand-off ends (onFlowsEnd)
     this.pending.push(line as unknown as ExportEvent);
-    // the controller hands over a batch record by record: publish it as one batch
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      queueMicrotask(() => this.flush());
-    }
   }
 
   private flush(): void {
-    this.flushQueued = false;
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];

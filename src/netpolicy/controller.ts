@@ -37,6 +37,11 @@ export interface NetworkPolicyControllerOptions {
   registry: WorkloadRegistry;
   /** each flow, decoded and in Hubble's shape */
   onFlow?: (line: HubbleFlowLine, record: FlowRecord) => void;
+  /**
+   * after the flows of one hand-off from the ring (at most MAX_HANDOFF) went
+   * to onFlow: the moment to publish them, while they are the only ones alive
+   */
+  onFlowsEnd?: () => void;
   /** compiler warnings (selectors that select nothing), after each recompile */
   onWarnings?: (warnings: CompileWarning[]) => void;
   nodeName?: string;
@@ -314,5 +319,6 @@ export class NetworkPolicyController {
     const f = this.opts.onFlow;
     if (!f) return;
     for (const r of records) f(this.flows.build(r), r);
+    this.opts.onFlowsEnd?.();
   }
 }

@@ -12,6 +12,7 @@ import { type HubbleFlowLine, NetworkPolicyController } from '../../src/netpolic
 import type { NetworkPolicy } from '../../src/netpolicy/model.js';
 import { parseNetworkPolicyText } from '../../src/netpolicy/parse.js';
 import type { FlowRecord } from '../../src/sensors/network/decode.js';
+import { MAX_HANDOFF } from '../../src/kernel/ring.js';
 import { FlowEvent } from '../../src/sensors/network/layout.js';
 import { HOST_ADDRESS_CHECK_MS } from '../../src/sensors/network/loader.js';
 import { WorkloadRegistry } from '../../src/workload/registry.js';
@@ -31,6 +32,8 @@ interface Env {
   registry: WorkloadRegistry;
   controller: NetworkPolicyController;
   flows: { line: HubbleFlowLine; rec: FlowRecord }[];
+  /** flows.length at each onFlowsEnd */
+  ends: number[];
   servers: Server[];
 }
 
@@ -42,12 +45,14 @@ async function setup(n: number): Promise<Env> {
   try {
     registry = new WorkloadRegistry({ parent: `osprey-test-np-${process.pid}-${n}-${seq++}` });
     const flows: Env['flows'] = [];
+    const ends: number[] = [];
     const controller = NetworkPolicyController.start({
       registry,
       nodeName: 'test-node',
       onFlow: (line, rec) => flows.push({ line, rec }),
+      onFlowsEnd: () => ends.push(flows.length),
     });
-    return { net, registry, controller, flows, servers: [] };
+    return { net, registry, controller, flows, ends, servers: [] };
   } catch (err) {
     registry?.close();
     net.remove();
@@ -210,6 +215,66 @@ spec:
       assert.equal(closed.rec.bytesReceived, '7'); // "echo:hi"
       assert.equal(closed.rec.cookie, est.rec.cookie);
       assert.equal(closed.line.flow.osprey.bytes_sent, '2');
+    });
+
+    test('flows come in hand-offs of at most MAX_HANDOFF, each ended by onFlowsEnd', () => {
+      const { net } = env;
+      const w = env.registry.create('burst', { app: 'burst' });
+      env.controller.apply(
+        policy(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: burst }
+spec:
+  endpointSelector: { matchLabels: { app: burst } }
+  egress:
+    - toCIDR: [192.0.2.99/32]
+`),
+      );
+      env.controller.drain();
+      const before = env.flows.length;
+      const endsBefore = env.ends.length;
+      // 400 denied connects while this thread is blocked: their flows wait in the ring for one read
+      const n = 400;
+      const script = `
+const net = require('node:net');
+const a = JSON.parse(process.argv[1]);
+let eperm = 0, done = 0;
+const end = () => { if (++done === a.n) console.log(JSON.stringify({ eperm })); };
+for (let i = 0; i < a.n; i++) {
+  const c = net.connect({ host: a.host, port: a.port });
+  c.on('connect', () => { c.destroy(); end(); });
+  c.on('error', (e) => { if (e.code === 'EPERM') eperm++; end(); });
+}`;
+      const out = execFileSync(
+        '/bin/sh',
+        [
+          '-c',
+          'echo $$ > "$0/cgroup.procs" && exec "$@"',
+          w.cgroupPath,
+          process.execPath,
+          '-e',
+          script,
+          JSON.stringify({ n, host: net.nsV4, port: 9 }),
+        ],
+        { encoding: 'utf8', timeout: 20_000 },
+      );
+      assert.deepEqual(JSON.parse(out), { eperm: n });
+      env.controller.drain();
+      const burst = env.flows
+        .slice(before)
+        .filter((f) => f.rec.dstPort === 9 && f.rec.srcIdentity === w.identity);
+      assert.equal(burst.length, n);
+      assert.ok(burst.every((f) => f.rec.verdict === 'DROPPED' && f.rec.event === 'NEW'));
+      // every flow handed over is followed by an end, and no more than MAX_HANDOFF between two ends
+      const ends = env.ends.slice(endsBefore);
+      assert.equal(ends.at(-1), env.flows.length);
+      let last = before;
+      for (const e of ends) {
+        assert.ok(e > last && e - last <= MAX_HANDOFF, `a hand-off of ${e - last} flows`);
+        last = e;
+      }
+      assert.ok(ends.length >= Math.ceil(n / MAX_HANDOFF), `${ends.length} hand-offs for ${n} flows`);
     });
 
     test('a sliced apply lets the event loop run, and compiles again for a workload created meanwhile', async () => {
