@@ -24,6 +24,7 @@ import {
   type HubbleFlow,
   type ProcNode,
   processMatcher,
+  toFlow,
   toProcNode,
 } from './model.js';
 
@@ -506,25 +507,54 @@ interface TimelineRow {
   severity: string;
 }
 
-function flowRows(tree: Tree, pids: Set<number>, from: number, to: number): TimelineRow[] {
+/** One flow's identity on the timeline, whichever way it came (the store or the live stream). */
+const flowKey = (f: HubbleFlow) => `flow|${f.time}|${f.osprey?.socket_cookie ?? ''}|${f.osprey?.event ?? ''}`;
+
+function flowRow(f: HubbleFlow, pid: number, binary: string): TimelineRow {
+  const p = flowPorts(f);
+  const dropped = f.verdict === 'DROPPED';
+  return {
+    time: f.time,
+    pid,
+    binary,
+    kind: 'flow',
+    verb: `${p.proto} ${f.osprey.event.toLowerCase()}`,
+    detail: `${endpointName(f.source, f.IP.source)}:${p.src} → ${endpointName(f.destination, f.IP.destination)}:${p.dst} ${f.verdict}`,
+    ...(dropped ? { enforcement: 'DROPPED' } : {}),
+    severity: dropped ? 'danger' : 'info',
+  };
+}
+
+/**
+ * The flows of these processes: a flow names its process (osprey.exec_id)
+ * when the agent knew it; one that does not is matched by its pid while the
+ * processes lived (from..to).
+ */
+function flowRows(
+  flows: readonly HubbleFlow[],
+  nodes: readonly ProcNode[],
+  from: number,
+  to: number,
+  seen: Set<string>,
+): TimelineRow[] {
+  const byExec = new Map(nodes.map((n) => [n.exec_id, n]));
+  const byPid = new Map(nodes.map((n) => [n.pid, n]));
   const out: TimelineRow[] = [];
-  for (const f of recentFlows as HubbleFlow[]) {
-    const pid = f.osprey?.pid;
-    if (pid === undefined || !pids.has(pid)) continue;
-    const t = Date.parse(f.time);
-    if (t < from || t > to) continue;
-    const p = flowPorts(f);
-    const dropped = f.verdict === 'DROPPED';
-    out.push({
-      time: f.time,
-      pid,
-      binary: tree.process.pid === pid ? tree.process.binary : '',
-      kind: 'flow',
-      verb: `${p.proto} ${f.osprey.event.toLowerCase()}`,
-      detail: `${endpointName(f.source, f.IP.source)}:${p.src} → ${endpointName(f.destination, f.IP.destination)}:${p.dst} ${f.verdict}`,
-      ...(dropped ? { enforcement: 'DROPPED' } : {}),
-      severity: dropped ? 'danger' : 'info',
-    });
+  for (const f of flows) {
+    const exec = f.osprey?.exec_id;
+    let node: ProcNode | undefined;
+    if (exec !== undefined) {
+      node = byExec.get(exec);
+    } else {
+      const pid = f.osprey?.pid;
+      const t = Date.parse(f.time);
+      if (pid !== undefined && t >= from && t <= to) node = byPid.get(pid);
+    }
+    if (!node) continue;
+    const k = flowKey(f);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push(flowRow(f, node.pid, node.binary ?? ''));
   }
   return out;
 }
@@ -534,7 +564,13 @@ function timeline(tree: Tree, withDescendants: boolean): HTMLElement {
   if (withDescendants) for (const d of tree.descendants) ids.add(d.exec_id);
   const rows: TimelineRow[] = [];
   const seen = new Set<string>();
+  const storedFlows: HubbleFlow[] = [];
   for (const ev of tree.events) {
+    if (eventType(ev) === 'flow') {
+      const f = toFlow(ev);
+      if (f) storedFlows.push(f);
+      continue;
+    }
     const p = eventProcess(ev);
     if (!p?.exec_id || !ids.has(p.exec_id)) continue;
     const k = eventKey(ev);
@@ -553,10 +589,11 @@ function timeline(tree: Tree, withDescendants: boolean): HTMLElement {
     });
   }
   const nodes = [tree.process, ...(withDescendants ? tree.descendants : [])];
-  const pids = new Set(nodes.map((n) => n.pid));
   const from = Date.parse(tree.process.start_time ?? '') || 0;
   const ends = nodes.map((n) => (n.exit_time ? Date.parse(n.exit_time) : Number.POSITIVE_INFINITY));
-  rows.push(...flowRows(tree, pids, from - 1000, Math.max(...ends) + 1000));
+  // the store's flows first, then the live ones it has not written yet
+  const flows = [...storedFlows, ...(recentFlows as HubbleFlow[])];
+  rows.push(...flowRows(flows, nodes, from - 1000, Math.max(...ends) + 1000, seen));
   rows.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
   if (rows.length === 0) return h('p', { class: 'muted' }, 'No events of this process yet.');
   const base = tree.process.start_time ?? rows[0]!.time;

@@ -194,6 +194,9 @@ export class Agent {
       ringHoldoffMs: cfg.ringHoldoffMs,
       log: this.log,
       publish: (events) => this.publish(events),
+      // flows name their process as policy events do: through the cache, the process ring drained first
+      execIdOf: (pid) => this.pipeline?.cache.get(pid)?.process.exec_id,
+      beforeFlows: () => this.sensor?.drain(),
     });
     const net = this.network;
     const pipeline = new ProcessPipeline({

@@ -49,6 +49,10 @@ export interface NetworkFeatureOptions {
   ringHoldoffMs?: number;
   log: (line: string) => void;
   publish: (events: ExportEvent[]) => void;
+  /** exec_id of a pid (the process cache), for flows' osprey.exec_id */
+  execIdOf?: (pid: number) => string | undefined;
+  /** called before each hand-off of flows is built: drain the process ring first */
+  beforeFlows?: () => void;
 }
 
 /** The network part of GET /v1/status. */
@@ -112,6 +116,8 @@ export class NetworkFeature {
           nodeName: opts.nodeName,
           onFlow: (line) => this.onFlow(line),
           onFlowsEnd: () => this.flush(),
+          ...(opts.execIdOf ? { execIdOf: opts.execIdOf } : {}),
+          ...(opts.beforeFlows ? { beforeFlows: opts.beforeFlows } : {}),
           log: opts.log,
           ...(opts.ringHoldoffMs ? { holdoffMs: opts.ringHoldoffMs } : {}),
         });

@@ -108,6 +108,13 @@ function hasLabel(e: HubbleEndpoint, want: string): boolean {
   return e.labels.some((l) => l === want || l === bare || l.replace(/^[a-z0-9]+:/, '') === want);
 }
 
+/** The name of the policy that decided a flow (allowed or denied it), if one did. */
+export function decidingPolicy(f: Partial<HubbleFlow>): string | undefined {
+  const refs = f.egress_allowed_by ?? f.egress_denied_by ?? f.ingress_allowed_by ?? f.ingress_denied_by;
+  const name = refs?.[0]?.name;
+  return typeof name === 'string' && name !== '' ? name : undefined;
+}
+
 function policiesOf(f: HubbleFlow) {
   return [
     ...(f.egress_allowed_by ?? []),

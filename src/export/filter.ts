@@ -10,6 +10,7 @@
  * A field about something the event does not have (a binary, a parent, a
  * policy) does not match it.
  */
+import { decidingPolicy } from '../events/flow.js';
 import type { ExportEvent, Process } from '../events/types.js';
 import { asObject, compileRegex, describe, ExportOptionError, jsonList, stringList } from './json-list.js';
 
@@ -170,7 +171,11 @@ export function compileFilter(spec: EventFilterSpec): EventPredicate {
   }
   if (spec.policy_names && spec.policy_names.length > 0) {
     const names = new Set(spec.policy_names);
-    checks.push((v) => typeof v.payload?.['policy_name'] === 'string' && names.has(v.payload['policy_name']));
+    checks.push((v) => {
+      // a flow's policy is the one that decided it
+      const name = v.type === 'flow' && v.payload ? decidingPolicy(v.payload) : v.payload?.['policy_name'];
+      return typeof name === 'string' && names.has(name);
+    });
   }
   if (spec.pid && spec.pid.length > 0) {
     const pids = new Set(spec.pid);

@@ -42,6 +42,10 @@ export interface NetworkPolicyControllerOptions {
    * to onFlow: the moment to publish them, while they are the only ones alive
    */
   onFlowsEnd?: () => void;
+  /** before a hand-off's flows are built: bring the process cache up to date (drain the process ring) */
+  beforeFlows?: () => void;
+  /** exec_id of a pid, for the flows the kernel posted in a process */
+  execIdOf?: (pid: number) => string | undefined;
   /** compiler warnings (selectors that select nothing), after each recompile */
   onWarnings?: (warnings: CompileWarning[]) => void;
   nodeName?: string;
@@ -87,6 +91,7 @@ export class NetworkPolicyController {
       labels: (id) => registry.identities.labels(id),
       workloadName: (cg) => registry.byCgroupId(cg)?.name,
       policyName: (id) => this.names.get(id),
+      ...(opts.execIdOf ? { execIdOf: opts.execIdOf } : {}),
     };
     this.flows = new FlowBuilder(this.ctx);
     this.datapath = NetworkDatapath.load({ ...dpOpts, onFlows: (recs) => this.deliver(recs) });
@@ -318,6 +323,7 @@ export class NetworkPolicyController {
   private deliver(records: FlowRecord[]): void {
     const f = this.opts.onFlow;
     if (!f) return;
+    this.opts.beforeFlows?.();
     for (const r of records) f(this.flows.build(r), r);
     this.opts.onFlowsEnd?.();
   }

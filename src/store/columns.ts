@@ -1,8 +1,10 @@
 /**
  * What the store indexes of an event: the fields its queries filter on
  * (kept in the event's block entry), and the processes it names, read from
- * the one payload every export event carries.
+ * the one payload every export event carries. A flow's process is its
+ * osprey.exec_id and its policy the one that decided it.
  */
+import { decidingPolicy } from '../events/flow.js';
 import { type ExportEvent, eventType, type Process } from '../events/types.js';
 import { nowNs, timeToNs } from './time.js';
 
@@ -23,19 +25,25 @@ function asProcess(v: unknown): Process | undefined {
   return typeof p.exec_id === 'string' && p.exec_id !== '' ? (p as Process) : undefined;
 }
 
+/** The process a flow names (osprey.exec_id), so that the process's history holds its connections. */
+function flowExecId(flow: Record<string, unknown>): string | null {
+  const o = flow['osprey'] as { exec_id?: unknown } | undefined;
+  return typeof o?.exec_id === 'string' && o.exec_id !== '' ? o.exec_id : null;
+}
+
 export function eventColumns(ev: ExportEvent): EventColumns {
   const type = eventType(ev);
   const payload = (ev as Record<string, unknown>)[type];
   const body = payload !== null && typeof payload === 'object' ? (payload as Record<string, unknown>) : {};
   const process = asProcess(body['process']);
   const parent = asProcess(body['parent']);
-  const policy = body['policy_name'];
+  const policy = type === 'flow' ? decidingPolicy(body) : body['policy_name'];
   return {
     timeNs: (typeof ev.time === 'string' ? timeToNs(ev.time) : undefined) ?? nowNs(),
     type,
     process,
     parent,
-    execId: process?.exec_id ?? null,
+    execId: process?.exec_id ?? (type === 'flow' ? flowExecId(body) : null),
     binary: process && typeof process.binary === 'string' ? process.binary : null,
     policyName: typeof policy === 'string' && policy !== '' ? policy : null,
   };

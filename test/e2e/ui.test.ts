@@ -538,6 +538,30 @@ spec:
       assert.ok((await page.locator('#flow-graph svg .node').count()) >= 2);
       assert.match((await page.textContent('#flows-table tr.flow-dropped')) ?? '', /ui-e2e-egress/);
       await shot('flows');
+
+      // the allowed client's connection is on its process's timeline: its flows name it (osprey.exec_id)
+      type Hist = {
+        events: {
+          flow?: { osprey: { exec_id?: string; event: string }; l4: { TCP?: { destination_port: number } } };
+        }[];
+      };
+      let execId: string | undefined;
+      for (const end = Date.now() + 10_000; !execId && Date.now() < end; await sleep(200)) {
+        const h = await api<Hist>('/v1/events/history?since=10m&type=flow&policy=ui-e2e-egress');
+        execId = h.events.find((e) => e.flow?.l4.TCP?.destination_port === okPort && e.flow.osprey.exec_id)
+          ?.flow?.osprey.exec_id;
+      }
+      assert.ok(execId, 'the store has the allowed connection with the exec_id of its process');
+      await page.goto(`${base}#/processes/${encodeURIComponent(execId)}`);
+      await page.locator('#proc-tree li.self', { hasText: 'client.mjs' }).waitFor();
+      for (const what of ['tcp new', 'tcp established', 'tcp closed']) {
+        await page
+          .locator('#proc-events tr[data-kind="flow"]', { hasText: what })
+          .filter({ hasText: `:${okPort}` })
+          .first()
+          .waitFor();
+      }
+      await shot('process-flows');
       await api('/v1/policies/ui-e2e-egress', 'DELETE').catch(() => {});
     } finally {
       for (const s of servers) s.close();

@@ -178,7 +178,8 @@ describe('network policy in the agent: osprey run, policy add, flows', { timeout
       workloadCg,
       '--no-metrics-address',
       '--no-ui-address',
-      '--no-store-path',
+      '--store-path',
+      path.join(stateDir, 'events.db'),
       ...extra,
     ]);
     await waitFor('the agent to be ready', () => a.stderr.includes('ready:') || a.code !== null, 30_000);
@@ -403,6 +404,83 @@ spec:
     assert.ok((await status()).network.datapath.dropped >= 2);
     const text = await cli('status');
     assert.match(text.stdout, /Network policy\n[\s\S]*datapath dropped/);
+  });
+
+  it("flows name the process that connected (osprey.exec_id); the process's history and --policy find them", async () => {
+    const r = await runClient(['app=web'], 8080, 'web-proc');
+    assert.deepEqual(r, { ok: true, reply: 'echo:hi', exit: 0 });
+    type Line = {
+      process_exec?: { process: { exec_id: string; pid: number; workload?: { cgroup_path: string } } };
+    };
+    const exec = await waitFor('the client exec in the export file', () =>
+      readFileSync(exportFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('process_exec') && l.includes('web-proc'))
+        .map((l) => (JSON.parse(l) as Line).process_exec?.process)
+        .find((p) => p?.workload?.cgroup_path.endsWith('/web-proc')),
+    );
+    const execId = exec.exec_id;
+    type Flow = { flow: FlowLine['flow'] & { osprey: { exec_id?: string; event: string; pid?: number } } };
+    const ofProcess = () =>
+      readFileSync(exportFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{"flow"') && l.includes(execId))
+        .map((l) => (JSON.parse(l) as Flow).flow);
+    // the connect names it by pid; ESTABLISHED and CLOSED, posted outside the process, by its socket
+    const mine = await waitFor("the connection's three flows", () => {
+      const f = ofProcess();
+      return f.length >= 3 ? f : undefined;
+    });
+    assert.deepEqual(
+      mine.map((f) => f.osprey.event),
+      ['NEW', 'ESTABLISHED', 'CLOSED'],
+    );
+    assert.ok(mine.every((f) => f.osprey.exec_id === execId && f.l4.TCP?.destination_port === 8080));
+    assert.equal(mine[0]!.osprey.pid, exec.pid);
+    assert.ok(mine.every((f) => f.egress_allowed_by?.[0]?.name === 'web-egress'));
+
+    // the store keeps them under the process: osprey process shows its connections
+    type Tree = { events: { flow?: { osprey: { event: string } } }[] };
+    let tree: Tree | undefined;
+    for (const end = Date.now() + 10_000; Date.now() < end; await sleep(100)) {
+      const c = await cli('process', execId, '-o', 'json');
+      if (c.code !== 0) continue;
+      const t = JSON.parse(c.stdout) as Tree;
+      if (t.events.filter((e) => e.flow).length >= 3) {
+        tree = t;
+        break;
+      }
+    }
+    assert.ok(tree, 'osprey process shows the process with its three flows within 10 s');
+    assert.deepEqual(
+      tree.events
+        .filter((e) => e.flow)
+        .map((e) => e.flow!.osprey.event)
+        .sort(),
+      ['CLOSED', 'ESTABLISHED', 'NEW'],
+    );
+    const text = await cli('process', execId);
+    assert.match(text.stdout, /🌐 flow .*:8080 .*TCP FORWARDED web-egress\/spec\.egress\[0\] ESTABLISHED/);
+    // history by the deciding policy finds flows, allowed and denied
+    const hist = await cli(
+      'events',
+      '--since',
+      '10m',
+      '--type',
+      'flow',
+      '--policy',
+      'web-egress',
+      '-o',
+      'json',
+    );
+    assert.equal(hist.code, 0, hist.stderr);
+    const found = hist.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as Flow).flow);
+    assert.ok(found.some((f) => f.osprey.exec_id === execId));
+    assert.ok(found.some((f) => f.verdict === 'DROPPED'));
+    assert.ok(found.every((f) => (f.egress_allowed_by ?? f.egress_denied_by)?.[0]?.name === 'web-egress'));
   });
 
   it('a bad network policy via policy add prints file:line:field and changes nothing', async () => {

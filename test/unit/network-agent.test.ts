@@ -20,14 +20,17 @@ import {
   renderFlowCompact,
 } from '../../src/events/flow.js';
 import type { ExportEvent } from '../../src/events/types.js';
+import { compileFilter } from '../../src/export/filter.js';
 import { ktimeToTime } from '../../src/process/clock.js';
 import {
   decodeFlowRecord,
+  EXEC_BY_COOKIE_MAX,
   FlowBuilder,
   type FlowRecord,
   toHubbleFlow,
 } from '../../src/sensors/network/decode.js';
 import { FLOW, NP, VERDICT } from '../../src/sensors/network/layout.js';
+import { eventColumns } from '../../src/store/columns.js';
 import { labelProblems, labelsText, parseLabelArgs } from '../../src/workload/labels.js';
 
 const flow = (over: Partial<FlowEvent['flow']> = {}): FlowEvent => ({
@@ -294,6 +297,105 @@ describe('flow JSON', () => {
     // any other shape is JSON.stringify's
     const odd = { flow: { verdict: 'DROPPED' }, node_name: 'n', time: 't' } as unknown as FlowEvent;
     assert.equal(encodeFlowLine(odd), JSON.stringify(odd));
+  });
+});
+
+describe('the process of a flow', () => {
+  const rec = (over: Partial<FlowRecord>): FlowRecord => ({
+    time: '2026-11-25T08:13:22.123456789Z',
+    cpu: 0,
+    pid: 0,
+    tid: 0,
+    cgroupId: 7n,
+    cookie: '1',
+    generation: '1',
+    event: 'NEW',
+    direction: 'EGRESS',
+    protocol: 'TCP',
+    ipVersion: 4,
+    srcAddr: '10.248.60.1',
+    dstAddr: '10.248.60.2',
+    srcPort: 0,
+    dstPort: 443,
+    srcIdentity: 256,
+    dstIdentity: 2,
+    verdict: 'FORWARDED',
+    defaultDeny: false,
+    denyRule: false,
+    noPolicy: false,
+    policyId: 1,
+    rule: 0,
+    bytesSent: '0',
+    bytesReceived: '0',
+    ...over,
+  });
+  const execs = new Map([[4242, 'ZXhlYy00MjQy']]);
+  const lookups: number[] = [];
+  const builder = new FlowBuilder({
+    nodeName: 'n',
+    labels: () => undefined,
+    policyName: () => 'web-egress',
+    execIdOf: (pid) => {
+      lookups.push(pid);
+      return execs.get(pid);
+    },
+  });
+
+  it("names the process by its pid, and a TCP connection's later flows (posted outside it) by its socket", () => {
+    const connect = builder.build(rec({ pid: 4242, tid: 4243, cookie: '10' }));
+    assert.equal(connect.flow.osprey.exec_id, 'ZXhlYy00MjQy');
+    assert.equal(encodeFlowLine(connect), JSON.stringify(connect));
+    assert.match(encodeFlowLine(connect), /"pid":4242,"exec_id":"ZXhlYy00MjQy"/);
+    const est = builder.build(rec({ event: 'ESTABLISHED', cookie: '10', srcPort: 40000 }));
+    assert.equal(est.flow.osprey.exec_id, 'ZXhlYy00MjQy');
+    assert.equal(est.flow.osprey.pid, undefined);
+    assert.equal(encodeFlowLine(est), JSON.stringify(est));
+    const closed = builder.build(rec({ event: 'CLOSED', cookie: '10', bytesSent: '5', bytesReceived: '9' }));
+    assert.equal(closed.flow.osprey.exec_id, 'ZXhlYy00MjQy');
+    // the connection is over: its cookie is forgotten
+    assert.equal(builder.build(rec({ event: 'ESTABLISHED', cookie: '10' })).flow.osprey.exec_id, undefined);
+    // another socket, or a pid the cache does not know: no exec_id, and no key in the JSON
+    const other = builder.build(rec({ event: 'ESTABLISHED', cookie: '11' }));
+    assert.equal(other.flow.osprey.exec_id, undefined);
+    assert.doesNotMatch(encodeFlowLine(other), /exec_id/);
+    assert.equal(builder.build(rec({ pid: 7, cookie: '12' })).flow.osprey.exec_id, undefined);
+    assert.deepEqual(lookups, [4242, 7]);
+  });
+
+  it('remembers at most EXEC_BY_COOKIE_MAX open connections, forgetting the oldest', () => {
+    const b = new FlowBuilder({
+      nodeName: 'n',
+      labels: () => undefined,
+      policyName: () => 'p',
+      execIdOf: () => 'ZQ==',
+    });
+    for (let i = 0; i <= EXEC_BY_COOKIE_MAX; i++) b.build(rec({ pid: 1, cookie: String(i) }));
+    assert.equal(b.build(rec({ event: 'ESTABLISHED', cookie: '0' })).flow.osprey.exec_id, undefined);
+    assert.equal(b.build(rec({ event: 'ESTABLISHED', cookie: '1' })).flow.osprey.exec_id, 'ZQ==');
+    assert.equal(
+      b.build(rec({ event: 'ESTABLISHED', cookie: String(EXEC_BY_COOKIE_MAX) })).flow.osprey.exec_id,
+      'ZQ==',
+    );
+  });
+
+  it('the store indexes a flow under its process and its deciding policy; policy_names filters match it', () => {
+    const allowed = builder.build(rec({ pid: 4242, cookie: '20' })) as unknown as ExportEvent;
+    const c = eventColumns(allowed);
+    assert.equal(c.type, 'flow');
+    assert.equal(c.execId, 'ZXhlYy00MjQy');
+    assert.equal(c.policyName, 'web-egress');
+    assert.equal(c.process, undefined);
+    const denied = builder.build(
+      rec({ pid: 9, cookie: '21', verdict: 'DROPPED', defaultDeny: true, rule: undefined }),
+    ) as unknown as ExportEvent;
+    assert.deepEqual([eventColumns(denied).execId, eventColumns(denied).policyName], [null, 'web-egress']);
+    const unpoliced = builder.build(rec({ cookie: '22', noPolicy: true, policyId: 0, rule: undefined }));
+    assert.equal(eventColumns(unpoliced as unknown as ExportEvent).policyName, null);
+    const byPolicy = compileFilter({ policy_names: ['web-egress'] });
+    assert.equal(byPolicy(allowed), true);
+    assert.equal(byPolicy(denied), true);
+    assert.equal(byPolicy(unpoliced as unknown as ExportEvent), false);
+    assert.equal(compileFilter({ policy_names: ['other'] })(allowed), false);
   });
 });
 

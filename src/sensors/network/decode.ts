@@ -148,6 +148,8 @@ export interface FlowContext {
   workloadName?(cgroupId: bigint): string | undefined;
   /** metadata.name of a policy id */
   policyName(id: number): string | undefined;
+  /** exec_id of the process with this pid (thread group) as the process cache knows it now */
+  execIdOf?(pid: number): string | undefined;
 }
 
 export interface HubbleEndpoint {
@@ -189,6 +191,8 @@ export interface HubbleFlow {
     socket_cookie: string;
     policy_generation: string;
     pid?: number;
+    /** the process that made the connection or sent the datagram (its process_exec's exec_id) */
+    exec_id?: string;
     bytes_sent?: string;
     bytes_received?: string;
     /** the verdict fell back to the default: no rule allowed it */
@@ -221,6 +225,8 @@ interface RefEntry {
 const isAscii = (s: string): boolean => /^[\x00-\x7f]*$/.test(s);
 
 const REF_CACHE_MAX = 4096;
+/** open TCP connections whose process is remembered for their ESTABLISHED and CLOSED flows */
+export const EXEC_BY_COOKIE_MAX = 65_536;
 
 /**
  * Builds flow events from records: the Hubble-shaped object every reader of
@@ -233,6 +239,12 @@ export class FlowBuilder {
   private readonly endpoints = new Map<number, EndpointEntry>();
   private readonly localEndpoints = new Map<number, EndpointEntry>();
   private readonly refs = new Map<number, RefEntry>();
+  /**
+   * socket cookie -> exec_id of the process that connected: ESTABLISHED and
+   * CLOSED are posted outside any process (TCP's state changes), so they
+   * name the process their NEW flow found
+   */
+  private readonly execByCookie = new Map<string, string>();
   private readonly nodeJson: string;
   private readonly nodeAscii: boolean;
 
@@ -260,6 +272,12 @@ export class FlowBuilder {
     if (r.pid) {
       osprey.pid = r.pid;
       os += `,"pid":${r.pid}`;
+    }
+    const exec = this.execOf(r);
+    if (exec !== undefined) {
+      osprey.exec_id = exec;
+      // base64: nothing to escape
+      os += `,"exec_id":"${exec}"`;
     }
     if (r.event === 'CLOSED') {
       osprey.bytes_sent = r.bytesSent;
@@ -319,6 +337,25 @@ export class FlowBuilder {
     const ev = new BuiltFlowEvent(flow, ctx.nodeName, r.time);
     ev.setLine(placeText(line, ev, ascii));
     return ev;
+  }
+
+  /** The process a flow is of: by its pid when the kernel posted it in the process, else by its socket. */
+  private execOf(r: FlowRecord): string | undefined {
+    const lookup = this.ctx.execIdOf;
+    if (lookup === undefined) return undefined;
+    const byCookie = this.execByCookie;
+    let exec: string | undefined;
+    if (r.pid) {
+      exec = lookup(r.pid);
+      if (exec !== undefined && r.protocol === 'TCP' && r.event === 'NEW') {
+        if (byCookie.size >= EXEC_BY_COOKIE_MAX) byCookie.delete(byCookie.keys().next().value!);
+        byCookie.set(r.cookie, exec);
+      }
+    } else {
+      exec = byCookie.get(r.cookie);
+    }
+    if (r.event === 'CLOSED') byCookie.delete(r.cookie);
+    return exec;
   }
 
   private endpoint(id: number, workload: string | undefined): EndpointEntry {
