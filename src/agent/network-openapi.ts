@@ -160,7 +160,7 @@ export const networkSchemas: Record<string, Schema> = {
     type: 'object',
     description:
       "a flow line in Hubble's shape: flow {time, verdict, IP, l4, source, destination, traffic_direction, " +
-      'Summary, egress_allowed_by/egress_denied_by/ingress_..., osprey {event, socket_cookie, pid, bytes}}',
+      'Summary, egress_allowed_by/egress_denied_by/ingress_..., osprey {event, socket_cookie, policy_generation, pid, exec_id, bytes}}',
     properties: {
       flow: { type: 'object', additionalProperties: true },
       node_name: { type: 'string' },
