@@ -205,35 +205,37 @@ describe('flow filter and compact line', () => {
   });
 });
 
+/** A flow record as the kernel posts one; tests change what they need. */
+const RECORD: FlowRecord = {
+  time: '2026-11-25T08:13:22.123456789Z',
+  cpu: 1,
+  pid: 4242,
+  tid: 4242,
+  cgroupId: 12345n,
+  cookie: '99',
+  generation: '3',
+  event: 'NEW',
+  direction: 'EGRESS',
+  protocol: 'TCP',
+  ipVersion: 4,
+  srcAddr: '10.248.60.1',
+  dstAddr: '10.248.60.2',
+  srcPort: 0,
+  dstPort: 8080,
+  srcIdentity: 256,
+  dstIdentity: 2,
+  verdict: 'FORWARDED',
+  defaultDeny: false,
+  denyRule: false,
+  noPolicy: false,
+  policyId: 1,
+  rule: 0,
+  bytesSent: '0',
+  bytesReceived: '0',
+};
+
 describe('flow JSON', () => {
   it('the flow encoder writes what JSON.stringify writes, for every shape toHubbleFlow builds', () => {
-    const base: FlowRecord = {
-      time: '2026-11-25T08:13:22.123456789Z',
-      cpu: 1,
-      pid: 4242,
-      tid: 4242,
-      cgroupId: 12345n,
-      cookie: '99',
-      generation: '3',
-      event: 'NEW',
-      direction: 'EGRESS',
-      protocol: 'TCP',
-      ipVersion: 4,
-      srcAddr: '10.248.60.1',
-      dstAddr: '10.248.60.2',
-      srcPort: 0,
-      dstPort: 8080,
-      srcIdentity: 256,
-      dstIdentity: 2,
-      verdict: 'FORWARDED',
-      defaultDeny: false,
-      denyRule: false,
-      noPolicy: false,
-      policyId: 1,
-      rule: 0,
-      bytesSent: '0',
-      bytesReceived: '0',
-    };
     // the registry hands out the label set it keeps for an identity, the same object each time
     const web = { app: 'web', 'k8s.io/x': 'y' };
     const ctx = {
@@ -253,6 +255,7 @@ describe('flow JSON', () => {
       { ipVersion: 6, srcAddr: 'fd00:248:60::1', dstAddr: '', cgroupId: 1n },
     ];
     const builder = new FlowBuilder(ctx);
+    const base = RECORD;
     for (const v of variants) {
       const line = builder.build({ ...base, ...v }) as unknown as FlowEvent;
       // the line the builder wrote along with the object
@@ -301,34 +304,8 @@ describe('flow JSON', () => {
 });
 
 describe('the process of a flow', () => {
-  const rec = (over: Partial<FlowRecord>): FlowRecord => ({
-    time: '2026-11-25T08:13:22.123456789Z',
-    cpu: 0,
-    pid: 0,
-    tid: 0,
-    cgroupId: 7n,
-    cookie: '1',
-    generation: '1',
-    event: 'NEW',
-    direction: 'EGRESS',
-    protocol: 'TCP',
-    ipVersion: 4,
-    srcAddr: '10.248.60.1',
-    dstAddr: '10.248.60.2',
-    srcPort: 0,
-    dstPort: 443,
-    srcIdentity: 256,
-    dstIdentity: 2,
-    verdict: 'FORWARDED',
-    defaultDeny: false,
-    denyRule: false,
-    noPolicy: false,
-    policyId: 1,
-    rule: 0,
-    bytesSent: '0',
-    bytesReceived: '0',
-    ...over,
-  });
+  // posted outside any process unless a test gives it a pid
+  const rec = (over: Partial<FlowRecord>): FlowRecord => ({ ...RECORD, pid: 0, tid: 0, ...over });
   const execs = new Map([[4242, 'ZXhlYy00MjQy']]);
   const lookups: number[] = [];
   const builder = new FlowBuilder({
