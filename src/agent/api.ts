@@ -35,13 +35,14 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
-import { joinLines, type Line, linesBytes } from '../events/encode.js';
+import { type Line, linesBytes, writeLines } from '../events/encode.js';
 import { native } from '../kernel/native.js';
 import type { PolicyMode } from '../sensors/tracing/index.js';
 import { POLICY_BODY_LIMIT, policyTooLarge } from './api-limits.js';
 import type { EventBus, Subscription } from './bus.js';
 import { describeFsError, mkdirp, UserError } from './fs-util.js';
 import { type PolicyInfo, PolicyOpError } from './policies.js';
+import { type SlabPiece, SlabPool } from './slabs.js';
 
 /** What the API needs of the policy manager. */
 export interface PolicyApi {
@@ -353,19 +354,25 @@ export class ApiServer<T> {
    * full queue) differ, so the bytes are made once and shared. Never written
    * to once made.
    */
-  private lastJoined: { batch: readonly T[]; bytes: Buffer } | undefined;
+  private lastJoined: { batch: readonly T[]; piece: SlabPiece } | undefined;
+  /** where the joined bytes live (slabs.ts); the last join holds a reference to its piece */
+  private readonly slabs = new SlabPool();
 
   /** The bytes of this batch if the last batch joined was the same events. */
-  private sharedJoin(batch: readonly T[]): Buffer | undefined {
+  private sharedJoin(batch: readonly T[]): SlabPiece | undefined {
     const last = this.lastJoined;
     if (!last || last.batch.length !== batch.length) return undefined;
     for (let i = 0; i < batch.length; i++) if (last.batch[i] !== batch[i]) return undefined;
-    return last.bytes;
+    return last.piece;
   }
 
-  private keepJoined(batch: readonly T[], bytes: Buffer): Buffer {
-    this.lastJoined = { batch, bytes };
-    return bytes;
+  /** The batch's lines joined into a piece of a slab, kept as the last join. */
+  private join(batch: readonly T[], lines: readonly Line[], size: number): SlabPiece {
+    const piece = this.slabs.take(size);
+    writeLines(lines, piece.bytes);
+    if (this.lastJoined) this.slabs.release(this.lastJoined.piece);
+    this.lastJoined = { batch, piece };
+    return piece;
   }
 
   private stream(res: ServerResponse, filter: (ev: T) => boolean): void {
@@ -375,6 +382,7 @@ export class ApiServer<T> {
       return;
     }
     const { encode } = this.opts;
+    const slabs = this.slabs;
     const grace = this.opts.slowClientGraceMs ?? 5000;
     const coalesce = this.opts.streamCoalesceMs ?? 10;
     const maxEvents = this.opts.clientMaxEvents ?? 40_000;
@@ -385,7 +393,8 @@ export class ApiServer<T> {
     // ring has gone round and that would have to be encoded again (which
     // made a lagging client lag further). Bounded; what does not fit is
     // dropped and counted.
-    let held: Buffer[] = [];
+    // each piece held here, or being written, holds a reference to its slab
+    let held: SlabPiece[] = [];
     let heldBytes = 0;
     let heldEvents = 0;
     let writing = false;
@@ -404,7 +413,8 @@ export class ApiServer<T> {
           overflowTimer = undefined;
           res.cork();
           let ok = true;
-          for (const c of chunks) ok = res.write(c);
+          // a piece's reference is released once its bytes are written (or the write failed)
+          for (const c of chunks) ok = res.write(c.bytes, () => slabs.release(c));
           res.uncork();
           if (!ok) await writable(res);
           if (coalesce > 0) await new Promise((r) => setTimeout(r, coalesce));
@@ -422,7 +432,7 @@ export class ApiServer<T> {
         const shared = this.sharedJoin(batch);
         const lines = shared ? undefined : batch.map(encode);
         // sized before it is copied: a batch that does not fit is not copied at all
-        const size = shared ? shared.length : linesBytes(lines!);
+        const size = shared ? shared.bytes.length : linesBytes(lines!);
         if (held.length > 0 && (heldBytes + size > maxBytes || heldEvents + batch.length > maxEvents)) {
           sub.countDropped(batch.length);
           overflowTimer ??= setTimeout(() => {
@@ -432,7 +442,9 @@ export class ApiServer<T> {
           }, grace).unref();
           return;
         }
-        held.push(shared ?? this.keepJoined(batch, joinLines(lines!)));
+        const piece = shared ?? this.join(batch, lines!, size);
+        slabs.retain(piece);
+        held.push(piece);
         heldBytes += size;
         heldEvents += batch.length;
         if (!writing) void send();
@@ -453,6 +465,9 @@ export class ApiServer<T> {
       clearTimeout(overflowTimer);
       sub.close();
       this.clients.delete(client);
+      // what was never given to a write
+      for (const c of held) slabs.release(c);
+      held = [];
     };
     this.clients.add(client);
     res.on('close', drop);
