@@ -104,7 +104,10 @@ export class StoreWriter {
     if (this.exited) return false;
     const msg: WriterBatch = { kind: 'write', id: this.nextId++, ...b };
     this.writes.set(msg.id, batchEvents(b));
-    this.worker.postMessage(msg);
+    // the blocks' bytes are the batch's own copies (BlockBuilder): moved to the thread, not copied again
+    const moved: ArrayBuffer[] = [];
+    for (const block of b.blocks) moved.push(block.meta.buffer as ArrayBuffer, block.text.buffer as ArrayBuffer);
+    this.worker.postMessage(msg, moved);
     return true;
   }
 
