@@ -106,7 +106,8 @@ export class StoreWriter {
     this.writes.set(msg.id, batchEvents(b));
     // the blocks' bytes are the batch's own copies (BlockBuilder): moved to the thread, not copied again
     const moved: ArrayBuffer[] = [];
-    for (const block of b.blocks) moved.push(block.meta.buffer as ArrayBuffer, block.text.buffer as ArrayBuffer);
+    for (const block of b.blocks)
+      moved.push(block.meta.buffer as ArrayBuffer, block.text.buffer as ArrayBuffer);
     this.worker.postMessage(msg, moved);
     return true;
   }
