@@ -85,7 +85,7 @@ function flowTable(flows: HubbleFlow[]): HTMLElement {
       h(
         'tr',
         null,
-        ['Time', 'Verdict', 'Event', 'Dir', 'Source', 'Destination', 'Proto', 'Policy', 'PID'].map((t) =>
+        ['Time', 'Verdict', 'Event', 'Dir', 'Source', 'Destination', 'Proto', 'Policy', 'Process'].map((t) =>
           h('th', null, t),
         ),
       ),
@@ -107,7 +107,18 @@ function flowTable(flows: HubbleFlow[]): HTMLElement {
           h('td', null, `${endpointName(f.destination, f.IP.destination)}:${p.dst}`),
           h('td', null, p.proto),
           h('td', null, flowPolicy(f)),
-          h('td', { class: 'num' }, f.osprey?.pid ?? ''),
+          // the process that connected, when the agent knew it: its tree and what else it did
+          h(
+            'td',
+            { class: 'num' },
+            f.osprey?.exec_id
+              ? h(
+                  'a',
+                  { href: `#/processes/${encodeURIComponent(f.osprey.exec_id)}`, class: 'flow-process' },
+                  f.osprey.pid !== undefined ? String(f.osprey.pid) : 'process',
+                )
+              : (f.osprey?.pid ?? ''),
+          ),
         );
       }),
     ),

@@ -539,21 +539,15 @@ spec:
       assert.match((await page.textContent('#flows-table tr.flow-dropped')) ?? '', /ui-e2e-egress/);
       await shot('flows');
 
-      // the allowed client's connection is on its process's timeline: its flows name it (osprey.exec_id)
-      type Hist = {
-        events: {
-          flow?: { osprey: { exec_id?: string; event: string }; l4: { TCP?: { destination_port: number } } };
-        }[];
-      };
-      let execId: string | undefined;
-      for (const end = Date.now() + 10_000; !execId && Date.now() < end; await sleep(200)) {
-        const h = await api<Hist>('/v1/events/history?since=10m&type=flow&policy=ui-e2e-egress');
-        execId = h.events.find((e) => e.flow?.l4.TCP?.destination_port === okPort && e.flow.osprey.exec_id)
-          ?.flow?.osprey.exec_id;
-      }
-      assert.ok(execId, 'the store has the allowed connection with the exec_id of its process');
-      await page.goto(`${base}#/processes/${encodeURIComponent(execId)}`);
+      // the allowed client's connection leads to its process (the flow names it: osprey.exec_id),
+      // whose timeline shows the connection's flows, from the store and the live stream
+      await page
+        .locator('#flows-table tr.flow', { hasText: `:${okPort}` })
+        .locator('a.flow-process')
+        .first()
+        .click();
       await page.locator('#proc-tree li.self', { hasText: 'client.mjs' }).waitFor();
+      const execId = decodeURIComponent(new URL(page.url()).hash.replace('#/processes/', ''));
       for (const what of ['tcp new', 'tcp established', 'tcp closed']) {
         await page
           .locator('#proc-events tr[data-kind="flow"]', { hasText: what })
@@ -561,6 +555,18 @@ spec:
           .first()
           .waitFor();
       }
+      // the store keeps them under that process, and under the policy that decided them
+      type Hist = {
+        events: { flow?: { osprey: { exec_id?: string }; l4: { TCP?: { destination_port: number } } } }[];
+      };
+      let stored = 0;
+      for (const end = Date.now() + 10_000; stored < 3 && Date.now() < end; await sleep(200)) {
+        const h = await api<Hist>('/v1/events/history?since=10m&type=flow&policy=ui-e2e-egress');
+        stored = h.events.filter(
+          (e) => e.flow?.l4.TCP?.destination_port === okPort && e.flow.osprey.exec_id === execId,
+        ).length;
+      }
+      assert.equal(stored, 3, `the store has the connection's three flows under ${execId}`);
       await shot('process-flows');
       await api('/v1/policies/ui-e2e-egress', 'DELETE').catch(() => {});
     } finally {
