@@ -9,6 +9,7 @@
  * status, and `policy add` of a network policy says why it cannot load.
  */
 import type { FastifyInstance } from 'fastify';
+import { decidingPolicy } from '../events/flow.js';
 import type { ExportEvent } from '../events/types.js';
 import { type HubbleFlowLine, NetworkPolicyController } from '../netpolicy/index.js';
 import type { Labels } from '../netpolicy/model.js';
@@ -225,8 +226,8 @@ export class NetworkFeature {
     if (f.verdict === 'FORWARDED') this.flowCounts.forwarded++;
     else if (f.verdict === 'DROPPED') this.flowCounts.dropped++;
     else this.flowCounts.audit++;
-    const ref = f.egress_allowed_by ?? f.egress_denied_by ?? f.ingress_allowed_by ?? f.ingress_denied_by;
-    if (ref?.[0]) this.policies.countFlow(ref[0].name, f.verdict);
+    const policy = decidingPolicy(f);
+    if (policy) this.policies.countFlow(policy, f.verdict);
     // published as one batch when the controller's hand-off ends (onFlowsEnd)
     this.pending.push(line as unknown as ExportEvent);
   }
