@@ -16,6 +16,8 @@
  * blocks (a block spans at most a second of event time: MAX_BLOCK_SPAN_NS).
  */
 
+import { nsToParts, partsToNs } from './time.js';
+
 /** bytes of an event's entry in `meta` */
 export const META_BYTES = 28;
 /** "no value" in an entry's dictionary index */
@@ -27,6 +29,7 @@ export const MAX_BLOCK_EVENTS = 1024;
  * so an event outlives its age by at most this
  */
 export const MAX_BLOCK_SPAN_NS = 1_000_000_000n;
+const MAX_BLOCK_SPAN = Number(MAX_BLOCK_SPAN_NS);
 
 /** A block as written: the parameters of INSERT_BLOCK_SQL, then its keys. */
 export interface BlockRow {
@@ -82,8 +85,12 @@ export function blockKeys(d: BlockDict): string[] {
 class Dict {
   readonly values: string[] = [];
   private readonly index = new Map<string, number>();
+  /** the value asked last and its index: an event's type, process and policy are most often the last one's */
+  private last: string | null = null;
+  private lastIndex = NONE;
 
   of(v: string | null): number {
+    if (v === this.last) return this.lastIndex;
     if (v === null) return NONE;
     let i = this.index.get(v);
     if (i === undefined) {
@@ -91,9 +98,22 @@ class Dict {
       this.values.push(v);
       this.index.set(v, i);
     }
+    this.last = v;
+    this.lastIndex = i;
     return i;
   }
 }
+
+/** 2^32 */
+const U32 = 4294967296;
+/** 1e9 = 2^9 * 1953125: a time's seconds times 1953125 stay exact in a double until 2106 */
+const SEC_ODD = 1953125;
+/** 2^23: seconds * 1953125 split so that the low part, shifted by 9 bits, fits 32 */
+const SPLIT = 8388608;
+/** seconds from which add() writes the time through a bigint (before 1970, after 2106) */
+const EXACT_SEC_MAX = 4_294_967_295;
+
+const scratchParts = { sec: 0, nsec: 0 };
 
 /** Builds blocks of at most MAX_BLOCK_EVENTS events; its own buffers are reused from batch to batch. */
 export class BlockBuilder {
@@ -101,16 +121,38 @@ export class BlockBuilder {
   private text: Buffer = Buffer.allocUnsafe(64 * 1024);
   private textLen = 0;
   private count = 0;
-  private minNs = 0n;
-  private maxNs = 0n;
+  // the block's time span, as seconds and ns within the second (no bigint per event)
+  private minSec = 0;
+  private minNsec = 0;
+  private maxSec = 0;
+  private maxNsec = 0;
   private types = new Dict();
   private execs = new Dict();
   private policies = new Dict();
   private binaries = new Dict();
   private done: BlockRow[] = [];
+  // the 64-bit ns of the second seen last, as its high 32 bits and the low 32 bits' base
+  private lastSec = -1;
+  private lastHi = 0;
+  private lastLo = 0;
 
-  add(
+  /** add() with the time in ns since the epoch. */
+  addNs(
     timeNs: bigint,
+    type: string,
+    execId: string | null,
+    policy: string | null,
+    binary: string | null,
+    text: string | StoredLine,
+  ): void {
+    nsToParts(timeNs, scratchParts);
+    this.add(scratchParts.sec, scratchParts.nsec, type, execId, policy, binary, text);
+  }
+
+  /** One event: its time (whole seconds since the epoch, ns within the second), its indexed fields and its stored JSON. */
+  add(
+    sec: number,
+    nsec: number,
     type: string,
     execId: string | null,
     policy: string | null,
@@ -119,7 +161,9 @@ export class BlockBuilder {
   ): void {
     if (
       this.count === MAX_BLOCK_EVENTS ||
-      (this.count > 0 && (timeNs - this.minNs > MAX_BLOCK_SPAN_NS || this.maxNs - timeNs > MAX_BLOCK_SPAN_NS))
+      (this.count > 0 &&
+        ((sec - this.minSec) * 1e9 + (nsec - this.minNsec) > MAX_BLOCK_SPAN ||
+          (this.maxSec - sec) * 1e9 + (this.maxNsec - nsec) > MAX_BLOCK_SPAN))
     ) {
       this.finish();
     }
@@ -130,15 +174,43 @@ export class BlockBuilder {
     const at = this.count * META_BYTES;
     if (at + META_BYTES > this.meta.length) this.meta = grow(this.meta, at, at + META_BYTES);
     const m = this.meta;
-    m.writeBigInt64LE(timeNs, at);
+    this.writeTime(m, at, sec, nsec);
     m.writeUInt32LE(this.textLen, at + 8);
     m.writeUInt32LE(this.types.of(type), at + 12);
     m.writeUInt32LE(this.execs.of(execId), at + 16);
     m.writeUInt32LE(this.policies.of(policy), at + 20);
     m.writeUInt32LE(this.binaries.of(binary), at + 24);
-    if (this.count === 0 || timeNs < this.minNs) this.minNs = timeNs;
-    if (this.count === 0 || timeNs > this.maxNs) this.maxNs = timeNs;
+    if (this.count === 0 || sec < this.minSec || (sec === this.minSec && nsec < this.minNsec)) {
+      this.minSec = sec;
+      this.minNsec = nsec;
+    }
+    if (this.count === 0 || sec > this.maxSec || (sec === this.maxSec && nsec > this.maxNsec)) {
+      this.maxSec = sec;
+      this.maxNsec = nsec;
+    }
     this.count++;
+  }
+
+  /** The entry's time as a little-endian int64 of ns, from two exact doubles (a bigint only outside 1970–2106). */
+  private writeTime(m: Buffer, at: number, sec: number, nsec: number): void {
+    if (sec !== this.lastSec) {
+      if (!(sec >= 0 && sec <= EXACT_SEC_MAX && Number.isInteger(sec))) {
+        m.writeBigInt64LE(partsToNs(sec, nsec), at);
+        return;
+      }
+      const a = sec * SEC_ODD;
+      this.lastHi = Math.floor(a / SPLIT);
+      this.lastLo = (a - this.lastHi * SPLIT) * 512;
+      this.lastSec = sec;
+    }
+    let lo = this.lastLo + nsec;
+    let hi = this.lastHi;
+    if (lo >= U32) {
+      lo -= U32;
+      hi++;
+    }
+    m.writeUInt32LE(lo, at);
+    m.writeUInt32LE(hi, at + 4);
   }
 
   /** The blocks made since the last take, the one under way ended. */
@@ -159,8 +231,8 @@ export class BlockBuilder {
       binaries: this.binaries.values,
     };
     this.done.push({
-      minNs: this.minNs,
-      maxNs: this.maxNs,
+      minNs: partsToNs(this.minSec, this.minNsec),
+      maxNs: partsToNs(this.maxSec, this.maxNsec),
       count: this.count,
       // copies of their own: the builder's buffers are reused, and a block may go to another thread
       meta: new Uint8Array(this.meta.subarray(0, this.count * META_BYTES)),

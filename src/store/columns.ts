@@ -6,10 +6,9 @@
  */
 import { decidingPolicy } from '../events/flow.js';
 import { type ExportEvent, eventType, type Process } from '../events/types.js';
-import { nowNs, timeToNs } from './time.js';
+import { type TimeParts, timeParts } from './time.js';
 
-export interface EventColumns {
-  timeNs: bigint;
+export interface EventColumns extends TimeParts {
   type: string;
   /** the payload's process, when it is one the process cache knew (it has an exec_id) */
   process: Process | undefined;
@@ -38,8 +37,9 @@ export function eventColumns(ev: ExportEvent): EventColumns {
   const process = asProcess(body['process']);
   const parent = asProcess(body['parent']);
   const policy = type === 'flow' ? decidingPolicy(body) : body['policy_name'];
-  return {
-    timeNs: (typeof ev.time === 'string' ? timeToNs(ev.time) : undefined) ?? nowNs(),
+  const c: EventColumns = {
+    sec: 0,
+    nsec: 0,
     type,
     process,
     parent,
@@ -47,4 +47,11 @@ export function eventColumns(ev: ExportEvent): EventColumns {
     binary: process && typeof process.binary === 'string' ? process.binary : null,
     policyName: typeof policy === 'string' && policy !== '' ? policy : null,
   };
+  if (typeof ev.time !== 'string' || !timeParts(ev.time, c)) {
+    // no time of its own: now
+    const ms = Date.now();
+    c.sec = Math.floor(ms / 1000);
+    c.nsec = (ms % 1000) * 1_000_000;
+  }
+  return c;
 }

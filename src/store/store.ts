@@ -40,7 +40,7 @@ import {
   UPSERT_PROCESS_SQL,
   writeRows,
 } from './sql.js';
-import { timeToNs } from './time.js';
+import { partsToNs, type TimeParts, timeToNs } from './time.js';
 import { StoreWriter, type WriterReply } from './writer.js';
 
 export type {
@@ -135,11 +135,18 @@ interface PendingRows {
   rows: BatchRows;
   blocks: BlockBuilder;
   /** the batch's process rows, by exec_id */
-  inBatch: Map<string, Sql[]>;
+  inBatch: Map<string, BatchProcess>;
   /** events added */
   count: number;
   /** Date.now() when the batch began: processes named again within PROCESS_REFRESH_MS are not written again */
   now: number;
+}
+
+/** A process's row in a batch, with the latest time of its events (its last_seen_ns, made when the batch is taken). */
+interface BatchProcess {
+  row: Sql[];
+  sec: number;
+  nsec: number;
 }
 
 type Statement = Database.Statement<unknown[], unknown>;
@@ -656,8 +663,8 @@ export class EventStore {
     // event that fails leaves no entry behind
     const line = this.encode(ev);
     const lifecycle = c.type === 'process_exec' || c.type === 'process_exit';
-    const row = c.process ? this.upsert(rows, inBatch, c.process, c.timeNs, now, lifecycle) : undefined;
-    if (c.parent) this.upsert(rows, inBatch, c.parent, c.timeNs, now, false);
+    const row = c.process ? this.upsert(rows, inBatch, c.process, c, now, lifecycle) : undefined;
+    if (c.parent) this.upsert(rows, inBatch, c.parent, c, now, false);
     // a process_exit's process always has its row in the batch (lifecycle events always write it)
     if (c.type === 'process_exit' && row) {
       const exit = (ev as { process_exit: { time?: unknown; status?: unknown; signal?: unknown } })
@@ -667,18 +674,19 @@ export class EventStore {
         PROCESS_EXIT_AT,
         4,
         time,
-        timeToNs(time) ?? c.timeNs,
+        timeToNs(time) ?? partsToNs(c.sec, c.nsec),
         typeof exit.status === 'number' ? exit.status : null,
         typeof exit.signal === 'string' && exit.signal !== '' ? exit.signal : null,
       );
     }
     // its processes as references: their JSON is in the processes table once
-    p.blocks.add(c.timeNs, c.type, c.execId, c.policyName, c.binary, line);
+    p.blocks.add(c.sec, c.nsec, c.type, c.execId, c.policyName, c.binary, line);
     p.count++;
   }
 
   private takeRows(p: PendingRows): BatchRows {
     p.rows.blocks = p.blocks.take();
+    for (const b of p.inBatch.values()) b.row[PROCESS_LAST_SEEN_AT] = partsToNs(b.sec, b.nsec);
     return p.rows;
   }
 
@@ -689,16 +697,19 @@ export class EventStore {
    */
   private upsert(
     rows: BatchRows,
-    inBatch: Map<string, Sql[]>,
+    inBatch: Map<string, BatchProcess>,
     p: Process,
-    timeNs: bigint,
+    t: TimeParts,
     now: number,
     always: boolean,
   ): Sql[] | undefined {
     const had = inBatch.get(p.exec_id);
     if (had) {
-      if (timeNs > (had[PROCESS_LAST_SEEN_AT] as bigint)) had[PROCESS_LAST_SEEN_AT] = timeNs;
-      return had;
+      if (t.sec > had.sec || (t.sec === had.sec && t.nsec > had.nsec)) {
+        had.sec = t.sec;
+        had.nsec = t.nsec;
+      }
+      return had.row;
     }
     if (!always) {
       const last = this.seen.get(p.exec_id);
@@ -706,6 +717,7 @@ export class EventStore {
     }
     if (this.seen.size >= MAX_SEEN_PROCESSES) this.seen.clear();
     this.seen.set(p.exec_id, now);
+    const timeNs = partsToNs(t.sec, t.nsec);
     const row: Sql[] = [
       p.exec_id,
       p.parent_exec_id ?? null,
@@ -713,7 +725,8 @@ export class EventStore {
       typeof p.binary === 'string' ? p.binary : '',
       typeof p.arguments === 'string' ? p.arguments : '',
       typeof p.start_time === 'string' ? p.start_time : null,
-      timeNs,
+      // last_seen_ns: takeRows
+      null,
       // all of it (an event may name its brief form), its shared parts by reference: each is written once (see partId)
       storedProcessJson(fullProcess(p), (v, json) => this.partId(v, json, timeNs, rows)),
       // its exit, when this batch has it too
@@ -723,7 +736,7 @@ export class EventStore {
       null,
     ];
     rows.processes.push(row);
-    inBatch.set(p.exec_id, row);
+    inBatch.set(p.exec_id, { row, sec: t.sec, nsec: t.nsec });
     return row;
   }
 
@@ -857,7 +870,7 @@ function moveRowsIntoBlocks(db: Database.Database): void {
     }[];
     if (rows.length === 0) break;
     const b = new BlockBuilder();
-    for (const r of rows) b.add(r.time_ns, r.type, r.exec_id, r.policy_name, r.binary, r.json);
+    for (const r of rows) b.addNs(r.time_ns, r.type, r.exec_id, r.policy_name, r.binary, r.json);
     writeRows(statements, { blocks: b.take(), processes: [], parts: [] });
     after = rows[rows.length - 1]!.id;
   }

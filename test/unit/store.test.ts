@@ -10,11 +10,18 @@ import { encodeEvent, eventLine } from '../../src/events/encode.js';
 import { buildTracingEvent, type PolicyEventMeta } from '../../src/events/tracing.js';
 import type { ExportEvent, Process } from '../../src/events/types.js';
 import { ProcessCache } from '../../src/process/cache.js';
-import { ALL_BLOCKS_SQL, type BlockRowRead, storedEvents } from '../../src/store/blocks.js';
+import {
+  ALL_BLOCKS_SQL,
+  BlockBuilder,
+  type BlockRowRead,
+  MAX_BLOCK_SPAN_NS,
+  StoredBlock,
+  storedEvents,
+} from '../../src/store/blocks.js';
 import { EventStore, StoreError } from '../../src/store/index.js';
 import { QueryError, StoreQueries } from '../../src/store/queries.js';
 import { MIGRATIONS } from '../../src/store/schema.js';
-import { timeToNs } from '../../src/store/time.js';
+import { nsToParts, partsToNs, timeParts, timeToNs } from '../../src/store/time.js';
 import { threadNices } from '../lib/threads.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'osprey-store-test-'));
@@ -1011,5 +1018,65 @@ describe('event times as ns', () => {
       ['yesterday', undefined],
     ];
     for (const [text, want] of cases) assert.equal(timeToNs(text), want, text);
+  });
+});
+
+describe('event times as seconds and ns within the second', () => {
+  it('gives the same time as timeToNs for every form, and nothing for a text that is not a time', () => {
+    const texts = [
+      '2026-11-25T08:13:22.123456789Z',
+      '2026-11-25T08:13:22.000000001Z',
+      '2026-11-25T08:13:23.999999999Z',
+      '2026-11-25T08:13:22.5Z',
+      '2026-11-25T10:13:22.123456789+02:00',
+      '1969-12-31T23:59:59.5Z',
+      '2106-02-07T06:28:16.000000001Z',
+    ];
+    for (const text of texts) {
+      const out = { sec: -1, nsec: -1 };
+      assert.equal(timeParts(text, out), true, text);
+      assert.ok(out.nsec >= 0 && out.nsec < 1e9, `${text}: nsec ${out.nsec}`);
+      assert.equal(partsToNs(out.sec, out.nsec), timeToNs(text), text);
+    }
+    const untouched = { sec: 7, nsec: 8 };
+    assert.equal(timeParts('2026-11-25T08:13:22.12345678xZ', untouched), false);
+    assert.deepEqual(untouched, { sec: 7, nsec: 8 });
+    const before1970 = { sec: 0, nsec: 0 };
+    nsToParts(-1n, before1970);
+    assert.deepEqual(before1970, { sec: -1, nsec: 999_999_999 });
+  });
+
+  it("keeps each event's time exact in its block's entry, and the block's span, across seconds and the low word's carry", () => {
+    // times whose low 32 bits of ns carry into the high word within a second, and far ones
+    const base = 1_795_000_000n * 1_000_000_000n;
+    const carry = ((base >> 32n) + 1n) << 32n;
+    const times = [
+      carry - 3n,
+      carry - 1n,
+      carry,
+      carry + 1n,
+      base + 999_999_999n,
+      base,
+      -1_500_000_000n,
+      4_294_967_296n * 1_000_000_000n + 5n,
+    ];
+    const b = new BlockBuilder();
+    for (const [i, t] of times.entries()) b.addNs(t, 'process_kprobe', `e${i % 2}`, null, null, `{"i":${i}}`);
+    const blocks = b.take();
+    const got: bigint[] = [];
+    for (const row of blocks) {
+      const stored = new StoredBlock(1, row.meta, row.dict, Buffer.from(row.text));
+      const inBlock: bigint[] = [];
+      for (let i = 0; i < stored.count; i++) inBlock.push(stored.event(i).timeNs);
+      const sorted = [...inBlock].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+      assert.equal(row.minNs, sorted[0]);
+      assert.equal(row.maxNs, sorted[sorted.length - 1]);
+      assert.ok(row.maxNs - row.minNs <= MAX_BLOCK_SPAN_NS, 'a block spans at most a second');
+      got.push(...inBlock);
+    }
+    assert.deepEqual(got, times);
+    // the dictionary's last-value shortcut names the right process for alternating ones
+    const first = new StoredBlock(1, blocks[0]!.meta, blocks[0]!.dict, Buffer.from(blocks[0]!.text));
+    for (let i = 0; i < first.count; i++) assert.equal(first.dict.execs[first.event(i).exec], `e${i % 2}`);
   });
 });
