@@ -1228,6 +1228,19 @@ function renderMarkdown(rep) {
         `| BPF time per fork+exec+exit (median run) | ${f(b.bpf_ns_per_cycle_median / 1000, 1)} µs (${parts}, one run) | | |`,
       );
     }
+    // what the overhead target leaves an observer per exec, beside what Osprey takes: the target's
+    // arithmetic in one line (the kernel programs' time is in the storm's CPU, the agent's in its own)
+    const a = rep.modes.a;
+    if (a && !a.skipped && a.cpu_us_per_exec_median > 0) {
+      const budget = (a.cpu_us_per_exec_median * t.overheadPct) / 100;
+      const agentUs =
+        b.observer_cpu_s_median === null ? null : (b.observer_cpu_s_median / rep.params.execs) * 1e6;
+      const bpfUs = b.bpf_ns_per_cycle_median === null ? null : b.bpf_ns_per_cycle_median / 1000;
+      lines.push(
+        `| the overhead target's CPU budget per exec: ${t.overheadPct} % of (a)'s ${f(a.cpu_us_per_exec_median, 0)} µs | ` +
+          `${f(budget, 1)} µs; Osprey takes ${f(bpfUs, 1)} µs in its kernel programs + ${f(agentUs, 1)} µs in its agent | | |`,
+      );
+    }
   }
   const bg = Object.values(rep.modes).flatMap((e) => e.background_busy_cores_all ?? []);
   const others = [...new Set(Object.values(rep.modes).flatMap((e) => e.other_agents ?? []))];

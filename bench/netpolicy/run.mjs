@@ -614,6 +614,7 @@ async function measure(ctx, c, load, round) {
       client_cpu_s: round3(out.cpu_s),
       server_cpu_s: round3(srvCpu),
       agents_cpu_s: round3(agentCpu),
+      agents_us_per_op: (agentCpu / out.all_ops) * 1e6,
       softirq_cpu_s: round3(m1.irq - m0.irq),
       cpu_us_per_op: (ours / out.all_ops) * 1e6,
       wall_s: round3(wall),
@@ -768,6 +769,10 @@ function summarize(ctx, runs, params) {
           cpu_us_per_op_median: round3(cpu),
           cpu_ratio_vs_a: baseCpu ? round3(cpu / baseCpu) : null,
           agents_cpu_s_median: round3(median(rs.map((r) => r.agents_cpu_s))),
+          // runs before 2026-11-27 did not record it
+          agents_us_per_op_median: rs.every((r) => typeof r.agents_us_per_op === 'number')
+            ? round3(median(rs.map((r) => r.agents_us_per_op)))
+            : null,
           bpf_ns_per_op_median: rs.some((r) => r.bpf_ns_per_op !== null && r.bpf_ns_per_op !== undefined)
             ? round3(median(rs.map((r) => r.bpf_ns_per_op).filter((x) => typeof x === 'number')))
             : null,
@@ -890,6 +895,31 @@ function renderMarkdown(rep) {
             : ''),
       );
     }
+  }
+  // the target's arithmetic for the connection load: what 5 % of (a)'s CPU per connection leaves
+  // an observer, beside what each Osprey mode's agents took per connection at the largest rule count
+  const baseConn = rep.rows.conn.find((r) => r.mode === 'a' && !r.skipped);
+  const agentRows = rep.rows.conn.filter(
+    (r) =>
+      (r.mode === 'o' || r.mode === 'O') && r.n === maxN && !r.skipped && r.agents_us_per_op_median !== null,
+  );
+  if (baseConn?.cpu_us_per_op_median && agentRows.length) {
+    const budget = (baseConn.cpu_us_per_op_median * rep.target_pct) / 100;
+    const took = agentRows
+      .map((r) => {
+        const perFlow =
+          r.flows_median && r.mode === 'o'
+            ? ` (${f((r.agents_cpu_s_median / r.flows_median) * 1e6, 1)} µs per flow reported)`
+            : '';
+        return `(${r.mode}) ${f(r.agents_us_per_op_median, 1)} µs${perFlow}`;
+      })
+      .join(', ');
+    lines.push('');
+    lines.push(
+      `The ${rep.target_pct} % target's CPU budget per connection: ${rep.target_pct} % of (a)'s ` +
+        `${f(baseConn.cpu_us_per_op_median, 1)} µs = ${f(budget, 2)} µs for everything Osprey does, its kernel programs ` +
+        `(BPF ns per op above) included. Osprey's agents took per connection, at ${maxN} rules: ${took}.`,
+    );
   }
   const bg = rep.runs.filter((r) => !r.error).map((r) => r.background_busy_cores);
   const others = rep.runs.filter((r) => !r.error).map((r) => r.others_fraction);
