@@ -65,12 +65,25 @@ if (process.env.OSPREY_NODE_EXTRA_CA_CERTS !== undefined) {
   process.env.NODE_EXTRA_CA_CERTS = process.env.OSPREY_NODE_EXTRA_CA_CERTS;
   delete process.env.OSPREY_NODE_EXTRA_CA_CERTS;
 }
+/**
+ * Exit once what was written to stdout and stderr has gone out. A pipe takes
+ * 64 KiB at once and Node queues the rest, which process.exit() drops: `osprey
+ * events --since 1h -o json | jq` got the first 64 KiB of the answer. A
+ * reader gone away (EPIPE) ends the wait too.
+ */
+function exitWhenWritten(code) {
+  const pending = [process.stdout, process.stderr].filter((s) => s.writableLength > 0 && !s.destroyed);
+  let left = pending.length;
+  if (left === 0) process.exit(code);
+  const one = () => {
+    if (--left === 0) process.exit(code);
+  };
+  for (const s of pending) s.write('', one);
+}
+
 load()
   .then((cli) => cli.main(process.argv.slice(2)))
-  .then(
-    (code) => process.exit(code),
-    (err) => {
-      process.stderr.write(`osprey: ${err?.stack ?? err}\n`);
-      process.exit(1);
-    },
-  );
+  .then(exitWhenWritten, (err) => {
+    process.stderr.write(`osprey: ${err?.stack ?? err}\n`);
+    exitWhenWritten(1);
+  });

@@ -521,4 +521,55 @@ describe('osprey CLI', () => {
     });
     assert.equal(f.stdout, `${lines[2]}\n`);
   });
+
+  it('writes all of a long answer to a pipe whose reader is slow, and ends quietly when the reader goes away', async () => {
+    // ~1 MiB of events: far more than a pipe holds (64 KiB) when its reader is not reading yet
+    const line = (i: number) =>
+      JSON.stringify({
+        process_exec: {
+          process: { exec_id: `e${i}`, pid: i, binary: '/usr/bin/true', arguments: 'x'.repeat(900) },
+        },
+        node_name: 'n',
+        time: '2026-11-27T00:00:00.000000000Z',
+      });
+    const input = `${Array.from({ length: 1100 }, (_, i) => line(i)).join('\n')}\n`;
+    const file = path.join(tmp, 'long-input.json');
+    writeFileSync(file, input);
+    for (const [output, want] of [
+      ['json', input],
+      ['compact', `${'🚀 process /usr/bin/true '.concat('x'.repeat(900), '\n').repeat(1100)}`],
+    ] as const) {
+      const child = spawn('sh', ['-c', `exec "$0" events -o ${output} < "$1"`, OSPREY, file], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.add(child);
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => {
+        stderr += d;
+      });
+      const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+      // the reader starts late: the command has long finished rendering by then
+      await new Promise((r) => setTimeout(r, 1500));
+      const chunks: Buffer[] = [];
+      for await (const d of child.stdout!) chunks.push(d as Buffer);
+      const code = await closed;
+      children.delete(child);
+      assert.equal(code, 0, stderr);
+      const got = Buffer.concat(chunks).toString('utf8');
+      assert.equal(
+        got.length,
+        want.length,
+        `-o ${output}: ${got.length} of ${want.length} characters arrived`,
+      );
+      assert.equal(got, want);
+    }
+    // `osprey events ... | head -c 10`: the reader leaves early; no error, exit 0
+    const head = execFileSync(
+      'bash',
+      ['-c', '"$0" events -o json < "$1" 2>"$1.err" | head -c 10; echo " $PIPESTATUS"', OSPREY, file],
+      { encoding: 'utf8' },
+    );
+    assert.equal(head, '{"process_ 0\n');
+    assert.equal(readFileSync(`${file}.err`, 'utf8'), '');
+  });
 });
