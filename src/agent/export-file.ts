@@ -435,7 +435,16 @@ export class FileExporter {
   }
 
   private reopen(): void {
-    const fd = openSync(this.path, 'a', 0o640);
+    let fd: number;
+    try {
+      fd = openSync(this.path, 'a', 0o640);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // its directory was removed (a clean-up of the log directory): made
+      // again as at the start, or every event after it would be lost
+      mkdirp(path.dirname(this.path));
+      fd = openSync(this.path, 'a', 0o640);
+    }
     this.fd = fd;
     const st = fstatSync(fd);
     this.size = st.size;

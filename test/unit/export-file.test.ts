@@ -179,7 +179,7 @@ describe('FileExporter', () => {
     await ex.close();
   });
 
-  it('opens the path again once it no longer names the file it writes (removed, or renamed away)', async () => {
+  it('opens the path again once it no longer names the file it writes (removed, renamed away, its directory removed)', async () => {
     const file = fresh();
     const ex = FileExporter.open({ path: file, maxBytes: 1 << 20, maxBackups: 2 });
     try {
@@ -196,6 +196,13 @@ describe('FileExporter', () => {
       assert.deepEqual(read(`${file}.theirs`), lines(2, 4), 'a file renamed away keeps what it had');
       assert.equal(ex.stats().events_written, 6);
       assert.equal(ex.stats().size_bytes, statSync(file).size);
+      // its whole directory removed: made again, as at the start
+      rmSync(path.dirname(file), { recursive: true });
+      await new Promise((r) => setTimeout(r, 1100));
+      await ex.write(lines(6, 8));
+      assert.deepEqual(read(file), lines(6, 8), 'a removed directory is made again');
+      assert.equal(ex.stats().events_written, 8);
+      assert.equal(ex.stats().events_lost, 0);
     } finally {
       await ex.close();
     }
