@@ -6,7 +6,7 @@
  */
 import { decidingPolicy } from '../events/flow.js';
 import { type ExportEvent, eventType, type Process } from '../events/types.js';
-import { type TimeParts, timeParts } from './time.js';
+import { nowNs, nsToParts, type TimeParts, timeParts } from './time.js';
 
 export interface EventColumns extends TimeParts {
   type: string;
@@ -47,11 +47,7 @@ export function eventColumns(ev: ExportEvent): EventColumns {
     binary: process && typeof process.binary === 'string' ? process.binary : null,
     policyName: typeof policy === 'string' && policy !== '' ? policy : null,
   };
-  if (typeof ev.time !== 'string' || !timeParts(ev.time, c)) {
-    // no time of its own: now
-    const ms = Date.now();
-    c.sec = Math.floor(ms / 1000);
-    c.nsec = (ms % 1000) * 1_000_000;
-  }
+  // no time of its own: now
+  if (typeof ev.time !== 'string' || !timeParts(ev.time, c)) nsToParts(nowNs(), c);
   return c;
 }

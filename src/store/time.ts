@@ -18,25 +18,33 @@ let lastUtcSecondNs = 0n;
 /** the same second, as seconds since the epoch */
 let lastUtcSec = 0;
 
-/** The agent's own form of a time in ns, or undefined when it is another form or another second. */
-function sameSecondNs(text: string): bigint | undefined {
-  if (text.length !== 30 || text.charCodeAt(29) !== 0x5a || text.charCodeAt(19) !== 0x2e) return undefined;
-  if (!text.startsWith(lastUtcSecond)) return undefined;
+/**
+ * The ns within the second of a time in the agent's own form in the second
+ * seen last, or -1 when it is another form or another second.
+ */
+function sameSecondFrac(text: string): number {
+  if (
+    lastUtcSecond === '' ||
+    text.length !== 30 ||
+    text.charCodeAt(29) !== 0x5a ||
+    text.charCodeAt(19) !== 0x2e
+  ) {
+    return -1;
+  }
+  if (!text.startsWith(lastUtcSecond)) return -1;
   let frac = 0;
   for (let i = 20; i < 29; i++) {
     const d = text.charCodeAt(i) - 0x30;
-    if (d < 0 || d > 9) return undefined;
+    if (d < 0 || d > 9) return -1;
     frac = frac * 10 + d;
   }
-  return lastUtcSecondNs + BigInt(frac);
+  return frac;
 }
 
 /** "2026-11-25T08:13:22.123456789Z" -> ns since the epoch; undefined when it is not RFC 3339. */
 export function timeToNs(text: string): bigint | undefined {
-  if (lastUtcSecond !== '') {
-    const ns = sameSecondNs(text);
-    if (ns !== undefined) return ns;
-  }
+  const same = sameSecondFrac(text);
+  if (same >= 0) return lastUtcSecondNs + BigInt(same);
   const m = RFC3339.exec(text);
   if (!m) return undefined;
   const secondText = m[1]! + m[3]!;
@@ -71,25 +79,11 @@ export interface TimeParts {
 
 /** Fills `out` with the time of an RFC 3339 text; false (out untouched) when it is not one. */
 export function timeParts(text: string, out: TimeParts): boolean {
-  if (
-    lastUtcSecond !== '' &&
-    text.length === 30 &&
-    text.charCodeAt(29) === 0x5a &&
-    text.charCodeAt(19) === 0x2e &&
-    text.startsWith(lastUtcSecond)
-  ) {
-    let frac = 0;
-    let i = 20;
-    for (; i < 29; i++) {
-      const d = text.charCodeAt(i) - 0x30;
-      if (d < 0 || d > 9) break;
-      frac = frac * 10 + d;
-    }
-    if (i === 29) {
-      out.sec = lastUtcSec;
-      out.nsec = frac;
-      return true;
-    }
+  const frac = sameSecondFrac(text);
+  if (frac >= 0) {
+    out.sec = lastUtcSec;
+    out.nsec = frac;
+    return true;
   }
   const ns = timeToNs(text);
   if (ns === undefined) return false;
